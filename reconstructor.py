@@ -1,0 +1,76 @@
+"""The network and the face decoder in one TensorFlow graph: crops in, faces out.
+
+This is the release's inference graph: the frozen R-Net is imported with
+`tf.import_graph_def(graph_def, name='resnet', input_map={'input_imgs:0':
+images})`, its `resnet/coeff:0` output goes through `Face3D`, and one session
+run returns coefficients, mesh, colours, landmarks and the render for a batch.
+"""
+import numpy as np
+import tensorflow as tf
+
+from face_decoder import Face3D
+
+ACCEPTED_LENGTHS = (239, 257, 258)
+
+
+class Reconstructor:
+    """Runs the R-Net and the face decoder on batches of aligned crops.
+
+    Args:
+      graph_def: the frozen R-Net, a `tf.compat.v1.GraphDef` with the input
+        placeholder `input_imgs` and the output tensor `coeff`
+        (see `load_data.load_graph`).
+      front_model_path: path of `BFM_model_front.mat`.
+      model_name: the file the graph came from, for error messages.
+
+    Raises:
+      ValueError: the network's output length is not 239, 257 or 258.
+    """
+
+    def __init__(self, graph_def, front_model_path, model_name="network"):
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self.images = tf.compat.v1.placeholder(
+                tf.float32, [None, 224, 224, 3], name="input_imgs")
+            tf.import_graph_def(graph_def, name="resnet",
+                                input_map={"input_imgs:0": self.images})
+            self.network_coeff = self.graph.get_tensor_by_name("resnet/coeff:0")
+            length = self.network_coeff.shape[-1]
+            if length not in ACCEPTED_LENGTHS:
+                raise ValueError(f"{model_name}: output 'coeff' has length {length}, "
+                                 f"expected one of {ACCEPTED_LENGTHS}")
+            # The 2020.6 network's 258th value is an unused focal-length head.
+            coeff = self.network_coeff[:, :257] if length == 258 else self.network_coeff
+            self.coeff_length = int(coeff.shape[-1])
+            face = Face3D(front_model_path)
+            face.Reconstruction_Block(coeff, tf.shape(coeff)[0])
+            self.fetches = {
+                "coeff": coeff,
+                "face_shape": face.face_shape_t,
+                "face_texture": face.face_texture,
+                "face_color": face.face_color,
+                "lm_68p": face.landmark_p,
+                "recon_img": face.render_imgs,
+            }
+        self.session = tf.compat.v1.Session(graph=self.graph)
+
+    def __call__(self, images):
+        """Reconstructs a batch.
+
+        Args:
+          images: [B, 224, 224, 3] float32 aligned crops, BGR, 0-255.
+
+        Returns:
+          A dict of NumPy arrays, first dimension B: `coeff` [B,L] (L = 257,
+          or 239 for a white-light network), `face_shape` [B,N,3] (posed),
+          `face_texture` [B,N,3], `face_color` [B,N,3], `lm_68p` [B,68,2]
+          (crop pixels, y down), `recon_img` [B,224,224,4] (RGBA, 0-255).
+        """
+        return self.session.run(self.fetches, {self.images: np.asarray(images, np.float32)})
+
+    def network_only(self, images):
+        """Runs the R-Net alone (for benchmarks): [B,224,224,3] -> [B, length]."""
+        return self.session.run(self.network_coeff, {self.images: np.asarray(images, np.float32)})
+
+    def close(self):
+        self.session.close()

@@ -1,0 +1,52 @@
+"""MTCNN landmarks against the hand-made landmark files of the shared photos."""
+import numpy as np
+import pytest
+
+import image_io
+from image_io import InputError
+from tests.conftest import shared_path
+
+pytest.importorskip("mtcnn")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from landmark_detector import LandmarkDetector
+
+    return LandmarkDetector()
+
+
+def test_detected_points_match_the_given_files(detector):
+    photos = sorted(shared_path("data", "images").glob("*.jpg"))
+    assert photos
+    errors = []
+    for photo in photos:
+        given = image_io.read_landmarks(photo.with_suffix(".txt"))
+        found = detector(np.asarray(image_io.read_image(photo)), name=str(photo))
+        inter_ocular = np.linalg.norm(given[0] - given[1])
+        errors.append(np.linalg.norm(found - given, axis=1).mean() / inter_ocular)
+    # The release's order (left eye, right eye, nose, mouth corners) is respected:
+    # a swapped pair would cost about one inter-ocular distance.
+    assert np.mean(errors) < 0.06, errors
+    assert max(errors) < 0.2, errors
+
+
+def test_largest_face_is_chosen(detector):
+    from PIL import Image
+
+    photo = sorted(shared_path("data", "images").glob("*.jpg"))[0]
+    image = image_io.read_image(photo)
+    small = image.resize((image.width // 2, image.height // 2), Image.BICUBIC)
+    canvas = Image.new("RGB", (image.width + small.width + 20, image.height))
+    canvas.paste(image, (0, 0))
+    canvas.paste(small, (image.width + 20, 0))
+    found = detector(np.asarray(canvas))
+    given = image_io.read_landmarks(photo.with_suffix(".txt"))
+    inter_ocular = np.linalg.norm(given[0] - given[1])
+    assert np.linalg.norm(found - given, axis=1).mean() < 0.1 * inter_ocular
+
+
+def test_no_face_is_an_error_naming_the_file(detector):
+    blank = np.full((120, 160, 3), 128, np.uint8)
+    with pytest.raises(InputError, match="wall.png: no face found"):
+        detector(blank, name="wall.png")

@@ -24,7 +24,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-_REPO_DIR = os.path.dirname(os.path.abspath(__file__))
+import load_data
 
 # Coefficient layout (pipeline.md section 3).
 N_ID, N_EXP, N_TEX, N_ANGLES, N_TRANS = 80, 64, 80, 3, 3
@@ -47,23 +47,7 @@ AMBIENT_LIGHT = 0.8  # added to the first SH coefficient of every channel
 
 def default_model_path():
     """Returns `BFM/BFM_model_front.mat` inside the repository (never the CWD)."""
-    try:
-        from load_data import BFM_DIR
-    except ImportError:
-        BFM_DIR = os.path.join(_REPO_DIR, "BFM")
-    return os.path.join(str(BFM_DIR), "BFM_model_front.mat")
-
-
-def _load_front_model(path):
-    """Loads `BFM_model_front.mat` through the project's checked loader."""
-    try:
-        from load_data import load_front_model
-    except ImportError:  # load_data not there yet: plain loadmat.
-        from scipy.io import loadmat
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: front-face model not found")
-        return loadmat(path)
-    return load_front_model(path)
+    return os.path.join(str(load_data.BFM_DIR), "BFM_model_front.mat")
 
 
 class BFM:
@@ -99,7 +83,7 @@ class BFM:
           load_data.AssetError: the file is missing or malformed.
         """
         self.model_path = str(model_path) if model_path is not None else default_model_path()
-        model = _load_front_model(self.model_path)
+        model = load_data.load_front_model(self.model_path)
 
         def floats(key):
             return np.asarray(model[key], dtype=np.float32)
@@ -115,9 +99,9 @@ class BFM:
         self.face_buf = ints("tri")
         self.point_buf = ints("point_buf")
         self.keypoints = ints("keypoints").reshape(-1)
-        self.mask_face_buf = ints("tri_mask2") if "tri_mask2" in model else None
-        self.front_mask_render = ints("frontmask2_idx").reshape(-1) if "frontmask2_idx" in model else None
-        self.skin_mask = floats("skinmask").reshape(-1) if "skinmask" in model else None
+        self.mask_face_buf = ints("tri_mask2")
+        self.front_mask_render = ints("frontmask2_idx").reshape(-1)
+        self.skin_mask = floats("skinmask").reshape(-1)
         self.n_vertices = self.meanshape.shape[1] // 3
 
 

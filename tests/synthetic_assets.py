@@ -170,3 +170,301 @@ def random_coefficients(seed=0, batch=1, length=257, scale=1.0):
     if coeff.shape[1] != length:
         raise ValueError(f"length must be 239, 257 or 258, got {length}")
     return coeff
+
+
+# ----------------------------------------------------------------------------
+# Synthetic BFM09 (the raw files `load_data.transferBFM09` converts)
+# ----------------------------------------------------------------------------
+
+import pathlib
+import shutil
+
+# Files of the release's BFM/ folder that are public (MIT) and copied as is.
+INDEX_FILE_NAMES = ("BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat",
+                    "similarity_Lm3D_all.mat", "select_vertex_id.mat", "std_exp.txt")
+FULL_BFM_VERTICES = 53490
+
+
+def _boundary_loops(triangles):
+    """Boundary loops of a triangle mesh, as lists of 0-based vertex ids.
+
+    A boundary edge belongs to one triangle only; following each one in its
+    triangle's direction walks the loops.
+    """
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    n = int(triangles.max()) + 1
+    keys = np.minimum(edges[:, 0], edges[:, 1]) * n + np.maximum(edges[:, 0], edges[:, 1])
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    boundary = edges[counts[inverse] == 1]
+    following = {}
+    for a, b in boundary.tolist():
+        following.setdefault(a, []).append(b)
+    loops = []
+    while following:
+        start = next(iter(following))
+        loop, vertex = [start], start
+        while True:
+            nexts = following[vertex]
+            nxt = nexts.pop()
+            if not nexts:
+                del following[vertex]
+            if nxt == start:
+                break
+            loop.append(nxt)
+            vertex = nxt
+            if vertex not in following:     # open chain on a non-manifold rim
+                break
+        loops.append(loop)
+    return loops
+
+
+def tutte_embedding(triangles, n_vertices, width=1.8, height=2.2):
+    """Flattens a disc-like triangle mesh into an ellipse (Tutte's barycentric embedding).
+
+    The longest boundary loop is pinned, evenly spaced, on the ellipse of the
+    given size; every other vertex is the average of its neighbours (a sparse
+    Laplacian solve). Vertices of components that do not touch that loop, and
+    vertices in no triangle, go to the centre.
+
+    Args:
+      triangles: [F,3] 0-based vertex ids.
+      n_vertices: number of vertices N.
+      width, height: ellipse axes.
+
+    Returns:
+      [N,2] float64 positions.
+    """
+    import scipy.sparse
+    import scipy.sparse.csgraph
+    import scipy.sparse.linalg
+
+    triangles = np.asarray(triangles, dtype=np.int64)
+    rows = np.concatenate([triangles[:, 0], triangles[:, 1], triangles[:, 2],
+                           triangles[:, 1], triangles[:, 2], triangles[:, 0]])
+    cols = np.concatenate([triangles[:, 1], triangles[:, 2], triangles[:, 0],
+                           triangles[:, 0], triangles[:, 1], triangles[:, 2]])
+    adjacency = scipy.sparse.coo_matrix((np.ones(rows.size), (rows, cols)),
+                                        shape=(n_vertices, n_vertices)).tocsr()
+    adjacency.data[:] = 1.0
+    loop = np.asarray(max(_boundary_loops(triangles), key=len))
+    angles = 2 * np.pi * np.arange(loop.size) / loop.size
+    positions = np.zeros((n_vertices, 2))
+    positions[loop, 0] = 0.5 * width * np.cos(angles)
+    positions[loop, 1] = 0.5 * height * np.sin(angles)
+
+    pinned = np.zeros(n_vertices, dtype=bool)
+    pinned[loop] = True
+    _, labels = scipy.sparse.csgraph.connected_components(adjacency, directed=False)
+    pinned |= ~np.isin(labels, np.unique(labels[loop]))     # other components: centre
+    free = np.flatnonzero(~pinned)
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    laplacian = scipy.sparse.diags(degree) - adjacency
+    system = laplacian[free][:, free].tocsc()
+    rhs = -(laplacian[free][:, np.flatnonzero(pinned)] @ positions[pinned])
+    positions[free] = scipy.sparse.linalg.spsolve(system, rhs).reshape(-1, 2)
+    return positions
+
+
+def _face_cap(xy, width=1.8, height=2.2, depth=0.6):
+    """Lifts [N,2] positions in the face ellipse onto the cap of `procedural_face`."""
+    u = xy[:, 0] / (0.5 * width)
+    v = xy[:, 1] / (0.5 * height)
+    z = depth * np.sqrt(np.clip(1.0 - 0.55 * u ** 2 - 0.45 * v ** 2, 0.0, None))
+    return np.column_stack([xy, z])
+
+
+def _orient_front(xy, triangles, keypoints):
+    """Mirrors and rotates embedded positions: triangles counter-clockwise seen
+    from +z (so cross(v1-v2, v2-v3) points to the camera) and chin (landmark 8)
+    below the nose bridge (landmark 27)."""
+    a, b, c = xy[triangles[:, 0]], xy[triangles[:, 1]], xy[triangles[:, 2]]
+    area = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    if np.sum(area > 0) < np.sum(area < 0):
+        xy = xy * np.array([-1.0, 1.0])
+    up = xy[keypoints[27]] - xy[keypoints[8]]
+    angle = np.pi / 2 - np.arctan2(up[1], up[0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return xy @ rotation.T
+
+
+def _save_mat(path, variables):
+    import scipy.io
+    scipy.io.savemat(str(path), variables, format="5", do_compression=False)
+
+
+def _small_index_files(rng, face, n_exp_vertices, n_bfm_vertices):
+    """Index files for a small model whose front mesh is `face` (see procedural_face).
+
+    Returns:
+      (trim_index [V_exp] 0-based into BFM, front_index [N] 0-based into the
+      expression model, facemodel_info dict).
+    """
+    n = face["vertices"].shape[0]
+    # Non-trivial permutations: a wrong order or a missing "- 1" shows up.
+    trim_index = rng.permutation(n_bfm_vertices)[:n_exp_vertices]
+    front_index = rng.permutation(n_exp_vertices)[:n]
+    tri = face["triangles"]
+    xy = face["vertices"][:, :2] / np.abs(face["vertices"][:, :2]).max(axis=0)
+    frontmask2 = (xy ** 2).sum(axis=1) <= 0.8
+    skinmask = ((xy[:, 0] ** 2 + (xy[:, 1] + 0.1) ** 2) <= 0.6) & (np.abs(xy[:, 1] - 0.25) > 0.12)
+    tri_mask2 = tri[frontmask2[tri].all(axis=1)]
+    info = {
+        "tri": (tri + 1).astype(np.float32),
+        "point_buf": face["point_buf"].astype(np.float32),
+        "keypoints": (face["keypoints"] + 1).reshape(1, -1).astype(np.float32),
+        "frontmask2_idx": (np.flatnonzero(frontmask2) + 1).reshape(-1, 1).astype(np.float32),
+        "tri_mask2": (tri_mask2 + 1).astype(np.float32),
+        "skinmask": skinmask.reshape(1, -1).astype(np.float32),
+        "frontmask2": frontmask2.reshape(1, -1).astype(np.float32),
+    }
+    return trim_index, front_index, info
+
+
+def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_tex_pc=199,
+                n_rows=28, n_cols=24, n_bfm_vertices=None, bfm_dtype=np.float32):
+    """Writes a synthetic BFM09, expression basis and index files in the release's formats.
+
+    Files written in `bfm_dir`:
+      01_MorphableModel.mat (MATLAB v5): shapeMU [3V,1] micrometres, shapePC
+        [3V,k], shapeEV [k,1], texMU [3V,1] RGB 0-255, texPC [3V,kt], texEV
+        [kt,1] (`bfm_dtype`), tl [T,3] 1-based triangles and segbin [V,4]
+        (a dummy segmentation field) as float64.
+      Exp_Pca.bin: little-endian int32 n_exp, float32 expMU [3 V_exp], float32
+        expPC stored basis after basis.
+      std_exp.txt: one line of n_exp space-separated standard deviations.
+      BFM_exp_idx.mat (trimIndex [V_exp,1] uint16), BFM_front_idx.mat (idx
+        [N,1] float32), facemodel_info.mat, similarity_Lm3D_all.mat (lm [68,3]
+        float32), select_vertex_id.mat (select_id [N,1] uint16).
+
+    Without `index_dir` the model is small: the front mesh is
+    `procedural_face(n_rows, n_cols)` (N = n_rows * n_cols), embedded in an
+    expression model of N + 37 vertices and a BFM of V_exp + 23 vertices through
+    random permutations, with small index files of its own; similarity_Lm3D_all
+    holds the 68 keypoints of the re-centred mean face.
+
+    With `index_dir` (the release's index files) those files are copied (std_exp.txt
+    only when it has n_exp_pc values, otherwise a synthetic one is written) and
+    the model is full size (53490 BFM vertices, len(trimIndex) expression
+    vertices). The front vertices are placed by a Tutte embedding of the real
+    front mesh on a face-sized cap (1.8 dm wide, 2.2 dm tall), so triangles have
+    realistic sizes; the other vertices lie on a half ellipsoid behind it.
+
+    Args:
+      bfm_dir: output folder (created).
+      seed: random seed.
+      index_dir: folder of the release's index files, or None.
+      n_shape_pc, n_exp_pc, n_tex_pc: numbers of stored components.
+      n_rows, n_cols: grid of the small model's front mesh.
+      n_bfm_vertices: BFM vertex count (default: small N + 60, full 53490).
+      bfm_dtype: dtype of the model arrays of 01_MorphableModel.mat.
+
+    Returns:
+      A dict: paths ("bfm09", "exp_pca", "std_exp"), n_bfm_vertices,
+      n_exp_vertices, n_front_vertices, front_positions [N,3] (decimetres, the
+      front mean shape before any re-centring).
+    """
+    bfm_dir = pathlib.Path(bfm_dir)
+    bfm_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    import scipy.io
+
+    if index_dir is None:
+        face = procedural_face(n_rows, n_cols)
+        n_front = face["vertices"].shape[0]
+        n_exp_vertices = n_front + 37
+        n_bfm = n_bfm_vertices or n_exp_vertices + 23
+        trim_index, front_index, info = _small_index_files(rng, face, n_exp_vertices, n_bfm)
+        front_positions = face["vertices"] + np.array([0.05, -0.1, 0.3])
+        triangles = face["triangles"]
+        _save_mat(bfm_dir / "BFM_exp_idx.mat",
+                  {"trimIndex": (trim_index + 1).reshape(-1, 1).astype(np.uint16)})
+        _save_mat(bfm_dir / "BFM_front_idx.mat",
+                  {"idx": (front_index + 1).reshape(-1, 1).astype(np.float32)})
+        _save_mat(bfm_dir / "facemodel_info.mat", info)
+        select_id = trim_index[front_index] + 1
+        _save_mat(bfm_dir / "select_vertex_id.mat",
+                  {"select_id": select_id.reshape(-1, 1).astype(np.uint16)})
+        centred = front_positions - front_positions.mean(axis=0)
+        _save_mat(bfm_dir / "similarity_Lm3D_all.mat",
+                  {"lm": centred[face["keypoints"]].astype(np.float32)})
+        std_exp = None
+    else:
+        index_dir = pathlib.Path(index_dir)
+        for name in INDEX_FILE_NAMES:
+            if name != "std_exp.txt":
+                shutil.copyfile(index_dir / name, bfm_dir / name)
+        std_exp = np.array(open(index_dir / "std_exp.txt").read().split(), dtype=np.float64)
+        if std_exp.size == n_exp_pc:
+            shutil.copyfile(index_dir / "std_exp.txt", bfm_dir / "std_exp.txt")
+        else:
+            std_exp = None
+        trim_index = scipy.io.loadmat(str(index_dir / "BFM_exp_idx.mat"))["trimIndex"]
+        trim_index = trim_index.ravel().astype(np.int64) - 1
+        front_index = scipy.io.loadmat(str(index_dir / "BFM_front_idx.mat"))["idx"]
+        front_index = front_index.ravel().astype(np.int64) - 1
+        info = scipy.io.loadmat(str(index_dir / "facemodel_info.mat"))
+        triangles = info["tri"].astype(np.int64) - 1
+        keypoints = info["keypoints"].ravel().astype(np.int64) - 1
+        n_front = front_index.size
+        n_exp_vertices = trim_index.size
+        n_bfm = n_bfm_vertices or FULL_BFM_VERTICES
+        xy = _orient_front(tutte_embedding(triangles, n_front), triangles, keypoints)
+        front_positions = _face_cap(xy) + np.array([0.0, 0.1, 0.2])
+
+    if std_exp is None:     # small model, or the release's values did not fit n_exp_pc
+        std_exp = 3e5 / (1.0 + np.arange(n_exp_pc)) ** 0.7
+        with open(bfm_dir / "std_exp.txt", "w") as stream:
+            stream.write(" ".join(f"{value:g}" for value in std_exp))
+
+    # Mean shape: front vertices where the index files put them, the rest on a
+    # half ellipsoid behind the face.
+    shape_vertex_of_front = trim_index[front_index]
+    others = rng.standard_normal((n_bfm, 3))
+    others /= np.linalg.norm(others, axis=1, keepdims=True)
+    others[:, 2] = -np.abs(others[:, 2])
+    positions = others * np.array([0.9, 1.1, 1.0]) + np.array([0.0, 0.1, 0.2])
+    positions[shape_vertex_of_front] = front_positions
+    shape_mu = (positions * 1e5).reshape(-1, 1)     # micrometres
+    skin = np.array([200.0, 150.0, 120.0])
+    tex_mu = (skin + rng.uniform(-25.0, 25.0, (n_bfm, 3))).reshape(-1, 1)
+
+    def components(n_rows_, k, scale):
+        pc = rng.standard_normal((n_rows_, k), dtype=np.float32)
+        pc *= np.float32(1.0 / np.sqrt(n_rows_ / 3.0))
+        ev = scale / (1.0 + np.arange(k)) ** 0.6
+        return pc, ev
+
+    shape_pc, shape_ev = components(3 * n_bfm, n_shape_pc, 4e4)
+    tex_pc, tex_ev = components(3 * n_bfm, n_tex_pc, 40.0)
+    tl = shape_vertex_of_front[triangles] + 1
+    segbin = np.zeros((n_bfm, 4))
+    segbin[np.arange(n_bfm), rng.integers(0, 4, n_bfm)] = 1.0
+    _save_mat(bfm_dir / "01_MorphableModel.mat", {
+        "shapeMU": shape_mu.astype(bfm_dtype),
+        "shapePC": shape_pc.astype(bfm_dtype, copy=False),
+        "shapeEV": shape_ev.reshape(-1, 1).astype(bfm_dtype),
+        "texMU": tex_mu.astype(bfm_dtype),
+        "texPC": tex_pc.astype(bfm_dtype, copy=False),
+        "texEV": tex_ev.reshape(-1, 1).astype(bfm_dtype),
+        "tl": tl.astype(np.float64),
+        "segbin": segbin,
+    })
+    del shape_pc, tex_pc
+
+    exp_mu = positions[trim_index].reshape(-1) * 1e5
+    exp_pc = rng.standard_normal((n_exp_pc, 3 * n_exp_vertices), dtype=np.float32)
+    exp_pc *= np.float32(1.0 / np.sqrt(n_exp_vertices))
+    with open(bfm_dir / "Exp_Pca.bin", "wb") as stream:
+        np.array([n_exp_pc], dtype="<i4").tofile(stream)
+        exp_mu.astype("<f4").tofile(stream)
+        exp_pc.astype("<f4", copy=False).tofile(stream)
+
+    return {
+        "bfm09": bfm_dir / "01_MorphableModel.mat",
+        "exp_pca": bfm_dir / "Exp_Pca.bin",
+        "std_exp": bfm_dir / "std_exp.txt",
+        "n_bfm_vertices": n_bfm,
+        "n_exp_vertices": n_exp_vertices,
+        "n_front_vertices": n_front,
+        "front_positions": front_positions,
+    }

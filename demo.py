@@ -128,13 +128,24 @@ def write_outputs(aligned, result, output_dir, triangles):
       output_dir: the output folder.
       triangles: [F,3] 1-based triangles of the front face model.
     """
+    mat_path, obj_path, lm_path, vis_path = output_paths(output_dir, aligned.name)
+    write_mesh(obj_path, result, triangles)
+    image_io.write_landmarks(lm_path, aligned.lm5_image)
+    write_preview(vis_path, aligned, result)
+    # Written last: its presence with the others marks the photo as done.
+    write_mat(mat_path, aligned, result)
+
+
+def write_mesh(path, result, triangles):
+    """NAME_mesh.obj: posed vertices with clip(face_color, 0, 255)/255 colours."""
+    load_data.save_obj(path, result["face_shape"], triangles,
+                       np.clip(result["face_color"], 0, 255) / 255.0)
+
+
+def write_mat(path, aligned, result):
+    """NAME.mat with the release's keys (pipeline.md section 6)."""
     from scipy.io import savemat
 
-    mat_path, obj_path, lm_path, vis_path = output_paths(output_dir, aligned.name)
-    load_data.save_obj(obj_path, result["face_shape"], triangles,
-                       np.clip(result["face_color"], 0, 255) / 255.0)
-    image_io.write_landmarks(lm_path, aligned.lm5_image)
-    image_io.write_atomically(vis_path, encode_png(preview(aligned, result)))
     buffer = io.BytesIO()
     savemat(buffer, {
         "cropped_img": aligned.crop_rgb,
@@ -146,8 +157,12 @@ def write_outputs(aligned, result, output_dir, triangles):
         "lm_68p": result["lm_68p"],
         "lm_5p": aligned.lm5_crop,
     }, do_compression=False)
-    # Written last: its presence with the others marks the photo as done.
-    image_io.write_atomically(mat_path, buffer.getvalue())
+    image_io.write_atomically(path, buffer.getvalue())
+
+
+def write_preview(path, aligned, result):
+    """NAME_vis.png: see `preview`."""
+    image_io.write_atomically(path, encode_png(preview(aligned, result)))
 
 
 def preview(aligned, result):

@@ -1,0 +1,243 @@
+"""Times every stage of the demo's own code path on full-size synthetic assets.
+
+    python bench/make_assets.py            # once: full-size model and ResNet-50 R-Net
+    python bench/pipeline.py               # stage table + one JSON line
+    python bench/pipeline.py --memory      # also: peak memory of demo.py, 20 vs 200 photos
+    python bench/pipeline.py --landmarks detect   # also: MTCNN detection per photo
+
+Photos: the shared photos of ../shared/data/images with their landmark files,
+repeated under new names up to --images (generated photos when ../shared is
+absent). For each batch size it prints, in ms per photo:
+
+- each stage run on its own, one after the other: read+decode, alignment,
+  network, decoder, render (decoder and render by difference of session runs
+  that fetch more and more of the graph), writing .mat, .obj, .png and lm5;
+- the streamed demo (`demo.run_folder`, the code `python demo.py` runs), total
+  wall time per photo and photos per second;
+- the network alone at the same batch size over the same photos;
+- the ratio total / network (the target is at most 1.25 at batch 8);
+- the peak resident memory of this process.
+"""
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+import demo  # noqa: E402
+import image_io  # noqa: E402
+from preprocess_img import Preprocess  # noqa: E402
+
+DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
+SHARED_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
+
+
+def make_photos(folder, count):
+    """Fills `folder` with `count` photos and their landmark files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = sorted(SHARED_IMAGES.glob("*.jpg")) if SHARED_IMAGES.is_dir() else []
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        name = f"photo_{i:05d}"
+        if sources:
+            source = sources[i % len(sources)]
+            shutil.copy(source, folder / f"{name}.jpg")
+            shutil.copy(source.with_suffix(".txt"), folder / f"{name}.txt")
+        else:
+            from PIL import Image
+            Image.fromarray(rng.integers(0, 255, (480, 400, 3), dtype=np.uint8)).save(
+                folder / f"{name}.jpg", quality=90)
+            np.savetxt(folder / f"{name}.txt",
+                       [[160, 200], [240, 200], [200, 260], [170, 310], [230, 310]], fmt="%.1f")
+    return demo.find_images(folder)
+
+
+def _batches(items, size):
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _clock(fn, *args):
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
+
+
+def time_stages(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
+    """Each stage on its own, over all photos; returns ms per photo by stage."""
+    seconds = dict.fromkeys(["read+decode", "alignment", "network", "decoder", "render",
+                             "write .mat", "write .obj", "write .png", "write lm5"], 0.0)
+    fetches = reconstructor.fetches
+    decoder_fetches = {k: fetches[k] for k in ("coeff", "face_shape", "face_texture",
+                                               "face_color", "lm_68p")}
+    for batch in _batches(photos, batch_size):
+        aligned = []
+        for path in batch:
+            (image, lm5), t = _clock(lambda p: (image_io.read_image(p), image_io.read_landmarks(
+                p.with_suffix(".txt"))), path)
+            seconds["read+decode"] += t
+            (crop, lm_crop, params), t = _clock(Preprocess, image, lm5, lm3d)
+            seconds["alignment"] += t
+            crop = np.asarray(crop, np.float32)[0]
+            aligned.append(demo.Aligned(path.stem, crop, crop[:, :, ::-1].astype(np.uint8),
+                                        lm_crop, lm5, params))
+        feed = {reconstructor.images: np.stack([a.crop_bgr for a in aligned])}
+        _, t_net = _clock(reconstructor.session.run, reconstructor.network_coeff, feed)
+        _, t_dec = _clock(reconstructor.session.run, decoder_fetches, feed)
+        results, t_all = _clock(reconstructor.session.run, fetches, feed)
+        seconds["network"] += t_net
+        seconds["decoder"] += max(t_dec - t_net, 0.0)
+        seconds["render"] += max(t_all - t_dec, 0.0)
+        for i, a in enumerate(aligned):
+            one = {k: v[i] for k, v in results.items()}
+            paths = demo.output_paths(out_dir, a.name)
+            seconds["write .mat"] += _clock(demo.write_mat, paths[0], a, one)[1]
+            seconds["write .obj"] += _clock(demo.write_mesh, paths[1], one, triangles)[1]
+            seconds["write lm5"] += _clock(image_io.write_landmarks, paths[2], a.lm5_image)[1]
+            seconds["write .png"] += _clock(demo.write_preview, paths[3], a, one)[1]
+    return {k: 1000.0 * v / len(photos) for k, v in seconds.items()}
+
+
+def time_network_only(photos, reconstructor, lm3d, batch_size):
+    crops = []
+    for path in photos:
+        image = image_io.read_image(path)
+        crop, _, _ = Preprocess(image, image_io.read_landmarks(path.with_suffix(".txt")), lm3d)
+        crops.append(np.asarray(crop, np.float32)[0])
+    start = time.perf_counter()
+    for batch in _batches(crops, batch_size):
+        reconstructor.network_only(np.stack(batch))
+    return 1000.0 * (time.perf_counter() - start) / len(photos)
+
+
+def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
+    start = time.perf_counter()
+    done, failed = demo.run_folder(photos, out_dir, reconstructor, triangles, lm3d,
+                                   landmark_mode="file", batch_size=batch_size,
+                                   log=lambda line: print(line, file=sys.stderr))
+    elapsed = time.perf_counter() - start
+    if failed:
+        raise RuntimeError(f"streamed run failed on {failed[:3]}")
+    return 1000.0 * elapsed / len(done)
+
+
+def time_detection(photos, count=8):
+    from landmark_detector import LandmarkDetector
+
+    detector = LandmarkDetector()
+    images = [np.asarray(image_io.read_image(p)) for p in photos[:count + 1]]
+    detector(images[0])  # Loads MTCNN.
+    start = time.perf_counter()
+    for image in images[1:]:
+        detector(image)
+    return 1000.0 * (time.perf_counter() - start) / (len(images) - 1)
+
+
+def demo_peak_memory_mb(assets, count, work_dir, batch_size=8):
+    """Runs `python demo.py` over `count` photos; returns its peak RSS in MB."""
+    photos_dir = work_dir / f"mem_in_{count}"
+    make_photos(photos_dir, count)
+    process = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "demo.py"), "--input", str(photos_dir),
+         "--output", str(work_dir / f"mem_out_{count}"), "--bfm-dir", str(assets / "BFM"),
+         "--model", str(assets / "network" / "FaceReconModel.pb"),
+         "--batch-size", str(batch_size), "--landmarks", "file"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"demo.py failed: {process.stderr.read().decode()[-2000:]}")
+    return usage.ru_maxrss / 1024.0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Stage timings of the demo pipeline.")
+    parser.add_argument("--assets", type=pathlib.Path, default=DEFAULT_ASSETS,
+                        help="folder written by bench/make_assets.py")
+    parser.add_argument("--images", type=int, default=48, help="photos per run (default 48)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--landmarks", choices=("file", "detect"), default="file",
+                        help="detect: also time MTCNN detection per photo")
+    parser.add_argument("--memory", action="store_true",
+                        help="also measure demo.py's peak memory over 20 and 200 photos")
+    args = parser.parse_args(argv)
+    bfm_dir, model = args.assets / "BFM", args.assets / "network" / "FaceReconModel.pb"
+    if not model.exists():
+        parser.error(f"{model} not found: run `python bench/make_assets.py` first")
+
+    import tensorflow as tf
+
+    report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "gpu": [d.name for d in tf.config.list_physical_devices("GPU")],
+              "tensorflow": tf.__version__, "images": args.images}
+    start = time.perf_counter()
+    reconstructor, triangles, lm3d = demo.load_models(bfm_dir, model)
+    report["load_models_s"] = round(time.perf_counter() - start, 2)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        photos = make_photos(work / "input", args.images)
+        warm = _batches(photos, max(args.batch_sizes))[0]
+        time_stages(warm, reconstructor, triangles, lm3d, len(warm), work / "warm")
+        for batch_size in args.batch_sizes:
+            stages = time_stages(photos, reconstructor, triangles, lm3d, batch_size,
+                                 work / f"stages_{batch_size}")
+            network = time_network_only(photos, reconstructor, lm3d, batch_size)
+            total = time_streamed(photos, reconstructor, triangles, lm3d, batch_size,
+                                  work / f"streamed_{batch_size}")
+            report[f"batch_{batch_size}"] = {
+                "stages_ms": {k: round(v, 2) for k, v in stages.items()},
+                "network_only_ms": round(network, 2),
+                "streamed_total_ms": round(total, 2),
+                "images_per_s": round(1000.0 / total, 2),
+                "total_over_network": round(total / network, 3),
+            }
+        if args.landmarks == "detect":
+            report["detection_ms"] = round(time_detection(photos), 1)
+        report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        if args.memory:
+            small = demo_peak_memory_mb(args.assets, 20, work)
+            large = demo_peak_memory_mb(args.assets, 200, work)
+            report["demo_peak_rss_mb"] = {"20": round(small, 1), "200": round(large, 1),
+                                          "ratio": round(large / small, 3)}
+    reconstructor.close()
+    _print_table(report, args.batch_sizes)
+    print(json.dumps(report))
+    return 0
+
+
+def _print_table(report, batch_sizes):
+    print(f"machine: {report['machine']}, GPU: {report['gpu'] or 'none'}, "
+          f"TensorFlow {report['tensorflow']}, {report['images']} photos")
+    stages = list(report[f"batch_{batch_sizes[0]}"]["stages_ms"])
+    print(f"{'ms per photo':<24}" + "".join(f"{'batch ' + str(b):>12}" for b in batch_sizes))
+    rows = [(name, lambda r, n=name: r["stages_ms"][n]) for name in stages] + [
+        ("network alone", lambda r: r["network_only_ms"]),
+        ("streamed demo, total", lambda r: r["streamed_total_ms"]),
+        ("photos per second", lambda r: r["images_per_s"]),
+        ("total / network", lambda r: r["total_over_network"]),
+    ]
+    for name, get in rows:
+        print(f"{name:<24}" + "".join(f"{get(report[f'batch_{b}']):>12.2f}" for b in batch_sizes))
+    if "detection_ms" in report:
+        print(f"MTCNN detection: {report['detection_ms']:.1f} ms per photo")
+    print(f"peak RSS of this process: {report['peak_rss_mb']:.0f} MB")
+    if "demo_peak_rss_mb" in report:
+        m = report["demo_peak_rss_mb"]
+        print(f"demo.py peak RSS: {m['20']:.0f} MB (20 photos), {m['200']:.0f} MB (200 photos), "
+              f"ratio {m['ratio']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,6 +16,7 @@ import os
 import pathlib
 import struct
 import tempfile
+import warnings
 import zlib
 
 import numpy as np
@@ -719,7 +720,9 @@ def load_img(img_path, lm_path):
     with Image.open(img_path) as opened:
         image = opened.convert("RGB")
     try:
-        landmarks = np.loadtxt(lm_path, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():     # an empty file is reported below, not warned about
+            warnings.simplefilter("ignore", UserWarning)
+            landmarks = np.loadtxt(lm_path, dtype=np.float64, ndmin=2)
     except ValueError as error:
         raise ValueError(f"{lm_path}: not a table of numbers ({error})") from None
     if landmarks.shape != (5, 2):

@@ -213,8 +213,19 @@ def compute_rotation(angles):
     return tf.matmul(tf.matmul(rot_z, rot_y), rot_x)
 
 
+def _cross(a, b):
+    """Cross product along axis 1 of [K, 3, B] tensors."""
+    ax, ay, az = tf.unstack(a, axis=1)
+    bx, by, bz = tf.unstack(b, axis=1)
+    return tf.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], axis=1)
+
+
 def compute_normals(shape, model):
     """Vertex normals: the normalized sum of the unit normals of their triangles.
+
+    Triangle (v1, v2, v3) has the normal normalize(cross(v1 - v2, v2 - v3)).
+    The work is done vertex-major ([N, 3, B]) so that every gather moves whole
+    rows (several times faster than gathering 3-float slices per image).
 
     Args:
       shape: [B, N, 3] vertices.
@@ -224,13 +235,13 @@ def compute_normals(shape, model):
     Returns:
       [B, N, 3] unit normals (zero for a vertex without triangles).
     """
-    corners = tf.gather(shape, model.triangles, axis=1)            # [B, F, 3, 3]
-    v1, v2, v3 = corners[:, :, 0], corners[:, :, 1], corners[:, :, 2]
-    face_normals = tf.math.l2_normalize(tf.linalg.cross(v1 - v2, v2 - v3), axis=-1)
-    padding = tf.zeros_like(face_normals[:, :1])                   # triangle F: zero normal
-    face_normals = tf.concat([face_normals, padding], axis=1)      # [B, F+1, 3]
-    ring = tf.gather(face_normals, model.point_buf, axis=1)        # [B, N, 8, 3]
-    return tf.math.l2_normalize(tf.reduce_sum(ring, axis=2), axis=-1)
+    rows = tf.transpose(shape, [1, 2, 0])                                    # [N, 3, B]
+    v1, v2, v3 = (tf.gather(rows, model.triangles[:, i]) for i in range(3))  # [F, 3, B]
+    face_normals = tf.math.l2_normalize(_cross(v1 - v2, v2 - v3), axis=1)
+    padding = tf.zeros_like(face_normals[:1])                      # triangle F: zero normal
+    face_normals = tf.concat([face_normals, padding], axis=0)      # [F+1, 3, B]
+    ring_sum = tf.reduce_sum(tf.gather(face_normals, model.point_buf), axis=1)  # [N, 3, B]
+    return tf.transpose(tf.math.l2_normalize(ring_sum, axis=1), [2, 0, 1])
 
 
 def rotate(points, rotation):
@@ -270,9 +281,9 @@ def sh_basis(normals):
       normals: [B, N, 3] unit normals (nx, ny, nz) in camera orientation.
 
     Returns:
-      [B, N, 9] basis values Y.
+      [B, 9, N] basis values Y (basis first: lighting is then one matmul).
     """
-    nx, ny, nz = normals[..., 0], normals[..., 1], normals[..., 2]
+    nx, ny, nz = tf.unstack(normals, axis=-1)
     a1c1, a2c2 = _A1 * _C1, _A2 * _C2
     return tf.stack([
         tf.fill(tf.shape(nx), _A0 * _C0),
@@ -284,7 +295,7 @@ def sh_basis(normals):
         a2c2 * 0.5 / math.sqrt(3.0) * (3.0 * nz * nz - 1.0),
         -a2c2 * nx * nz,
         a2c2 * 0.5 * (nx * nx - ny * ny),
-    ], axis=-1)
+    ], axis=1)
 
 
 def illuminate(texture, normals, gamma):
@@ -300,8 +311,8 @@ def illuminate(texture, normals, gamma):
       [B, N, 3] colour, 0-255 nominally, not clipped.
     """
     gamma = tf.reshape(gamma, [-1, 3, 9]) + tf.constant([AMBIENT_LIGHT] + [0.0] * 8)
-    irradiance = tf.matmul(sh_basis(normals), gamma, transpose_b=True)   # [B, N, 3]
-    return irradiance * texture
+    irradiance = tf.matmul(gamma, sh_basis(normals))             # [B, 3, N]
+    return tf.transpose(irradiance, [0, 2, 1]) * texture
 
 
 def render(shape, normals, colors, triangles):

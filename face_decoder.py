@@ -47,7 +47,7 @@ AMBIENT_LIGHT = 0.8  # added to the first SH coefficient of every channel
 
 def default_model_path():
     """Returns `BFM/BFM_model_front.mat` inside the repository (never the CWD)."""
-    return os.path.join(str(load_data.BFM_DIR), "BFM_model_front.mat")
+    return os.path.join(str(load_data.BFM_DIR), load_data.FRONT_MODEL_NAME)
 
 
 class BFM:

@@ -193,7 +193,8 @@ def renderer_available():
 def test_tf1_style_program_matches_numpy_twin(tmp_path):
     """disable_v2_behavior is process-wide, so this runs in its own interpreter."""
     mode = "render" if renderer_available() else "geometry"
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = dict(os.environ, PYTHONPATH=path, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run([sys.executable, "-c", TF1_PROGRAM, str(tmp_path / "m.mat"), mode],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

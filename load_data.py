@@ -603,13 +603,20 @@ def _conversion_inputs(bfm_dir):
 
 
 def front_model_is_current(bfm_dir=BFM_DIR):
-    """True when BFM_model_front.mat exists and is newer than every conversion input present."""
+    """Whether transferBFM09 has nothing to do.
+
+    True when BFM_model_front.mat exists and either is newer than every
+    conversion input, or some input is missing (it cannot be rebuilt, e.g. the
+    raw BFM09 files were removed after converting; the existing file is kept).
+    """
     output = pathlib.Path(bfm_dir) / FRONT_MODEL_NAME
     if not output.is_file():
         return False
+    inputs = _conversion_inputs(bfm_dir)
+    if not all(p.exists() for p in inputs):
+        return True
     out_time = output.stat().st_mtime_ns
-    return all(out_time > p.stat().st_mtime_ns for p in _conversion_inputs(bfm_dir)
-               if p.exists())
+    return all(out_time > p.stat().st_mtime_ns for p in inputs)
 
 
 def transferBFM09(bfm_dir=BFM_DIR, force=False):
@@ -624,9 +631,9 @@ def transferBFM09(bfm_dir=BFM_DIR, force=False):
     component counts come from the files and are checked against each other.
 
     The output is written atomically (a temporary file in `bfm_dir`, then
-    renamed) and the conversion is skipped when the output is newer than every
-    input that is present (so it is also skipped when the raw files were
-    removed after converting).
+    renamed) and the conversion is skipped when the output exists and is newer
+    than every input, or when some input is missing (the raw files may be
+    removed after converting); see `front_model_is_current`.
 
     Args:
       bfm_dir: folder with 01_MorphableModel.mat, Exp_Pca.bin, std_exp.txt,
@@ -964,9 +971,10 @@ def check_assets(bfm_dir=BFM_DIR, model_path=MODEL_PATH):
     file is checked from its headers only, without loading its data.
 
     Roles: the network and similarity_Lm3D_all.mat are always needed. When
-    BFM_model_front.mat is valid and up to date, the raw BFM09 files and the
-    conversion index files are optional; otherwise they are needed to build it
-    (and a missing front model is not itself a problem when they are all valid).
+    BFM_model_front.mat is valid and up to date (`front_model_is_current`),
+    the raw BFM09 files and the conversion index files are optional; otherwise
+    they are needed to build it (and a missing front model is not itself a
+    problem when they are all valid).
     select_vertex_id.mat is optional (the pipeline does not use it).
 
     Args:
@@ -1046,10 +1054,9 @@ def check_assets(bfm_dir=BFM_DIR, model_path=MODEL_PATH):
         INFO_NAME: (index_state[INFO_NAME], SOURCE_INDEX),
     }
     conversion_ok = all(state[1] for state, _ in conversion_states.values())
-    # A valid front model older than the inputs is still usable if conversion fails.
-    front_usable = front_state[1]
-    conversion_role = "optional" if front_current or (front_usable and not conversion_ok) \
-        else "conversion"
+    # transferBFM09 runs unless the front model is current: then, and only then,
+    # the conversion inputs are not needed.
+    conversion_role = "optional" if front_current else "conversion"
     needs_conversion = not front_current and conversion_ok
 
     entries = []

@@ -301,8 +301,10 @@ def test_transfer_skips_when_output_is_newer(bfm_copy):
     before = out.stat().st_mtime_ns
     load_data.transferBFM09(bfm_copy)
     assert out.stat().st_mtime_ns == before
-    # Raw files removed after converting: nothing to do either.
+    # Raw files removed after converting: nothing to do either, even when an
+    # index file is replaced by a newer copy.
     (bfm_copy / "01_MorphableModel.mat").unlink()
+    os.utime(bfm_copy / "BFM_front_idx.mat", ns=(2 * 10**18, 2 * 10**18))
     assert load_data.transferBFM09(bfm_copy) == out
     assert out.stat().st_mtime_ns == before
 
@@ -583,6 +585,29 @@ def test_check_assets_before_and_after_conversion(bfm_copy, graph_file):
     report = load_data.check_assets(bfm_copy, graph_file)
     assert report.ok, report.problems
     assert any("Exp_Pca.bin" in w and "truncated" in w for w in report.warnings)
+
+
+def test_check_assets_stale_front_model_needs_valid_inputs(bfm_copy, graph_file):
+    out = load_data.transferBFM09(bfm_copy)
+    os.utime(out, ns=(10**18, 10**18))        # older than its inputs: will be rebuilt
+    report = load_data.check_assets(bfm_copy, graph_file)
+    assert report.ok and report.needs_conversion
+    assert "rebuild" in entry(report, "BFM_model_front.mat").note
+    exp = bfm_copy / "Exp_Pca.bin"
+    exp.write_bytes(exp.read_bytes()[:-8])
+    report = load_data.check_assets(bfm_copy, graph_file)
+    assert not report.ok
+    assert any(p.startswith(f"{exp}: truncated") for p in report.problems)
+    with pytest.raises(AssetError, match="Exp_Pca.bin: truncated"):
+        load_data.transferBFM09(bfm_copy)
+
+
+def test_small_synthetic_landmarks_are_sensible(small_bfm):
+    lm5 = load_data.load_lm3d(small_bfm)
+    eye_a, eye_b, nose, mouth_a, mouth_b = lm5
+    assert eye_a[0] < nose[0] < eye_b[0] and mouth_a[0] < nose[0] < mouth_b[0]
+    assert min(eye_a[1], eye_b[1]) > nose[1] > max(mouth_a[1], mouth_b[1])
+    assert nose[2] > max(eye_a[2], eye_b[2])          # the nose tip points to the camera
 
 
 def test_check_assets_synthetic_index_files_are_not_verified(bfm_copy, graph_file):

@@ -135,7 +135,7 @@ def test_mean_face_lands_on_aligned_points_within_residual(photo, lm3d):
     np.testing.assert_allclose(lm_new - projected,
                                residual * scale * np.array([1.0, -1.0]), atol=1e-8)
     # ... which is small: the fit is good, in crop pixels.
-    assert np.sqrt(np.mean(np.sum((lm_new - projected) ** 2, axis=1))) < 12.0
+    assert np.sqrt(np.mean(np.sum((lm_new - projected) ** 2, axis=1))) < 8.0
 
 
 def test_map_to_original_returns_the_detected_landmarks(photo, lm3d):

@@ -144,7 +144,7 @@ def split_coeff(coeff):
     shape = coeff.shape
     if shape.rank is not None and shape.rank != 2:
         raise ValueError(f"coeff must have shape [batch, length], got shape {shape}")
-    length = shape[-1] if shape.rank is not None else None
+    length = tf.compat.dimension_value(shape[-1]) if shape.rank is not None else None
     if length not in COEFF_LENGTHS:
         raise ValueError(
             "coeff length must be 257 (RGB light), 258 (2020.6 release, first 257 used) "

@@ -1,0 +1,373 @@
+"""Visibility pass of the rasterizer: which triangle is seen at each pixel.
+
+This module is private. It answers one question, without gradients: for every
+pixel of every image, which triangle (if any) survives the depth test. The
+differentiable part of rasterization (barycentrics and attribute
+interpolation) lives in `rasterize_triangles.py` and only consumes the
+triangle ids computed here.
+
+Algorithm
+---------
+The scene is treated as a flat list of B*T triangles (every image of the
+batch draws the same T triangles with its own vertices). A triangle is
+tested only against the pixel centres of its screen bounding box, as the
+reference rasterizer does, and the tests are generated in two ways:
+
+1. Setup and small triangles (one XLA-compiled kernel). For every triangle it
+   computes the 2D-homogeneous edge functions (Olano and Greer), the depth
+   plane, the bounding box and whether the triangle is drawn at all. Triangles
+   whose box is at most 2x3 or 3x2 pixels (nearly all triangles of a face mesh
+   at 224x224) are tested right away against a fixed tile of 6 candidate
+   pixels anchored at the box corner, so the candidate set is a dense
+   [B*T, 6] array: no enumeration, no gathers, no pixels x triangles tensor.
+2. Larger triangles are compacted and their candidate fragments
+   (triangle, pixel-in-box) are enumerated with a cumulative count and a
+   binary search, in chunks of a fixed number of fragments inside a
+   `tf.while_loop`. Memory therefore stays bounded whatever the triangle
+   sizes (one triangle covering a 1024x1024 image is just 2^20 fragments,
+   processed a chunk at a time).
+
+Surviving fragments (inside the triangle, depth in [-1, 1]) are compacted and
+merged into a per-pixel depth buffer and id buffer with two segment
+reductions: the minimum depth per pixel, then the largest triangle index
+among the fragments at that minimum depth. That is exactly the outcome of
+drawing the triangles in list order with a "z <= stored z" test starting from
+a depth buffer of 1: the smallest depth wins and an exact tie goes to the
+later triangle.
+
+Edge functions and bit-exact shared edges
+-----------------------------------------
+For clip-space vertices v_k = (x_k, y_k, w_k) the edge function of vertex i is
+row i of the adjugate of [[x0,x1,x2],[y0,y1,y2],[w0,w1,w2]], i.e. the cross
+product of the other two vertices, multiplied by the sign of the determinant.
+Each cross product is evaluated with its two vertices in a canonical order
+(lexicographic on (x, y, w)) and negated when the order was swapped, so two
+triangles sharing an edge obtain exactly opposite coefficients whatever the
+compiler does with fused multiply-adds. The edge values at a pixel are then
+evaluated with the pixel's integer coordinates, e = A*ix + B*iy + C, where
+(A, B, C) are the NDC coefficients rescaled to pixel units by one sign-
+symmetric formula, so shared edges give bit-identical (negated) values in both
+neighbours: there are no cracks, and a pixel exactly on a shared edge is
+covered by both triangles and the depth test decides.
+
+Conventions (see renderer.md): pixel (ix, iy) has its centre at NDC
+((ix + 0.5) / (W/2) - 1, (iy + 0.5) / (H/2) - 1); a pixel is covered when its
+three edge values are >= 0 and not all zero; triangles with all w < 0 are
+skipped; the bounding box is used when all w > 0, the whole image otherwise;
+depth z = (b.z)/(b.w) with perspective-correct barycentrics b; fragments with
+z outside [-1, 1] are dropped. A triangle with any non-finite clip
+coordinate, or whose edge functions overflow float32, is not drawn.
+"""
+
+import functools
+
+import tensorflow as tf
+
+# Candidate pixels per small triangle: a 2-wide, 3-tall tile, or a 3-wide,
+# 2-tall tile when the bounding box is 3 pixels wide.
+_TILE = 6
+# Fragments per chunk of the large-triangle path (bounds its memory).
+_CHUNK = 1 << 19
+# Depth value that marks a rejected candidate (any value > 1 would do).
+_REJECTED = 3.0
+
+
+def _canonical_cross(p, q):
+  """Cross product p x q of (x, y, w) triples, order-independent up to sign.
+
+  The two operands are put in lexicographic order before the products are
+  formed, so cross(p, q) and cross(q, p) are computed from the same
+  floating-point operations and are exact negations of each other.
+
+  Args:
+    p: tuple (x, y, w) of float32 tensors of one shape.
+    q: tuple (x, y, w) of float32 tensors of the same shape.
+
+  Returns:
+    A tuple of three float32 tensors, the components of p x q.
+  """
+  px, py, pw = p
+  qx, qy, qw = q
+  in_order = (px < qx) | ((px == qx) & ((py < qy) | ((py == qy) & (pw <= qw))))
+  lx = tf.where(in_order, px, qx)
+  ly = tf.where(in_order, py, qy)
+  lw = tf.where(in_order, pw, qw)
+  rx = tf.where(in_order, qx, px)
+  ry = tf.where(in_order, qy, py)
+  rw = tf.where(in_order, qw, pw)
+  cx = ly * rw - lw * ry
+  cy = lw * rx - lx * rw
+  cw = lx * ry - ly * rx
+  sign = tf.where(in_order, 1.0, -1.0)
+  return cx * sign, cy * sign, cw * sign
+
+
+def _triangle_setup(clip_space_vertices, triangles, image_width, image_height):
+  """Per-triangle edge functions, depth plane and bounding box.
+
+  Args:
+    clip_space_vertices: [B, V, 4] float32 clip-space vertices.
+    triangles: [T, 3] int32 vertex indices.
+    image_width: python int.
+    image_height: python int.
+
+  Returns:
+    coefs: [B*T, 12] float32: for each edge i the pixel-unit coefficients
+      (A_i, B_i, C_i) with e_i(ix, iy) = A_i*ix + B_i*iy + C_i, then the depth
+      at the box corner pixel z0 and its per-pixel slopes za, zb.
+    box: [B*T, 4] int32: left, bottom, width, height of the pixel box (width
+      and height 0 for a triangle that is not drawn).
+  """
+  width = float(image_width)
+  height = float(image_height)
+  v = tf.gather(clip_space_vertices, triangles, axis=1)  # [B, T, 3, 4]
+  v = tf.reshape(v, [-1, 3, 4])
+  x = [v[:, k, 0] for k in range(3)]
+  y = [v[:, k, 1] for k in range(3)]
+  z = [v[:, k, 2] for k in range(3)]
+  w = [v[:, k, 3] for k in range(3)]
+  verts = [(x[k], y[k], w[k]) for k in range(3)]
+
+  rows = [_canonical_cross(verts[1], verts[2]),
+          _canonical_cross(verts[2], verts[0]),
+          _canonical_cross(verts[0], verts[1])]
+  det = x[0] * rows[0][0] + x[1] * rows[1][0] + x[2] * rows[2][0]
+  sign = tf.where(det < 0.0, -1.0, 1.0)
+
+  # Pixel-unit coefficients. With px = ix * (2/W) + (1/W - 1):
+  # a*px + b*py + c = A*ix + B*iy + C. The same formula is applied to every
+  # row, and it commutes exactly with negation, so shared edges stay exact.
+  kx, cx = 2.0 / width, 1.0 / width - 1.0
+  ky, cy = 2.0 / height, 1.0 / height - 1.0
+  coef_a, coef_b, coef_c = [], [], []
+  for a, b, c in rows:
+    a = a * sign
+    b = b * sign
+    c = c * sign
+    coef_a.append(a * kx)
+    coef_b.append(b * ky)
+    coef_c.append(c + a * cx + b * cy)
+
+  all_positive_w = (w[0] > 0.0) & (w[1] > 0.0) & (w[2] > 0.0)
+  all_negative_w = (w[0] < 0.0) & (w[1] < 0.0) & (w[2] < 0.0)
+
+  # Bounding box: floor of the min, ceil of the max of the projected
+  # vertices, clamped to the image; the whole image unless all w > 0.
+  def _pixel_range(coords, ws, size):
+    half = 0.5 * size
+    safe_w = [tf.where(all_positive_w, wk, 1.0) for wk in ws]
+    proj = [(ck / wk + 1.0) * half for ck, wk in zip(coords, safe_w)]
+    lo = tf.minimum(tf.minimum(proj[0], proj[1]), proj[2])
+    hi = tf.maximum(tf.maximum(proj[0], proj[1]), proj[2])
+    # Clamp before converting so huge values cannot overflow the cast.
+    lo = tf.floor(tf.clip_by_value(lo, -1.0, size + 1.0))
+    hi = tf.math.ceil(tf.clip_by_value(hi, -1.0, size + 1.0))
+    lo = tf.clip_by_value(lo, 0.0, size)
+    hi = tf.clip_by_value(hi, 0.0, size)
+    lo = tf.where(all_positive_w, lo, 0.0)
+    hi = tf.where(all_positive_w, hi, size)
+    return lo, hi
+
+  left, right = _pixel_range(x, w, width)
+  bottom, top = _pixel_range(y, w, height)
+
+  # Depth plane, anchored at the box corner pixel for precision:
+  # z = (sum_i z_i e_i) / (sum_i w_i e_i), and sum_i w_i e_i = |det| does not
+  # depend on the pixel, so z is affine in the pixel coordinates.
+  e0 = [coef_a[i] * left + coef_b[i] * bottom + coef_c[i] for i in range(3)]
+  numer = z[0] * e0[0] + z[1] * e0[1] + z[2] * e0[2]
+  denom = w[0] * e0[0] + w[1] * e0[1] + w[2] * e0[2]
+  slope_a = z[0] * coef_a[0] + z[1] * coef_a[1] + z[2] * coef_a[2]
+  slope_b = z[0] * coef_b[0] + z[1] * coef_b[1] + z[2] * coef_b[2]
+  z0 = numer / denom
+  za = slope_a / denom
+  zb = slope_b / denom
+
+  coefs = tf.stack([coef_a[0], coef_b[0], coef_c[0],
+                    coef_a[1], coef_b[1], coef_c[1],
+                    coef_a[2], coef_b[2], coef_c[2], z0, za, zb], axis=1)
+  finite = tf.reduce_all(tf.math.is_finite(tf.reshape(v, [-1, 12])), axis=1)
+  finite &= tf.reduce_all(tf.math.is_finite(coefs[:, :9]), axis=1)
+  drawn = finite & tf.logical_not(all_negative_w)
+  left = tf.where(drawn, left, 0.0)
+  bottom = tf.where(drawn, bottom, 0.0)
+  box_w = tf.where(drawn, right - left, 0.0)
+  box_h = tf.where(drawn, top - bottom, 0.0)
+  box = tf.cast(tf.stack([left, bottom, box_w, box_h], axis=1), tf.int32)
+  coefs = tf.where(drawn[:, None], coefs, 0.0)
+  return coefs, box
+
+
+def _test_candidates(coefs, left, bottom, dx, dy, valid, batch_index,
+                     image_width, image_height):
+  """Coverage and depth of candidate pixels; shared by both kernels.
+
+  Args:
+    coefs: list of 12 float32 tensors, the columns of `_triangle_setup`'s
+      coefs, each broadcastable against dx.
+    left, bottom: int32 box corner, broadcastable against dx.
+    dx, dy: int32 offsets of the candidate pixels from the box corner.
+    valid: bool, candidates inside the box.
+    batch_index: int32 image index, broadcastable against dx.
+    image_width, image_height: python ints.
+
+  Returns:
+    depth: float32, the candidate's depth or _REJECTED.
+    pixel: int32 flat pixel index b*H*W + iy*W + ix (0 where rejected).
+  """
+  ix = left + dx
+  iy = bottom + dy
+  fx = tf.cast(ix, tf.float32)
+  fy = tf.cast(iy, tf.float32)
+  e = [coefs[3 * i] * fx + coefs[3 * i + 1] * fy + coefs[3 * i + 2]
+       for i in range(3)]
+  inside = (e[0] >= 0.0) & (e[1] >= 0.0) & (e[2] >= 0.0)
+  inside &= (e[0] > 0.0) | (e[1] > 0.0) | (e[2] > 0.0)
+  depth = (coefs[9] + coefs[10] * tf.cast(dx, tf.float32) +
+           coefs[11] * tf.cast(dy, tf.float32))
+  keep = valid & inside & (depth >= -1.0) & (depth <= 1.0)
+  depth = tf.where(keep, depth, _REJECTED)
+  pixel = batch_index * (image_width * image_height) + iy * image_width + ix
+  pixel = tf.where(keep, pixel, 0)
+  return depth, pixel
+
+
+@functools.lru_cache(maxsize=None)
+def _setup_and_small_kernel(image_width, image_height):
+  """Returns the XLA kernel for setup plus small triangles, per image size."""
+
+  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  def kernel(clip_space_vertices, triangles):
+    coefs, box = _triangle_setup(clip_space_vertices, triangles, image_width,
+                                 image_height)
+    left, bottom, box_w, box_h = [box[:, k:k + 1] for k in range(4)]
+    small = ((box_w <= 2) & (box_h <= 3)) | ((box_w <= 3) & (box_h <= 2))
+    wide = box_w > 2
+    j = tf.range(_TILE, dtype=tf.int32)[None, :]
+    dx = tf.where(wide, j % 3, j % 2)
+    dy = tf.where(wide, j // 3, j // 2)
+    valid = small & (dx < box_w) & (dy < box_h)
+    num_triangles = tf.shape(triangles)[0]
+    batch_index = tf.range(tf.shape(box)[0], dtype=tf.int32) // tf.maximum(
+        num_triangles, 1)
+    depth, pixel = _test_candidates(
+        [coefs[:, k:k + 1] for k in range(12)], left, bottom, dx, dy, valid,
+        batch_index[:, None], image_width, image_height)
+    large = tf.logical_not(small[:, 0]) & (box_w[:, 0] > 0) & (box_h[:, 0] > 0)
+    return (tf.reshape(depth, [-1]), tf.reshape(pixel, [-1]), large, coefs,
+            box)
+
+  return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _large_kernel(image_width, image_height):
+  """Returns the XLA kernel testing one chunk of large-triangle fragments."""
+
+  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  def kernel(fragment, owner, starts, coefs, box, batch_index, total):
+    # fragment: [K] int64 global fragment ids; owner: [K] int32 index into
+    # the compacted large triangles.
+    starts = tf.gather(starts, owner)
+    coefs = tf.gather(coefs, owner)
+    box = tf.gather(box, owner)
+    batch_index = tf.gather(batch_index, owner)
+    local = tf.cast(fragment - starts, tf.int32)
+    box_w = tf.maximum(box[:, 2], 1)
+    dx = local % box_w
+    dy = local // box_w
+    valid = fragment < total
+    return _test_candidates([coefs[:, k] for k in range(12)], box[:, 0],
+                            box[:, 1], dx, dy, valid, batch_index,
+                            image_width, image_height)
+
+  return kernel
+
+
+def _merge(depth_buffer, id_buffer, depth, pixel, triangle, num_pixels):
+  """Merges surviving fragments into the depth and id buffers.
+
+  Args:
+    depth_buffer: [N] float32 current minimum depth per pixel (> 1: empty).
+    id_buffer: [N] int32 current winning triangle per pixel (-1: none).
+    depth: [F] float32 depths of surviving fragments.
+    pixel: [F] int32 their flat pixel indices.
+    triangle: [F] int32 their flat triangle indices (b*T + t).
+    num_pixels: scalar int32 N.
+
+  Returns:
+    The updated (depth_buffer, id_buffer).
+  """
+  chunk_min = tf.math.unsorted_segment_min(depth, pixel, num_pixels)
+  new_depth = tf.minimum(depth_buffer, chunk_min)
+  at_min = tf.equal(depth, tf.gather(new_depth, pixel))
+  chunk_id = tf.math.unsorted_segment_max(
+      tf.where(at_min, triangle, -1), pixel, num_pixels)
+  kept = tf.where(tf.equal(depth_buffer, new_depth), id_buffer, -1)
+  return new_depth, tf.maximum(kept, chunk_id)
+
+
+def visible_triangles(clip_space_vertices, triangles, image_width,
+                      image_height):
+  """Computes the index of the visible triangle at every pixel.
+
+  Args:
+    clip_space_vertices: [B, V, 4] float32 tensor of clip-space vertices.
+    triangles: [T, 3] int32 tensor of vertex indices.
+    image_width: python int > 0.
+    image_height: python int > 0.
+
+  Returns:
+    An int32 tensor [B, image_height * image_width] holding b*T + t for the
+    triangle t of image b seen at each pixel (row-major, row 0 = NDC y = -1),
+    or -1 where no triangle covers the pixel. No gradient flows through it.
+  """
+  clip_space_vertices = tf.stop_gradient(clip_space_vertices)
+  batch = tf.shape(clip_space_vertices)[0]
+  num_triangles = tf.shape(triangles)[0]
+  num_pixels = batch * (image_width * image_height)
+
+  depth, pixel, large, coefs, box = _setup_and_small_kernel(
+      image_width, image_height)(clip_space_vertices, triangles)
+
+  # Small triangles: compact the surviving candidates and merge them.
+  kept = tf.reshape(tf.where(depth <= 1.0), [-1])
+  fragment_triangle = tf.cast(kept // _TILE, tf.int32)
+  depth_buffer = tf.fill([num_pixels], _REJECTED)
+  id_buffer = tf.fill([num_pixels], -1)
+  depth_buffer, id_buffer = _merge(depth_buffer, id_buffer,
+                                   tf.gather(depth, kept),
+                                   tf.gather(pixel, kept), fragment_triangle,
+                                   num_pixels)
+
+  # Large triangles: enumerate their box pixels chunk by chunk.
+  large_ids = tf.cast(tf.reshape(tf.where(large), [-1]), tf.int32)
+  large_coefs = tf.gather(coefs, large_ids)
+  large_box = tf.gather(box, large_ids)
+  large_batch = large_ids // tf.maximum(num_triangles, 1)
+  counts = (tf.cast(large_box[:, 2], tf.int64) *
+            tf.cast(large_box[:, 3], tf.int64))
+  ends = tf.cumsum(counts)
+  starts = ends - counts
+  total = tf.reduce_sum(counts)
+  chunk_kernel = _large_kernel(image_width, image_height)
+
+  def _body(base, depth_buffer, id_buffer):
+    fragment = base + tf.range(_CHUNK, dtype=tf.int64)
+    owner = tf.searchsorted(ends, fragment, side='right', out_type=tf.int32)
+    owner = tf.minimum(owner, tf.size(ends, out_type=tf.int32) - 1)
+    frag_depth, frag_pixel = chunk_kernel(fragment, owner, starts,
+                                          large_coefs, large_box, large_batch,
+                                          total)
+    keep = tf.reshape(tf.where(frag_depth <= 1.0), [-1])
+    depth_buffer, id_buffer = _merge(
+        depth_buffer, id_buffer, tf.gather(frag_depth, keep),
+        tf.gather(frag_pixel, keep),
+        tf.gather(large_ids, tf.gather(owner, keep)), num_pixels)
+    return base + _CHUNK, depth_buffer, id_buffer
+
+  _, depth_buffer, id_buffer = tf.while_loop(
+      lambda base, *_: base < total, _body,
+      [tf.constant(0, tf.int64), depth_buffer, id_buffer],
+      parallel_iterations=1)
+  return tf.reshape(id_buffer, [batch, image_width * image_height])

@@ -364,8 +364,8 @@ def main(argv=None):
         finally:
             reconstructor.close()
     failed = failed_names + failed
-    print(f"{len(done)} done, {skipped} skipped (already done), {len(failed)} failed"
-          f" -> {output_dir}")
+    print(f"{len(done)} done, {skipped} skipped, {len(failed)} failed "
+          f"(skipped: outputs already complete; results in {output_dir})")
     return 1 if failed else 0
 
 

@@ -76,6 +76,7 @@ def _clock(fn, *args):
 
 def time_stages(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
     """Each stage on its own, over all photos; returns ms per photo by stage."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     seconds = dict.fromkeys(["read+decode", "alignment", "network", "decoder", "render",
                              "write .mat", "write .obj", "write .png", "write lm5"], 0.0)
     fetches = reconstructor.fetches
@@ -122,6 +123,7 @@ def time_network_only(photos, reconstructor, lm3d, batch_size):
 
 
 def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done, failed = demo.run_folder(photos, out_dir, reconstructor, triangles, lm3d,
                                    landmark_mode="file", batch_size=batch_size,

@@ -5,6 +5,7 @@ line naming the file and the reason, so a caller working through a folder can
 report it and go on with the next image.
 """
 import os
+import threading
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -145,20 +146,24 @@ def write_landmarks(path, points):
 
 
 def write_atomically(path, data):
-    """Writes bytes to `path` through a temporary file and a rename.
+    """Writes a file through a temporary file in the same folder and a rename.
 
     A reader never sees a partial file: either the old content (or nothing)
-    or the complete new one.
+    or the complete new one. The file gets the usual permissions (umask).
 
     Args:
       path: destination path.
-      data: bytes to write.
+      data: bytes, or a callable that writes to a binary file object.
     """
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
+    folder, name = os.path.split(path)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        with open(tmp, "wb") as stream:
+            if callable(data):
+                data(stream)
+            else:
+                stream.write(data)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -15,13 +15,13 @@ import hashlib
 import os
 import pathlib
 import struct
-import tempfile
 import warnings
 import zlib
 
 import numpy as np
 import scipy.io
-from PIL import Image
+
+from image_io import read_image, read_landmarks, write_atomically
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
 BFM_DIR = REPO_ROOT / "BFM"
@@ -147,29 +147,6 @@ def _sha256(path):
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _atomic_write(path, write):
-    """Writes a file through a temporary file in the same folder, then renames it.
-
-    Args:
-      path: destination.
-      write: a callable taking a binary file object open for writing.
-    """
-    path = pathlib.Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _check_mat_container(path, source):
@@ -702,7 +679,7 @@ def transferBFM09(bfm_dir=BFM_DIR, force=False):
     for name in INFO_KEYS:
         model[name] = info[name]
     validate_front_model(model, output)
-    _atomic_write(output, lambda stream: scipy.io.savemat(stream, model))
+    write_atomically(output, lambda stream: scipy.io.savemat(stream, model))
     return output
 
 
@@ -710,10 +687,10 @@ def transferBFM09(bfm_dir=BFM_DIR, force=False):
 
 
 def load_img(img_path, lm_path):
-    """Loads an image and its 5 landmarks.
+    """Loads an image and its 5 landmarks (the release's signature).
 
     Args:
-      img_path: any image file Pillow reads; converted to RGB.
+      img_path: any image file Pillow reads (see `image_io.read_image`).
       lm_path: text file of 5 lines "x y" (pixels, x right, y down), in the
         order left eye, right eye, nose tip, left mouth corner, right mouth corner.
 
@@ -721,23 +698,10 @@ def load_img(img_path, lm_path):
       (image, landmarks): an RGB `PIL.Image.Image` and [5,2] float64.
 
     Raises:
-      FileNotFoundError: a file is missing.
-      ValueError: the landmark file is not 5 rows of 2 finite numbers.
+      image_io.InputError (a ValueError): a missing or unreadable file, or a
+        landmark file that is not 5 rows of 2 finite numbers.
     """
-    with Image.open(img_path) as opened:
-        image = opened.convert("RGB")
-    try:
-        with warnings.catch_warnings():     # an empty file is reported below, not warned about
-            warnings.simplefilter("ignore", UserWarning)
-            landmarks = np.loadtxt(lm_path, dtype=np.float64, ndmin=2)
-    except ValueError as error:
-        raise ValueError(f"{lm_path}: not a table of numbers ({error})") from None
-    if landmarks.shape != (5, 2):
-        raise ValueError(f"{lm_path}: expected 5 lines of 2 numbers, got shape "
-                         f"{landmarks.shape}")
-    if not np.all(np.isfinite(landmarks)):
-        raise ValueError(f"{lm_path}: landmarks hold NaN or infinite values")
-    return image, landmarks
+    return read_image(img_path), read_landmarks(lm_path)
 
 
 def save_obj(path, v, f, c):
@@ -773,12 +737,21 @@ def save_obj(path, v, f, c):
             raise ValueError(f"f must hold 1-based indices in [1, {v.shape[0]}], got "
                              f"[{f.min()}, {f.max()}]")
     vertex_values = np.concatenate([v, c], axis=1).astype(np.float64).ravel().tolist()
-    face_values = f.astype(np.int64).ravel().tolist()
-    text = ("v %f %f %f %f %f %f\n" * v.shape[0]) % tuple(vertex_values)
-    text += "\n"
-    text += ("f %d %d %d\n" * f.shape[0]) % tuple(face_values)
-    data = text.encode("ascii")
-    _atomic_write(path, lambda stream: stream.write(data))
+    vertex_lines = (("v %f %f %f %f %f %f\n" * v.shape[0]) % tuple(vertex_values)).encode("ascii")
+    write_atomically(path, vertex_lines + b"\n" + _face_lines(f.astype(np.int64)))
+
+
+_face_cache = {}
+
+
+def _face_lines(faces):
+    """The "f i j k" block. A folder's meshes share one topology: format it once."""
+    key = (faces.shape, hashlib.blake2b(faces.tobytes(), digest_size=16).digest())
+    if key not in _face_cache:
+        _face_cache.clear()
+        _face_cache[key] = (("f %d %d %d\n" * faces.shape[0])
+                            % tuple(faces.ravel().tolist())).encode("ascii")
+    return _face_cache[key]
 
 
 # --------------------------------------------------------------------- network

@@ -102,32 +102,31 @@ def _canonical_cross(p, q):
   return cx * sign, cy * sign, cw * sign
 
 
-def _triangle_setup(clip_space_vertices, triangles, image_width, image_height):
-  """Per-triangle edge functions, depth plane and bounding box.
+def _corner_values(corners):
+  """Splits gathered corners [N, 3, 4] into x, y, z, w lists of 3 [N] tensors."""
+  return [[corners[:, k, c] for k in range(3)] for c in range(4)]
+
+
+def _triangle_setup(corners, image_width, image_height):
+  """Per-triangle edge functions and bounding box.
 
   Args:
-    clip_space_vertices: [B, V, 4] float32 clip-space vertices.
-    triangles: [T, 3] int32 vertex indices.
+    corners: [N, 3, 4] float32 clip-space corners of N triangles.
     image_width: python int.
     image_height: python int.
 
   Returns:
-    coefs: [B*T, 12] float32: for each edge i the pixel-unit coefficients
-      (A_i, B_i, C_i) with e_i(ix, iy) = A_i*ix + B_i*iy + C_i, then the depth
-      at the box corner pixel z0 and its per-pixel slopes za, zb.
-    box: [B*T, 4] int32: left, bottom, width, height of the pixel box (width
+    coefs: [9, N] float32, for each edge i the pixel-unit coefficients
+      (A_i, B_i, C_i) with e_i(ix, iy) = A_i*ix + B_i*iy + C_i before the sign
+      correction.
+    sign: [N] float32, the sign of the determinant (+1 or -1).
+    box: [4, N] int32: left, bottom, width, height of the pixel box (width
       and height 0 for a triangle that is not drawn).
   """
   width = float(image_width)
   height = float(image_height)
-  v = tf.gather(clip_space_vertices, triangles, axis=1)  # [B, T, 3, 4]
-  v = tf.reshape(v, [-1, 3, 4])
-  x = [v[:, k, 0] for k in range(3)]
-  y = [v[:, k, 1] for k in range(3)]
-  z = [v[:, k, 2] for k in range(3)]
-  w = [v[:, k, 3] for k in range(3)]
+  x, y, _, w = _corner_values(corners)
   verts = [(x[k], y[k], w[k]) for k in range(3)]
-
   rows = [_canonical_cross(verts[1], verts[2]),
           _canonical_cross(verts[2], verts[0]),
           _canonical_cross(verts[0], verts[1])]
@@ -139,93 +138,78 @@ def _triangle_setup(clip_space_vertices, triangles, image_width, image_height):
   # row, and it commutes exactly with negation, so shared edges stay exact.
   kx, cx = 2.0 / width, 1.0 / width - 1.0
   ky, cy = 2.0 / height, 1.0 / height - 1.0
-  coef_a, coef_b, coef_c = [], [], []
+  coefs = []
   for a, b, c in rows:
-    a = a * sign
-    b = b * sign
-    c = c * sign
-    coef_a.append(a * kx)
-    coef_b.append(b * ky)
-    coef_c.append(c + a * cx + b * cy)
+    coefs += [a * kx, b * ky, c + a * cx + b * cy]
 
   all_positive_w = (w[0] > 0.0) & (w[1] > 0.0) & (w[2] > 0.0)
   all_negative_w = (w[0] < 0.0) & (w[1] < 0.0) & (w[2] < 0.0)
 
   # Bounding box: floor of the min, ceil of the max of the projected
   # vertices, clamped to the image; the whole image unless all w > 0.
-  def _pixel_range(coords, ws, size):
+  def _pixel_range(coords, size):
     half = 0.5 * size
-    safe_w = [tf.where(all_positive_w, wk, 1.0) for wk in ws]
+    safe_w = [tf.where(all_positive_w, wk, 1.0) for wk in w]
     proj = [(ck / wk + 1.0) * half for ck, wk in zip(coords, safe_w)]
     lo = tf.minimum(tf.minimum(proj[0], proj[1]), proj[2])
     hi = tf.maximum(tf.maximum(proj[0], proj[1]), proj[2])
-    # Clamp before converting so huge values cannot overflow the cast.
-    lo = tf.floor(tf.clip_by_value(lo, -1.0, size + 1.0))
-    hi = tf.math.ceil(tf.clip_by_value(hi, -1.0, size + 1.0))
-    lo = tf.clip_by_value(lo, 0.0, size)
-    hi = tf.clip_by_value(hi, 0.0, size)
-    lo = tf.where(all_positive_w, lo, 0.0)
-    hi = tf.where(all_positive_w, hi, size)
+    # Clamp before rounding so that huge values cannot overflow the cast.
+    lo = tf.clip_by_value(tf.floor(tf.clip_by_value(lo, -1.0, size + 1.0)),
+                          0.0, size)
+    hi = tf.clip_by_value(
+        tf.math.ceil(tf.clip_by_value(hi, -1.0, size + 1.0)), 0.0, size)
+    lo = tf.where(all_positive_w & (lo == lo), lo, 0.0)
+    hi = tf.where(all_positive_w & (hi == hi), hi, size)
     return lo, hi
 
-  left, right = _pixel_range(x, w, width)
-  bottom, top = _pixel_range(y, w, height)
+  left, right = _pixel_range(x, width)
+  bottom, top = _pixel_range(y, height)
 
-  # Depth plane, anchored at the box corner pixel for precision:
-  # z = (sum_i z_i e_i) / (sum_i w_i e_i), and sum_i w_i e_i = |det| does not
-  # depend on the pixel, so z is affine in the pixel coordinates.
-  e0 = [coef_a[i] * left + coef_b[i] * bottom + coef_c[i] for i in range(3)]
-  numer = z[0] * e0[0] + z[1] * e0[1] + z[2] * e0[2]
-  denom = w[0] * e0[0] + w[1] * e0[1] + w[2] * e0[2]
-  slope_a = z[0] * coef_a[0] + z[1] * coef_a[1] + z[2] * coef_a[2]
-  slope_b = z[0] * coef_b[0] + z[1] * coef_b[1] + z[2] * coef_b[2]
-  z0 = numer / denom
-  za = slope_a / denom
-  zb = slope_b / denom
-
-  coefs = tf.stack([coef_a[0], coef_b[0], coef_c[0],
-                    coef_a[1], coef_b[1], coef_c[1],
-                    coef_a[2], coef_b[2], coef_c[2], z0, za, zb], axis=1)
-  finite = tf.reduce_all(tf.math.is_finite(tf.reshape(v, [-1, 12])), axis=1)
-  finite &= tf.reduce_all(tf.math.is_finite(coefs[:, :9]), axis=1)
+  # A triangle is drawn when its clip coordinates are finite and not all of
+  # its w are negative. (Overflowing edge functions are rejected per pixel.)
+  finite = tf.reduce_all(
+      tf.math.is_finite(tf.reshape(corners, [-1, 12])), axis=1)
   drawn = finite & tf.logical_not(all_negative_w)
-  left = tf.where(drawn, left, 0.0)
-  bottom = tf.where(drawn, bottom, 0.0)
-  box_w = tf.where(drawn, right - left, 0.0)
-  box_h = tf.where(drawn, top - bottom, 0.0)
-  box = tf.cast(tf.stack([left, bottom, box_w, box_h], axis=1), tf.int32)
-  coefs = tf.where(drawn[:, None], coefs, 0.0)
-  return coefs, box
+  box = tf.stack([tf.where(drawn, left, 0.0), tf.where(drawn, bottom, 0.0),
+                  tf.where(drawn, right - left, 0.0),
+                  tf.where(drawn, top - bottom, 0.0)])
+  return tf.stack(coefs), sign, tf.cast(box, tf.int32)
 
 
-def _test_candidates(coefs, left, bottom, dx, dy, valid, batch_index,
-                     image_width, image_height):
+def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
+                     batch_index, image_width, image_height):
   """Coverage and depth of candidate pixels; shared by both kernels.
 
+  All arguments are tensors of one shape (or broadcastable to it), except
+  coefs (a list of 9), z and w (lists of 3) and the python ints.
+
   Args:
-    coefs: list of 12 float32 tensors, the columns of `_triangle_setup`'s
-      coefs, each broadcastable against dx.
-    left, bottom: int32 box corner, broadcastable against dx.
+    coefs: the 9 raw pixel-unit edge coefficients (see _triangle_setup).
+    sign: the determinant's sign.
+    z, w: clip-space z and w of the three corners.
+    left, bottom: int32 box corner.
     dx, dy: int32 offsets of the candidate pixels from the box corner.
     valid: bool, candidates inside the box.
-    batch_index: int32 image index, broadcastable against dx.
+    batch_index: int32 image index.
     image_width, image_height: python ints.
 
   Returns:
-    depth: float32, the candidate's depth or _REJECTED.
+    depth: float32, the candidate's NDC depth, or _REJECTED.
     pixel: int32 flat pixel index b*H*W + iy*W + ix (0 where rejected).
   """
   ix = left + dx
   iy = bottom + dy
   fx = tf.cast(ix, tf.float32)
   fy = tf.cast(iy, tf.float32)
-  e = [coefs[3 * i] * fx + coefs[3 * i + 1] * fy + coefs[3 * i + 2]
+  e = [(coefs[3 * i] * fx + coefs[3 * i + 1] * fy + coefs[3 * i + 2]) * sign
        for i in range(3)]
-  inside = (e[0] >= 0.0) & (e[1] >= 0.0) & (e[2] >= 0.0)
-  inside &= (e[0] > 0.0) | (e[1] > 0.0) | (e[2] > 0.0)
-  depth = (coefs[9] + coefs[10] * tf.cast(dx, tf.float32) +
-           coefs[11] * tf.cast(dy, tf.float32))
-  keep = valid & inside & (depth >= -1.0) & (depth <= 1.0)
+  total = e[0] + e[1] + e[2]
+  inside = (e[0] >= 0.0) & (e[1] >= 0.0) & (e[2] >= 0.0) & (total > 0.0)
+  # z = (b . z) / (b . w) with b = e / sum(e); the normalization cancels.
+  depth = ((e[0] * z[0] + e[1] * z[1] + e[2] * z[2]) /
+           (e[0] * w[0] + e[1] * w[1] + e[2] * w[2]))
+  keep = (valid & inside & (total < float('inf')) & (depth >= -1.0) &
+          (depth <= 1.0))
   depth = tf.where(keep, depth, _REJECTED)
   pixel = batch_index * (image_width * image_height) + iy * image_width + ix
   pixel = tf.where(keep, pixel, 0)
@@ -233,29 +217,47 @@ def _test_candidates(coefs, left, bottom, dx, dy, valid, batch_index,
 
 
 @functools.lru_cache(maxsize=None)
-def _setup_and_small_kernel(image_width, image_height):
-  """Returns the XLA kernel for setup plus small triangles, per image size."""
+def _setup_kernel(image_width, image_height):
+  """Returns the XLA setup kernel: corners [N,3,4] -> coefs, sign, box."""
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(clip_space_vertices, triangles):
-    coefs, box = _triangle_setup(clip_space_vertices, triangles, image_width,
-                                 image_height)
-    left, bottom, box_w, box_h = [box[:, k:k + 1] for k in range(4)]
+  def kernel(corners):
+    return _triangle_setup(corners, image_width, image_height)
+
+  return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _small_kernel(image_width, image_height):
+  """Returns the XLA kernel testing the small triangles on a 6-pixel tile.
+
+  The kernel maps (corners [N,3,4], coefs [9,N], sign [N], box [4,N],
+  triangles_per_image) to depth [6, N] float32 (the candidate's depth or
+  _REJECTED) and pixel [6, N] int32 (flat pixel index), and large [N] bool
+  (drawn triangles whose box does not fit the tile).
+  """
+
+  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  def kernel(corners, coefs, sign, box, triangles_per_image):
+    _, _, z, w = _corner_values(corners)
+    coefs = tf.unstack(coefs)
+    left, bottom, box_w, box_h = tf.unstack(box)
     small = ((box_w <= 2) & (box_h <= 3)) | ((box_w <= 3) & (box_h <= 2))
     wide = box_w > 2
-    j = tf.range(_TILE, dtype=tf.int32)[None, :]
-    dx = tf.where(wide, j % 3, j % 2)
-    dy = tf.where(wide, j // 3, j // 2)
-    valid = small & (dx < box_w) & (dy < box_h)
-    num_triangles = tf.shape(triangles)[0]
-    batch_index = tf.range(tf.shape(box)[0], dtype=tf.int32) // tf.maximum(
-        num_triangles, 1)
-    depth, pixel = _test_candidates(
-        [coefs[:, k:k + 1] for k in range(12)], left, bottom, dx, dy, valid,
-        batch_index[:, None], image_width, image_height)
-    large = tf.logical_not(small[:, 0]) & (box_w[:, 0] > 0) & (box_h[:, 0] > 0)
-    return (tf.reshape(depth, [-1]), tf.reshape(pixel, [-1]), large, coefs,
-            box)
+    batch_index = (tf.range(tf.shape(left)[0], dtype=tf.int32) //
+                   tf.maximum(triangles_per_image, 1))
+    depths, pixels = [], []
+    for j in range(_TILE):
+      dx = tf.where(wide, j % 3, j % 2)
+      dy = tf.where(wide, j // 3, j // 2)
+      valid = small & (dx < box_w) & (dy < box_h)
+      depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, dx, dy,
+                                      valid, batch_index, image_width,
+                                      image_height)
+      depths.append(depth)
+      pixels.append(pixel)
+    large = tf.logical_not(small) & (box_w > 0) & (box_h > 0)
+    return tf.stack(depths), tf.stack(pixels), large
 
   return kernel
 
@@ -265,21 +267,24 @@ def _large_kernel(image_width, image_height):
   """Returns the XLA kernel testing one chunk of large-triangle fragments."""
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(fragment, owner, starts, coefs, box, batch_index, total):
+  def kernel(fragment, owner, starts, corners, coefs, sign, box, batch_index,
+             total):
     # fragment: [K] int64 global fragment ids; owner: [K] int32 index into
-    # the compacted large triangles.
+    # the L compacted large triangles, whose data are corners [L, 3, 4],
+    # coefs [9, L], sign [L], box [4, L], batch_index [L].
     starts = tf.gather(starts, owner)
-    coefs = tf.gather(coefs, owner)
-    box = tf.gather(box, owner)
+    _, _, z, w = _corner_values(tf.gather(corners, owner))
+    coefs = tf.unstack(tf.gather(coefs, owner, axis=1))
+    sign = tf.gather(sign, owner)
+    left, bottom, box_w, _ = tf.unstack(tf.gather(box, owner, axis=1))
     batch_index = tf.gather(batch_index, owner)
     local = tf.cast(fragment - starts, tf.int32)
-    box_w = tf.maximum(box[:, 2], 1)
+    box_w = tf.maximum(box_w, 1)
     dx = local % box_w
     dy = local // box_w
     valid = fragment < total
-    return _test_candidates([coefs[:, k] for k in range(12)], box[:, 0],
-                            box[:, 1], dx, dy, valid, batch_index,
-                            image_width, image_height)
+    return _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
+                            batch_index, image_width, image_height)
 
   return kernel
 
@@ -327,12 +332,18 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   num_triangles = tf.shape(triangles)[0]
   num_pixels = batch * (image_width * image_height)
 
-  depth, pixel, large, coefs, box = _setup_and_small_kernel(
-      image_width, image_height)(clip_space_vertices, triangles)
+  corners = tf.reshape(tf.gather(clip_space_vertices, triangles, axis=1),
+                       [-1, 3, 4])
+  coefs, sign, box = _setup_kernel(image_width, image_height)(corners)
+  depth, pixel, large = _small_kernel(image_width, image_height)(
+      corners, coefs, sign, box, num_triangles)
 
   # Small triangles: compact the surviving candidates and merge them.
+  depth = tf.reshape(depth, [-1])
+  pixel = tf.reshape(pixel, [-1])
   kept = tf.reshape(tf.where(depth <= 1.0), [-1])
-  fragment_triangle = tf.cast(kept // _TILE, tf.int32)
+  fragment_triangle = tf.cast(kept % tf.cast(tf.size(large), tf.int64),
+                              tf.int32)
   depth_buffer = tf.fill([num_pixels], _REJECTED)
   id_buffer = tf.fill([num_pixels], -1)
   depth_buffer, id_buffer = _merge(depth_buffer, id_buffer,
@@ -342,14 +353,16 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
 
   # Large triangles: enumerate their box pixels chunk by chunk.
   large_ids = tf.cast(tf.reshape(tf.where(large), [-1]), tf.int32)
-  large_coefs = tf.gather(coefs, large_ids)
-  large_box = tf.gather(box, large_ids)
+  large_corners = tf.gather(corners, large_ids)
+  large_coefs = tf.gather(coefs, large_ids, axis=1)
+  large_sign = tf.gather(sign, large_ids)
+  large_box = tf.gather(box, large_ids, axis=1)
   large_batch = large_ids // tf.maximum(num_triangles, 1)
-  counts = (tf.cast(large_box[:, 2], tf.int64) *
-            tf.cast(large_box[:, 3], tf.int64))
+  counts = (tf.cast(large_box[2], tf.int64) *
+            tf.cast(large_box[3], tf.int64))
   ends = tf.cumsum(counts)
-  starts = ends - counts
   total = tf.reduce_sum(counts)
+  starts = ends - counts
   chunk_kernel = _large_kernel(image_width, image_height)
 
   def _body(base, depth_buffer, id_buffer):
@@ -357,7 +370,8 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
     owner = tf.searchsorted(ends, fragment, side='right', out_type=tf.int32)
     owner = tf.minimum(owner, tf.size(ends, out_type=tf.int32) - 1)
     frag_depth, frag_pixel = chunk_kernel(fragment, owner, starts,
-                                          large_coefs, large_box, large_batch,
+                                          large_corners, large_coefs,
+                                          large_sign, large_box, large_batch,
                                           total)
     keep = tf.reshape(tf.where(frag_depth <= 1.0), [-1])
     depth_buffer, id_buffer = _merge(

@@ -29,9 +29,12 @@ their edge functions overflow float32) are not drawn; a non-finite vertex
 only affects the triangles that use it.
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
+from mesh_renderer import _compiled
 from mesh_renderer import _visibility
 from mesh_renderer import camera_utils
 
@@ -173,9 +176,24 @@ def rasterize_clip_space(clip_space_vertices, attributes, triangles,
 
   triangle_ids = _visibility.visible_triangles(
       clip_space_vertices, triangles, image_width, image_height)
-  return _interpolate(clip_space_vertices, attributes, triangles,
-                      triangle_ids, image_width, image_height,
-                      background_value)
+
+  return _interpolation(image_width, image_height)(
+      [clip_space_vertices, attributes, background_value],
+      [triangles, triangle_ids])
+
+
+@functools.lru_cache(maxsize=None)
+def _interpolation(image_width, image_height):
+  """The XLA-compiled interpolation (and its gradient) for one image size."""
+
+  def _run(differentiable, constants):
+    clip_space_vertices, attributes, background_value = differentiable
+    triangles, triangle_ids = constants
+    return _interpolate(clip_space_vertices, attributes, triangles,
+                        triangle_ids, image_width, image_height,
+                        background_value)
+
+  return _compiled.compiled(_run)
 
 
 def _interpolate(clip_space_vertices, attributes, triangles, triangle_ids,

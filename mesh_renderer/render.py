@@ -7,11 +7,13 @@ including the reference's quirks that its golden images depend on, follow
 `shared/spec/renderer.md`.
 """
 
+import functools
 import numbers
 
 import numpy as np
 import tensorflow as tf
 
+from mesh_renderer import _compiled
 from mesh_renderer import camera_utils
 from mesh_renderer import rasterize_triangles
 
@@ -359,28 +361,50 @@ def mesh_renderer(vertices,
       vertices, vertex_attributes, triangles, clip_space_transforms,
       image_width, image_height, -np.ones([attribute_count], np.float32))
 
-  pixel_normals = tf.math.l2_normalize(pixel_attributes[:, :, :, 0:3],
-                                       axis=3)
-  pixel_positions = pixel_attributes[:, :, :, 3:6]
-  pixel_diffuse = pixel_attributes[:, :, :, 6:9]
-  pixel_specular = None
-  if specular_colors is not None:
-    pixel_specular = pixel_attributes[:, :, :, 9:12]
-    if per_vertex_shininess:
-      shininess_coefficients = pixel_attributes[:, :, :, 12]
-    else:
+  has_specular = specular_colors is not None
+  has_ambient = ambient_color is not None
+  inputs = [pixel_attributes, light_positions, light_intensities]
+  if has_specular:
+    if not per_vertex_shininess:
       shininess_coefficients = tf.reshape(shininess_coefficients, [-1, 1, 1])
-  pixel_mask = tf.cast(tf.reduce_any(pixel_diffuse >= 0.0, axis=3),
-                       tf.float32)
-  return phong_shader(
-      normals=pixel_normals,
-      alphas=pixel_mask,
-      pixel_positions=pixel_positions,
-      light_positions=light_positions,
-      light_intensities=light_intensities,
-      diffuse_colors=pixel_diffuse,
-      camera_position=camera_position if specular_colors is not None
-      else None,
-      specular_colors=pixel_specular,
-      shininess_coefficients=shininess_coefficients,
-      ambient_color=ambient_color)
+    inputs += [camera_position, shininess_coefficients]
+  if has_ambient:
+    inputs.append(ambient_color)
+  return _shading(has_specular, per_vertex_shininess, has_ambient)(inputs, [])
+
+
+@functools.lru_cache(maxsize=None)
+def _shading(has_specular, per_vertex_shininess, has_ambient):
+  """XLA-compiled shading of the rasterized attributes, with its gradient."""
+
+  def _shade(inputs, unused_constants):
+    pixel_attributes, light_positions, light_intensities = inputs[:3]
+    rest = list(inputs[3:])
+    camera_position = shininess = pixel_specular = ambient_color = None
+    if has_specular:
+      camera_position, shininess = rest[:2]
+      rest = rest[2:]
+      pixel_specular = pixel_attributes[:, :, :, 9:12]
+      if per_vertex_shininess:
+        shininess = pixel_attributes[:, :, :, 12]
+    if has_ambient:
+      ambient_color = rest[0]
+    pixel_normals = tf.math.l2_normalize(pixel_attributes[:, :, :, 0:3],
+                                         axis=3)
+    pixel_positions = pixel_attributes[:, :, :, 3:6]
+    pixel_diffuse = pixel_attributes[:, :, :, 6:9]
+    pixel_mask = tf.cast(tf.reduce_any(pixel_diffuse >= 0.0, axis=3),
+                         tf.float32)
+    return phong_shader(
+        normals=pixel_normals,
+        alphas=pixel_mask,
+        pixel_positions=pixel_positions,
+        light_positions=light_positions,
+        light_intensities=light_intensities,
+        diffuse_colors=pixel_diffuse,
+        camera_position=camera_position,
+        specular_colors=pixel_specular,
+        shininess_coefficients=shininess,
+        ambient_color=ambient_color)
+
+  return _compiled.compiled(_shade)

@@ -1,0 +1,57 @@
+"""XLA compilation of differentiable sub-graphs, forward and backward.
+
+TensorFlow differentiates a `tf.function(jit_compile=True)` with gradient
+ops that are not themselves compiled; on CPU the scatter-adds that gathers
+turn into are then several times slower than XLA's. `compiled` wraps a
+function so that its forward pass is one XLA kernel and its gradient is a
+second XLA kernel that recomputes the forward pass under a gradient tape.
+It works eagerly, inside `tf.function` and in TF1-style graphs.
+"""
+
+import tensorflow as tf
+
+
+def compiled(fn):
+  """Returns fn compiled with XLA, with an XLA-compiled gradient.
+
+  Create the wrapper once (e.g. per image size) and reuse it: each wrapper
+  owns its compiled kernels.
+
+  Args:
+    fn: a python function fn(differentiable, constants) of two lists of
+      tensors returning one float32 tensor; only the float32 tensors of the
+      first list receive gradients.
+
+  Returns:
+    A function call(differentiable, constants) with the same meaning.
+  """
+
+  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  def forward(differentiable, constants):
+    return fn(differentiable, constants)
+
+  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  def backward(upstream, differentiable, constants):
+    differentiable = list(differentiable)
+    with tf.GradientTape() as tape:
+      tape.watch(differentiable)
+      result = fn(differentiable, constants)
+    gradients = tape.gradient(result, differentiable,
+                              output_gradients=upstream)
+    return [tf.zeros_like(a) if g is None else g
+            for a, g in zip(differentiable, gradients)]
+
+  def call(differentiable, constants):
+    differentiable = [tf.convert_to_tensor(a, dtype=tf.float32)
+                      for a in differentiable]
+    constants = list(constants)
+
+    @tf.custom_gradient
+    def _op(*inputs):
+      def _gradient(upstream):
+        return backward(upstream, list(inputs), constants)
+      return forward(list(inputs), constants), _gradient
+
+    return _op(*differentiable)
+
+  return call

@@ -62,6 +62,7 @@ coordinate, or whose edge functions overflow float32, is not drawn.
 import functools
 
 import tensorflow as tf
+from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflow-import
 
 # Candidate pixels per small triangle: a 2-wide, 3-tall tile, or a 3-wide,
 # 2-tall tile when the bounding box is 3 pixels wide.
@@ -365,7 +366,11 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   starts = ends - counts
   chunk_kernel = _large_kernel(image_width, image_height)
 
-  def _body(base, depth_buffer, id_buffer):
+  # Everything the loop body reads is passed as a loop variable, so that
+  # the loop also builds under TF1 control flow (tf.compat.v1 graphs).
+  def _body(base, depth_buffer, id_buffer, loop_inputs):
+    (ends, starts, large_corners, large_coefs, large_sign, large_box,
+     large_batch, large_ids, total) = loop_inputs
     fragment = base + tf.range(_CHUNK, dtype=tf.int64)
     owner = tf.searchsorted(ends, fragment, side='right', out_type=tf.int32)
     owner = tf.minimum(owner, tf.size(ends, out_type=tf.int32) - 1)
@@ -378,10 +383,15 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
         depth_buffer, id_buffer, tf.gather(frag_depth, keep),
         tf.gather(frag_pixel, keep),
         tf.gather(large_ids, tf.gather(owner, keep)), num_pixels)
-    return base + _CHUNK, depth_buffer, id_buffer
+    return base + _CHUNK, depth_buffer, id_buffer, loop_inputs
 
-  _, depth_buffer, id_buffer = tf.while_loop(
-      lambda base, *_: base < total, _body,
-      [tf.constant(0, tf.int64), depth_buffer, id_buffer],
+  loop_inputs = (ends, starts, large_corners, large_coefs, large_sign,
+                 large_box, large_batch, large_ids, total)
+  # In graphs, always build a functional (v2) while loop: it holds the XLA
+  # kernel calls correctly even when TF1 control flow is enabled.
+  loop = tf.while_loop if tf.executing_eagerly() else while_v2.while_loop
+  _, depth_buffer, id_buffer, _ = loop(
+      lambda base, depth_buffer, id_buffer, loop_inputs: base < loop_inputs[-1],
+      _body, [tf.constant(0, tf.int64), depth_buffer, id_buffer, loop_inputs],
       parallel_iterations=1)
   return tf.reshape(id_buffer, [batch, image_width * image_height])

@@ -736,9 +736,67 @@ def save_obj(path, v, f, c):
         if f.min() < 1 or f.max() > v.shape[0]:
             raise ValueError(f"f must hold 1-based indices in [1, {v.shape[0]}], got "
                              f"[{f.min()}, {f.max()}]")
-    vertex_values = np.concatenate([v, c], axis=1).astype(np.float64).ravel().tolist()
-    vertex_lines = (("v %f %f %f %f %f %f\n" * v.shape[0]) % tuple(vertex_values)).encode("ascii")
+    vertex_lines = format_float_rows("v", np.concatenate([v, c], axis=1))
     write_atomically(path, vertex_lines + b"\n" + _face_lines(f.astype(np.int64)))
+
+
+_DIGIT_PLANES = np.array([list(f"{i:03d}") for i in range(1000)], "S1").view(np.uint8).T.copy()
+
+
+def format_float_rows(prefix, values):
+    """Formats [R,K] numbers as R lines "prefix x1 ... xK", each as "%f" would.
+
+    Byte for byte the text of `("prefix" + " %f" * K + "\n") % row` for every
+    row, built with NumPy instead of one Python format per number (about
+    three times faster for a 35k-vertex mesh): each value becomes a fixed-width
+    field of bytes (separator, sign, integer digits, point, 6 decimals, with
+    zeros where "%f" prints nothing), and the zeros are dropped at the end.
+
+    Args:
+      prefix: one character starting each line ("v").
+      values: [R, K] numbers. Non-finite values or magnitudes of 1e9 or more
+        are formatted by Python instead.
+
+    Returns:
+      bytes: R lines, each ending with a newline.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    rows, cols = values.shape
+    magnitude = np.abs(values)
+    if rows == 0 or not np.all(magnitude < 1e9):  # Also false for NaN and infinities.
+        line = prefix + " %f" * cols + "\n"
+        return ((line * rows) % tuple(values.ravel().tolist())).encode("ascii")
+    scaled = magnitude * 1e6
+    micro = np.rint(scaled)
+    # Where the product is too close to a half for its rounding error, ask
+    # printf itself (correct rounding of the exact binary value).
+    near_half = np.abs(scaled - micro) >= 0.5 - 5e-16 * scaled   # 5e-16: over 2 ulps.
+    for i in np.flatnonzero(near_half):
+        micro.flat[i] = int(("%f" % magnitude.flat[i]).replace(".", ""))
+    micro = micro.astype(np.int64)
+    whole = micro // 1000000
+    fraction = (micro - whole * 1000000).astype(np.int32)
+    fraction_high = fraction // 1000
+    n_int = len(str(int(whole.max())))
+    # Byte planes, one per position of a field: [separator, prefix space, sign,
+    # n_int digits, ".", 6 decimals, newline]; a zero byte means "nothing".
+    planes = np.zeros((n_int + 11, rows, cols), np.uint8)
+    planes[0, :, 0] = ord(prefix)
+    planes[0, :, 1:] = ord(" ")
+    planes[1, :, 0] = ord(" ")
+    planes[2] = np.signbit(values) * np.uint8(ord("-"))
+    rest = whole
+    for place in range(n_int - 1, -1, -1):
+        digit = (rest % 10).astype(np.uint8) + np.uint8(ord("0"))
+        leading = whole < 10 ** (n_int - 1 - place)
+        planes[3 + place] = digit if place == n_int - 1 else np.where(leading, 0, digit)
+        rest = rest // 10
+    planes[3 + n_int] = ord(".")
+    planes[4 + n_int:7 + n_int] = np.take(_DIGIT_PLANES, fraction_high, axis=1)
+    planes[7 + n_int:10 + n_int] = np.take(_DIGIT_PLANES, fraction - fraction_high * 1000, axis=1)
+    planes[10 + n_int, :, -1] = ord("\n")
+    text = np.ascontiguousarray(planes.transpose(1, 2, 0)).ravel()
+    return text[text != 0].tobytes()
 
 
 _face_cache = {}

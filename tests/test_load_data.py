@@ -666,3 +666,19 @@ def test_check_assets_reports_bad_files(bfm_copy, graph_file, tmp_path, damage, 
     with pytest.raises(AssetError) as error:
         report.raise_if_failed()
     assert one_line(error).startswith(report.problems[0])
+
+
+@pytest.mark.parametrize("scale", [1e-7, 1.0, 300.0, 1e6])
+def test_format_float_rows_matches_printf(scale):
+    rng = np.random.default_rng(int(scale * 7) % 1000)
+    values = rng.standard_normal((500, 6)) * scale
+    values[0] = [-0.0, 0.0, 1e-9, -1e-9, 0.9999996, -5e-7]   # Signs and rounding edges.
+    values[1] = [999999.9999996, 1e8, -123456.5, 0.5, -0.0000005, 2.5e-6]
+    expected = "".join("v" + " %f" * 6 % tuple(row) + "\n" for row in values.tolist())
+    assert load_data.format_float_rows("v", values).decode("ascii") == expected
+
+
+def test_format_float_rows_falls_back_for_odd_values():
+    values = np.array([[np.nan, 1.0, -np.inf], [1e12, -2.0, 3.0]])
+    expected = "".join("v" + " %f" * 3 % tuple(row) + "\n" for row in values.tolist())
+    assert load_data.format_float_rows("v", values).decode("ascii") == expected

@@ -188,7 +188,9 @@ def preview(aligned, result):
 def encode_png(rgb):
     import cv2
 
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
+    # Level 1: a third of the default's time for a few percent more bytes.
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]),
+                            [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return data.tobytes()

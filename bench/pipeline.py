@@ -190,9 +190,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
         photos = make_photos(work / "input", args.images)
-        warm = _batches(photos, max(args.batch_sizes))[0]
-        time_stages(warm, reconstructor, triangles, lm3d, len(warm), work / "warm")
         for batch_size in args.batch_sizes:
+            warm = photos[:batch_size]  # First runs at a batch size compile and allocate.
+            time_stages(warm, reconstructor, triangles, lm3d, batch_size, work / "warm")
             stages = time_stages(photos, reconstructor, triangles, lm3d, batch_size,
                                  work / f"stages_{batch_size}")
             network = time_network_only(photos, reconstructor, lm3d, batch_size)

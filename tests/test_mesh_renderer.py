@@ -1,0 +1,762 @@
+"""Tests of the pure-TensorFlow mesh_renderer package (renderer.md).
+
+Independent references: the reference library's golden images, a NumPy
+re-implementation of the rasterization rules of renderer.md (float64),
+NumPy camera formulas, and central finite differences.
+"""
+import inspect
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import mesh_renderer
+from mesh_renderer import camera_utils, rasterize_triangles
+from tests.conftest import REPO_ROOT, shared_path
+
+CUBE = np.array([[-1, -1, 1], [-1, -1, -1], [-1, 1, -1], [-1, 1, 1], [1, -1, 1],
+                 [1, -1, -1], [1, 1, -1], [1, 1, 1]], np.float32)
+CUBE_TRIANGLES = np.array(
+    [[0, 1, 2], [2, 3, 0], [3, 2, 6], [6, 7, 3], [7, 6, 5], [5, 4, 7],
+     [4, 5, 1], [1, 0, 4], [5, 6, 2], [2, 1, 5], [7, 4, 0], [0, 3, 7]],
+    np.int32)
+DIFFUSE = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [1, 1, 0],
+                    [1, 0, 1], [0, 1, 1], [.5, .5, .5]], np.float32)
+SPECULAR = np.array([[0, 1, 0], [0, 0, 1], [1, 1, 1], [1, 1, 0], [1, 0, 1],
+                     [0, 1, 1], [.5, .5, .5], [1, 0, 0]], np.float32)
+
+
+# ----------------------------------------------------------------------------
+# Independent references
+# ----------------------------------------------------------------------------
+
+def numpy_rotation(angles):
+    """Rz Ry Rx for angles (x, y, z) in radians, float64."""
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def numpy_camera(eye, center, up, fov_y, near, far, aspect):
+    """gluPerspective(fov_y, aspect, near, far) * gluLookAt(eye, center, up)."""
+    f = np.asarray(center, np.float64) - eye
+    f /= np.linalg.norm(f)
+    s = np.cross(f, up)
+    s /= np.linalg.norm(s)
+    u = np.cross(s, f)
+    view = np.eye(4)
+    view[0, :3], view[1, :3], view[2, :3] = s, u, -f
+    view[:3, 3] = -view[:3, :3] @ eye
+    t = 1.0 / math.tan(math.radians(fov_y) / 2)
+    proj = np.zeros((4, 4))
+    proj[0, 0], proj[1, 1] = t / aspect, t
+    proj[2, 2] = -(far + near) / (far - near)
+    proj[2, 3] = -2 * far * near / (far - near)
+    proj[3, 2] = -1
+    return proj @ view
+
+
+def numpy_rasterize(clip, triangles, width, height):
+    """Reference rasterizer following renderer.md, in float64.
+
+    Returns (ids [H, W] int, -1 where uncovered; barycentrics [H, W, 3];
+    margin [H, W]: smallest |edge value| / sum of edge values of the winning
+    fragment, small where the outcome is sensitive to rounding).
+    """
+    clip = np.asarray(clip, np.float64)
+    ids = -np.ones((height, width), np.int64)
+    bary = np.zeros((height, width, 3))
+    zbuf = np.ones((height, width))
+    margin = np.full((height, width), np.inf)
+    px = (np.arange(width) + 0.5) / (width / 2) - 1
+    py = (np.arange(height) + 0.5) / (height / 2) - 1
+    for t, tri in enumerate(triangles):
+        v = clip[tri]                     # [3, 4]
+        if np.all(v[:, 3] < 0):
+            continue
+        m = v[:, [0, 1, 3]].T             # columns are vertices (x, y, w)
+        rows = np.stack([np.cross(m[:, 1], m[:, 2]), np.cross(m[:, 2], m[:, 0]),
+                         np.cross(m[:, 0], m[:, 1])])
+        det = m[0] @ rows[:, 0]
+        if det < 0:
+            rows = -rows
+        if np.all(v[:, 3] > 0):
+            sx = (v[:, 0] / v[:, 3] + 1) * width / 2
+            sy = (v[:, 1] / v[:, 3] + 1) * height / 2
+            x0, x1 = [int(np.clip(f(g), 0, width)) for f, g in
+                      ((np.floor, sx.min()), (np.ceil, sx.max()))]
+            y0, y1 = [int(np.clip(f(g), 0, height)) for f, g in
+                      ((np.floor, sy.min()), (np.ceil, sy.max()))]
+        else:
+            x0, x1, y0, y1 = 0, width, 0, height
+        gx, gy = np.meshgrid(px[x0:x1], py[y0:y1])
+        e = (rows[:, 0, None, None] * gx + rows[:, 1, None, None] * gy +
+             rows[:, 2, None, None])
+        inside = np.all(e >= 0, axis=0) & np.any(e > 0, axis=0)
+        total = np.where(inside, e.sum(0), 1.0)
+        b = e / total
+        z = (b * v[:, 2, None, None]).sum(0) / (b * v[:, 3, None, None]).sum(0)
+        sub = zbuf[y0:y1, x0:x1]
+        keep = inside & (z >= -1) & (z <= 1) & (z <= sub)
+        sub[keep] = z[keep]
+        ids[y0:y1, x0:x1][keep] = t
+        bary[y0:y1, x0:x1][keep] = np.moveaxis(b, 0, -1)[keep]
+        margin[y0:y1, x0:x1][keep] = (np.abs(e).min(0) / total)[keep]
+    return ids, bary, margin
+
+
+def id_attributes(clip, triangles):
+    """Unshares the vertices so that attributes reveal ids and barycentrics.
+
+    Returns (clip [B, 3T, 4], attributes [B, 3T, 4], triangles [T, 3]):
+    attribute 0 is the triangle id + 1, attributes 1-3 the corner one-hots.
+    """
+    clip = np.asarray(clip, np.float32)
+    count = len(triangles)
+    new_clip = clip[:, np.asarray(triangles).reshape(-1)]
+    attrs = np.zeros((clip.shape[0], 3 * count, 4), np.float32)
+    attrs[:, :, 0] = np.repeat(np.arange(count) + 1, 3)
+    attrs[:, np.arange(3 * count), 1 + np.arange(3 * count) % 3] = 1
+    return new_clip, attrs, np.arange(3 * count, dtype=np.int32).reshape(-1, 3)
+
+
+def render_ids(clip, triangles, width, height):
+    """Our rasterizer's ids (-1 where uncovered) and barycentrics."""
+    new_clip, attrs, tris = id_attributes(clip, triangles)
+    out = rasterize_triangles.rasterize_clip_space(
+        new_clip, attrs, tris, width, height, [0.0, 0.0, 0.0, 0.0]).numpy()
+    return np.rint(out[..., 0]).astype(np.int64) - 1, out[..., 1:]
+
+
+def assert_matches_reference(clip, triangles, width, height):
+    ours_ids, ours_bary = render_ids(clip, triangles, width, height)
+    for b in range(clip.shape[0]):
+        ids, bary, margin = numpy_rasterize(clip[b], triangles, width, height)
+        # Pixels within rounding distance of an edge may legitimately differ.
+        robust = ~(margin < 1e-4)
+        mismatch = (ours_ids[b] != ids) & robust
+        assert mismatch.sum() == 0, (b, np.argwhere(mismatch)[:5])
+        same = (ours_ids[b] == ids) & (ids >= 0)
+        np.testing.assert_allclose(ours_bary[b][same], bary[same], atol=2e-4)
+        assert np.all(ours_bary[b][ids < 0] == 0)
+
+
+def compare_with_golden(image, name, max_outlier_fraction=0.001,
+                        threshold=0.01):
+    golden = np.asarray(Image.open(shared_path(
+        'data', 'renderer_golden', name))).astype(np.float64) / 255.0
+    assert golden.shape == image.shape
+    outliers = np.any(np.abs(golden - np.clip(image, 0, 1)) > threshold,
+                      axis=2)
+    assert outliers.mean() <= max_outlier_fraction, outliers.mean()
+
+
+def colored_cube(shininess=None, size=(640, 480)):
+    rotation = camera_utils.euler_matrices([[-20.0, 0.0, 60.0]])[:, :3, :3]
+    vertices = tf.matmul(CUBE[None], rotation, transpose_b=True)
+    normals = tf.matmul(tf.math.l2_normalize(CUBE, axis=1)[None], rotation,
+                        transpose_b=True)
+    if shininess is None:
+        shininess = 6.0 * np.ones((1, 8), np.float32)
+    render = mesh_renderer.mesh_renderer(
+        vertices, CUBE_TRIANGLES, normals, DIFFUSE[None], [0.0, 0.0, 6.0],
+        [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [[[0.0, 0.0, 6.0], [1.0, 2.0, 6.0]]],
+        np.ones((1, 2, 3), np.float32), size[0], size[1], SPECULAR[None],
+        shininess, np.zeros((1, 3), np.float32), 40.0, 0.1, 25.0)
+    return tf.concat([mesh_renderer.tone_mapper(render[..., :3], 0.7),
+                      render[..., 3:]], axis=3)
+
+
+def simple_triangle():
+    clip = tf.constant([[[-0.5, -0.5, 0.8, 1.0], [0.0, 0.5, 0.3, 1.0],
+                         [0.5, -0.5, 0.3, 1.0]]])
+    out = rasterize_triangles.rasterize_clip_space(
+        clip, tf.eye(3)[None], [[0, 1, 2]], 640, 480, [0.0, 0.0, 0.0])
+    return tf.concat([out, tf.ones([1, 480, 640, 1])], axis=3)
+
+
+# ----------------------------------------------------------------------------
+# 1. Public API
+# ----------------------------------------------------------------------------
+
+def test_public_api():
+    from mesh_renderer import camera_utils as cu, rasterize_triangles as rt
+    assert inspect.isfunction(mesh_renderer.mesh_renderer)
+    params = lambda f: [(p.name, p.default) for p in
+                        inspect.signature(f).parameters.values()]
+    e = inspect.Parameter.empty
+    assert params(mesh_renderer.mesh_renderer) == [
+        ('vertices', e), ('triangles', e), ('normals', e),
+        ('diffuse_colors', e), ('camera_position', e), ('camera_lookat', e),
+        ('camera_up', e), ('light_positions', e), ('light_intensities', e),
+        ('image_width', e), ('image_height', e), ('specular_colors', None),
+        ('shininess_coefficients', None), ('ambient_color', None),
+        ('fov_y', 40.0), ('near_clip', 0.01), ('far_clip', 10.0)]
+    assert params(mesh_renderer.phong_shader) == [
+        ('normals', e), ('alphas', e), ('pixel_positions', e),
+        ('light_positions', e), ('light_intensities', e),
+        ('diffuse_colors', None), ('camera_position', None),
+        ('specular_colors', None), ('shininess_coefficients', None),
+        ('ambient_color', None)]
+    assert params(mesh_renderer.tone_mapper) == [('image', e), ('gamma', e)]
+    assert [p for p, _ in params(rt.rasterize)] == [
+        'world_space_vertices', 'attributes', 'triangles', 'camera_matrices',
+        'image_width', 'image_height', 'background_value']
+    assert [p for p, _ in params(rt.rasterize_clip_space)] == [
+        'clip_space_vertices', 'attributes', 'triangles', 'image_width',
+        'image_height', 'background_value']
+    assert [p for p, _ in params(cu.perspective)] == [
+        'aspect_ratio', 'fov_y', 'near_clip', 'far_clip']
+    assert [p for p, _ in params(cu.look_at)] == ['eye', 'center', 'world_up']
+    assert [p for p, _ in params(cu.euler_matrices)] == ['angles']
+    assert [p for p, _ in params(cu.transform_homogeneous)] == [
+        'matrices', 'vertices']
+    assert mesh_renderer.camera_utils is cu
+    assert mesh_renderer.rasterize_triangles is rt
+
+
+def test_camera_utils_match_numpy():
+    eye = np.array([[2.0, 3.0, 6.0], [0.0, 0.2, 18.0]], np.float32)
+    center = np.array([[0.0, 0.0, 0.0], [0.1, -0.1, 0.1]], np.float32)
+    up = np.array([[0.0, 1.0, 0.0], [0.1, 1.0, 0.15]], np.float32)
+    fov, near, far = [40.0, 13.3], [0.01, 0.1], [10.0, 25.0]
+    ours = tf.matmul(camera_utils.perspective(4 / 3, fov, near, far),
+                     camera_utils.look_at(eye, center, up)).numpy()
+    for b in range(2):
+        ref = numpy_camera(eye[b], center[b], up[b], fov[b], near[b], far[b],
+                           4 / 3)
+        np.testing.assert_allclose(ours[b], ref, rtol=1e-5, atol=1e-5)
+    angles = np.array([[-20.0, 0.0, 60.0], [0.3, -0.7, 1.1]], np.float32)
+    rot = camera_utils.euler_matrices(angles).numpy()
+    for b in range(2):
+        np.testing.assert_allclose(rot[b, :3, :3], numpy_rotation(angles[b]),
+                                   atol=1e-6)
+        np.testing.assert_allclose(rot[b, 3], [0, 0, 0, 1])
+    points = np.random.default_rng(0).normal(size=(2, 5, 3)).astype(np.float32)
+    out = camera_utils.transform_homogeneous(rot, points).numpy()
+    np.testing.assert_allclose(out[..., :3],
+                               np.einsum('bij,bnj->bni', rot[:, :3, :3],
+                                         points), atol=1e-5)
+    np.testing.assert_allclose(out[..., 3], 1.0)
+
+
+# ----------------------------------------------------------------------------
+# 2. Execution modes; 3. golden images
+# ----------------------------------------------------------------------------
+
+def test_simple_triangle_golden():
+    compare_with_golden(simple_triangle().numpy()[0], 'Simple_Triangle.png')
+
+
+def test_colored_cube_golden_eager_and_scalar_shininess():
+    compare_with_golden(colored_cube().numpy()[0], 'Colored_Cube_0.png')
+    compare_with_golden(colored_cube(shininess=6.0).numpy()[0],
+                        'Colored_Cube_0.png')
+
+
+def test_colored_cube_golden_tf_function():
+    compare_with_golden(tf.function(colored_cube)().numpy()[0],
+                        'Colored_Cube_0.png')
+
+
+def test_graph_and_session_under_tf2_behaviour():
+    shared_path('data', 'renderer_golden', 'Colored_Cube_0.png')
+    graph = tf.Graph()
+    with graph.as_default():
+        image = colored_cube()
+        graph_def = graph.as_graph_def()
+        with tf.compat.v1.Session(graph=graph) as session:
+            result = session.run(image)
+    assert len(graph_def.SerializeToString()) > 0
+    compare_with_golden(result[0], 'Colored_Cube_0.png')
+
+
+TF1_SCRIPT = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    tf.compat.v1.disable_v2_behavior()
+    sys.path.insert(0, sys.argv[1])
+    from tests import test_mesh_renderer as T
+    import mesh_renderer
+    from mesh_renderer import camera_utils, rasterize_triangles
+    vertices = tf.compat.v1.placeholder(tf.float32, [None, 8, 3])
+    angles = tf.compat.v1.placeholder(tf.float32, [None, 3])
+    rotation = camera_utils.euler_matrices(angles)[:, :3, :3]
+    world = tf.matmul(vertices, rotation, transpose_b=True)
+    normals = tf.matmul(tf.math.l2_normalize(vertices, axis=2), rotation,
+                        transpose_b=True)
+    batch = tf.shape(vertices)[0]
+    render = mesh_renderer.mesh_renderer(
+        world, T.CUBE_TRIANGLES, normals, tf.tile(T.DIFFUSE[None], [batch, 1, 1]),
+        [0.0, 0.0, 6.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0],
+        tf.tile([[[0.0, 0.0, 6.0], [1.0, 2.0, 6.0]]], [batch, 1, 1]),
+        tf.ones([batch, 2, 3]), 640, 480,
+        tf.tile(T.SPECULAR[None], [batch, 1, 1]), 6.0 * tf.ones([batch, 8]),
+        tf.zeros([batch, 3]), 40.0, 0.1, 25.0)
+    image = tf.concat([mesh_renderer.tone_mapper(render[..., :3], 0.7),
+                       render[..., 3:]], axis=3)
+    grads = tf.gradients(tf.reduce_sum(render), [vertices, angles])
+    clip = tf.compat.v1.placeholder(tf.float32, [None, 3, 4])
+    triangle = rasterize_triangles.rasterize_clip_space(
+        clip, tf.eye(3)[None], [[0, 1, 2]], 640, 480, [0.0, 0.0, 0.0])
+    graph_def = tf.compat.v1.get_default_graph().as_graph_def()
+    assert len(graph_def.SerializeToString()) > 0
+    with tf.compat.v1.Session() as session:
+        result, grad_values = session.run(
+            [image, grads], {vertices: np.stack([T.CUBE, T.CUBE]),
+                             angles: [[-20.0, 0.0, 60.0], [-20.0, 0.0, 60.0]]})
+        tri = session.run(triangle, {clip: [[[-0.5, -0.5, 0.8, 1.0],
+                                             [0.0, 0.5, 0.3, 1.0],
+                                             [0.5, -0.5, 0.3, 1.0]]]})
+    assert all(np.all(np.isfinite(g)) and np.any(g != 0) for g in grad_values)
+    for b in range(2):
+        T.compare_with_golden(result[b], 'Colored_Cube_0.png')
+    T.compare_with_golden(np.concatenate([tri[0], np.ones((480, 640, 1))], 2),
+                          'Simple_Triangle.png')
+    print('TF1 OK')
+''')
+
+
+def test_tf1_style_program_golden_and_gradients():
+    shared_path('data', 'renderer_golden', 'Colored_Cube_0.png')
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    proc = subprocess.run([sys.executable, '-c', TF1_SCRIPT, str(REPO_ROOT)],
+                          capture_output=True, text=True, cwd=str(REPO_ROOT),
+                          env=env, timeout=300)
+    assert proc.returncode == 0 and 'TF1 OK' in proc.stdout, proc.stderr[-3000:]
+
+
+# ----------------------------------------------------------------------------
+# Rasterization rules against the NumPy reference
+# ----------------------------------------------------------------------------
+
+def test_random_scene_matches_numpy_reference():
+    rng = np.random.default_rng(3)
+    count = 40
+    clip = rng.uniform(-1.2, 1.2, size=(2, 3 * count, 4)).astype(np.float32)
+    clip[..., 2] = rng.uniform(-1.1, 1.1, size=(2, 3 * count))
+    clip[..., 3] = rng.uniform(0.6, 1.6, size=(2, 3 * count))
+    # Small triangles (tile path) and large ones (enumeration path).
+    centres = rng.uniform(-1, 1, size=(2, count, 1, 2))
+    scale = np.where(np.arange(count) % 2 == 0, 0.03, 0.6)[None, :, None, None]
+    offsets = clip[..., :2].reshape(2, count, 3, 2) * scale + centres
+    clip[..., :2] = (offsets.reshape(2, 3 * count, 2) *
+                     clip[..., 3:4]).astype(np.float32)
+    triangles = np.arange(3 * count, dtype=np.int32).reshape(-1, 3)
+    assert_matches_reference(clip, triangles, 37, 29)
+
+
+def test_shared_edges_have_no_cracks_and_tie_goes_to_later_triangle():
+    # A 12x12 grid of quads in the z = 0.5 plane; diagonal edges pass through
+    # pixel centres exactly. Every pixel inside must be covered.
+    n = 12
+    coords = (np.arange(n + 1) - n / 2) * (1.6 / n)
+    gx, gy = np.meshgrid(coords, coords)
+    verts = np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, 0.5),
+                      np.ones(gx.size)], axis=1).astype(np.float32)
+    idx = np.arange((n + 1) ** 2).reshape(n + 1, n + 1)
+    a, b, c, d = idx[:-1, :-1], idx[:-1, 1:], idx[1:, :-1], idx[1:, 1:]
+    triangles = np.concatenate([np.stack([a, b, d], -1).reshape(-1, 3),
+                                np.stack([a, d, c], -1).reshape(-1, 3)])
+    attrs = np.ones((1, len(verts), 1), np.float32)
+    for size in (24, 250):   # tile path and enumeration path
+        out = rasterize_triangles.rasterize_clip_space(
+            verts[None], attrs, triangles.astype(np.int32), size, size,
+            [0.0]).numpy()[0, ..., 0]
+        centres = (np.arange(size) + 0.5) / (size / 2) - 1
+        inside = np.abs(centres) < 0.8 - 1e-6
+        assert np.all(out[np.ix_(inside, inside)] > 0.99), size
+    # Two identical overlapping triangles: the later one wins exact ties.
+    clip = np.array([[[-0.9, -0.9, 0.2, 1], [0.9, -0.9, 0.2, 1],
+                      [0.0, 0.9, 0.2, 1]] * 2], np.float32)
+    ids, _ = render_ids(clip, np.array([[0, 1, 2], [3, 4, 5]]), 16, 16)
+    assert np.all(ids[0][ids[0] >= 0] == 1) and np.sum(ids[0] >= 0) > 50
+
+
+# ----------------------------------------------------------------------------
+# 4. Gradients
+# ----------------------------------------------------------------------------
+
+def _full_render(vertices, normals, colors, width=28, height=21):
+    """The reference's full-render gradient scene, one image per batch row."""
+    batch = tf.shape(vertices)[0]
+    eye = tf.constant([0.0, 0.0, 6.0])
+    return mesh_renderer.mesh_renderer(
+        vertices, CUBE_TRIANGLES, normals, colors, eye, [0.0, 0.0, 0.0],
+        [0.0, 1.0, 0.0], tf.tile(eye[None, None], [batch, 1, 1]),
+        tf.ones([batch, 1, 3]), width, height)
+
+
+def _outlier_fraction(theoretical, numerical, threshold=0.01):
+    err = np.abs(numerical - theoretical)
+    outlier = err > threshold * np.abs(numerical)
+    # Entries that are zero (to float32 noise) in both do not count.
+    outlier &= ~((np.abs(numerical) < 1e-5) & (np.abs(theoretical) < 1e-5))
+    return outlier.mean()
+
+
+def test_full_render_jacobian_matches_finite_differences():
+    rotations = camera_utils.euler_matrices(
+        [[-20.0, 0.0, 60.0], [45.0, 60.0, 0.0]])[:, :3, :3].numpy()
+    normals0 = CUBE / np.linalg.norm(CUBE, axis=1, keepdims=True)
+    colors0 = np.tile(np.array([[0.9, 0.6, 0.3]], np.float32), (8, 1))
+    delta = 1e-3
+    outputs = 21 * 28 * 4
+    fractions = []
+    for image in range(2):
+        rot = rotations[image]
+        # Inputs: cube positions (before rotation), world normals, colours.
+        base = [CUBE, normals0 @ rot.T, colors0]
+
+        def render_many(stacks):
+            verts, norms, cols = stacks
+            world = np.einsum('ij,bnj->bni', rot, verts).astype(np.float32)
+            return _full_render(world, norms.astype(np.float32),
+                                cols.astype(np.float32))
+
+        for which in range(3):
+            n_in = 24
+            # Numerical Jacobian: all 2*24 perturbed renders in one batch.
+            stacks = [np.repeat(b[None], 2 * n_in, 0).astype(np.float32)
+                      for b in base]
+            for k in range(n_in):
+                stacks[which][2 * k].reshape(-1)[k] += delta
+                stacks[which][2 * k + 1].reshape(-1)[k] -= delta
+            out = render_many(stacks).numpy().reshape(n_in, 2, -1)
+            numerical = (out[:, 0] - out[:, 1]) / (2 * delta)   # [24, out]
+            # Theoretical Jacobian: one vector-Jacobian product per output,
+            # each on its own copy of the scene, in batches.
+            rows = []
+            for start in range(0, outputs, 1176):
+                count = min(1176, outputs - start)
+                copies = [tf.constant(np.repeat(b[None], count, 0),
+                                      tf.float32) for b in base]
+                upstream = np.zeros((count, outputs), np.float32)
+                upstream[np.arange(count), start + np.arange(count)] = 1
+                with tf.GradientTape() as tape:
+                    tape.watch(copies[which])
+                    world = tf.einsum('ij,bnj->bni', rot, copies[0])
+                    render = _full_render(world, copies[1], copies[2])
+                grad = tape.gradient(
+                    render, copies[which],
+                    output_gradients=upstream.reshape(count, 21, 28, 4))
+                rows.append(grad.numpy().reshape(count, -1))
+            theoretical = np.concatenate(rows).T                 # [24, out]
+            assert np.abs(numerical).max() > 0.1
+            fractions.append(_outlier_fraction(theoretical, numerical))
+    assert max(fractions) <= 0.01, fractions
+
+
+def test_single_pixel_barycentric_jacobian_is_exact():
+    clip0 = np.array([[-0.5, -0.5, 0.8, 1.0], [0.0, 0.5, 0.3, 1.0],
+                      [0.5, -0.5, 0.3, 1.0]], np.float32)
+    clip0[:, :2] *= 1.3      # a non-trivial w to exercise perspective
+    clip0[:, :] *= np.array([[1.0], [1.6], [0.8]], np.float32)
+    px, py = 325, 245
+
+    def bary(clips):
+        out = rasterize_triangles.rasterize_clip_space(
+            clips, tf.tile(tf.eye(3)[None], [tf.shape(clips)[0], 1, 1]),
+            [[0, 1, 2]], 640, 480, [0.0, 0.0, 0.0])
+        return out[:, py, px, :]
+
+    delta = 1e-3
+    stack = np.repeat(clip0[None], 24, 0)
+    for k in range(12):
+        stack[2 * k].reshape(-1)[k] += delta
+        stack[2 * k + 1].reshape(-1)[k] -= delta
+    out = bary(tf.constant(stack)).numpy().reshape(12, 2, 3)
+    numerical = (out[:, 0] - out[:, 1]) / (2 * delta)
+    # Analytic reference: b = e / sum(e), e_i = (v_j x v_k) . p in float64.
+    p = np.array([(px + 0.5) / 320 - 1, (py + 0.5) / 240 - 1, 1.0])
+
+    def exact(c):
+        m = c[:, [0, 1, 3]]
+        e = np.array([np.cross(m[1], m[2]) @ p, np.cross(m[2], m[0]) @ p,
+                      np.cross(m[0], m[1]) @ p])
+        return e / e.sum()
+
+    analytic = np.zeros((12, 3))
+    c64 = clip0.astype(np.float64)
+    for k in range(12):
+        hi, lo = c64.copy(), c64.copy()
+        hi.reshape(-1)[k] += 1e-6
+        lo.reshape(-1)[k] -= 1e-6
+        analytic[k] = (exact(hi) - exact(lo)) / 2e-6
+    clips = tf.constant(clip0[None])
+    rows = []
+    for i in range(3):
+        with tf.GradientTape() as tape:
+            tape.watch(clips)
+            value = bary(clips)[0, i]
+        rows.append(tape.gradient(value, clips).numpy().reshape(-1))
+    theoretical = np.stack(rows, 1)       # [12, 3]
+    assert np.all(bary(clips).numpy() > 0.05)
+    np.testing.assert_allclose(theoretical, analytic, rtol=0.01, atol=1e-6)
+    np.testing.assert_allclose(numerical, analytic, rtol=0.01, atol=2e-3)
+    assert np.all(theoretical[2::4] == 0)   # no dependence on clip z
+
+
+def test_cube_rotation_is_recovered_by_sgd():
+    width, height = 160, 120
+    eye = tf.constant([[0.0, 0.0, 6.0]])
+    normals = CUBE / np.linalg.norm(CUBE, axis=1, keepdims=True)
+
+    def render(angles):
+        rotation = camera_utils.euler_matrices(angles)[0, :3, :3]
+        vertices = tf.matmul(CUBE, rotation, transpose_b=True)[None]
+        world_normals = tf.matmul(normals, rotation, transpose_b=True)[None]
+        return mesh_renderer.mesh_renderer(
+            vertices, CUBE_TRIANGLES, world_normals, tf.ones_like(vertices),
+            eye, [[0.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]], eye[None],
+            tf.ones([1, 1, 3]), width, height)[0]
+
+    desired = render(tf.constant([[-20.0, 0.0, 60.0]]))
+    angles = tf.Variable([[0.0, 0.0, 0.0]])
+    velocity = tf.Variable(tf.zeros([1, 3]))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(render(angles) - desired))
+        grad = tape.gradient(loss, angles)
+        grad, _ = tf.clip_by_global_norm([grad], 1.0)
+        # Momentum SGD as tf.compat.v1.train.MomentumOptimizer.
+        velocity.assign(0.1 * velocity + grad[0])
+        angles.assign_sub(0.7 * velocity)
+        return loss
+
+    for _ in range(35):
+        step()
+    final = render(angles).numpy()
+    outliers = np.any(np.abs(np.clip(final, 0, 1) -
+                             np.clip(desired.numpy(), 0, 1)) > 0.04, axis=2)
+    assert outliers.mean() <= 0.01, outliers.mean()
+
+
+# ----------------------------------------------------------------------------
+# 5. Batches with unknown size and per-image cameras
+# ----------------------------------------------------------------------------
+
+def test_batch_of_unknown_size_with_per_image_cameras():
+    eye = np.array([[0.0, 0.0, 6.0], [0.0, 0.2, 18.0]], np.float32)
+    center = np.array([[0.0, 0.0, 0.0], [0.1, -0.1, 0.1]], np.float32)
+    up = np.array([[0.0, 1.0, 0.0], [0.1, 1.0, 0.15]], np.float32)
+    fov = np.array([40.0, 13.3], np.float32)
+    near = np.array([0.1, 1.0], np.float32)
+    far = np.array([25.0, 20.0], np.float32)
+    rot = [numpy_rotation(a) for a in ([-20.0, 0.0, 60.0], [45.0, 60.0, 0.0])]
+    world = np.stack([CUBE @ r.T for r in rot]).astype(np.float32)
+    width, height = 48, 36
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8, 3], tf.float32)] +
+                 [tf.TensorSpec([None, 3], tf.float32)] * 3 +
+                 [tf.TensorSpec([None], tf.float32)] * 3)
+    def render(world, eye, center, up, fov, near, far):
+        attrs = tf.concat([world, tf.ones_like(world[..., :1])], axis=2)
+        matrices = tf.matmul(camera_utils.perspective(width / height, fov,
+                                                      near, far),
+                             camera_utils.look_at(eye, center, up))
+        return rasterize_triangles.rasterize(world, attrs, CUBE_TRIANGLES,
+                                             matrices, width, height,
+                                             [0.0, 0.0, 0.0, 0.0])
+
+    out = render(world, eye, center, up, fov, near, far).numpy()
+    for b in range(2):
+        cam = numpy_camera(eye[b], center[b], up[b], fov[b], near[b], far[b],
+                           width / height)
+        clip = np.concatenate([world[b], np.ones((8, 1))], 1) @ cam.T
+        ids, bary, margin = numpy_rasterize(clip, CUBE_TRIANGLES, width, height)
+        robust = margin > 1e-3
+        covered = ids >= 0
+        assert np.all((out[b, ..., 3] > 0.5) == covered | ~robust)
+        expected = np.einsum('hwk,hwkc->hwc', bary,
+                             world[b][CUBE_TRIANGLES[np.maximum(ids, 0)]])
+        np.testing.assert_allclose(out[b, ..., :3][covered & robust],
+                                   expected[covered & robust], atol=2e-3)
+    # The same images rendered one at a time.
+    for b in range(2):
+        single = render(*[x[b:b + 1] for x in (world, eye, center, up, fov,
+                                                near, far)]).numpy()
+        np.testing.assert_array_equal(single[0], out[b])
+
+
+# ----------------------------------------------------------------------------
+# 6. Scale: a face-sized mesh at 224x224 and 1024x1024, bounded memory
+# ----------------------------------------------------------------------------
+
+SCALE_SCRIPT = textwrap.dedent('''
+    import math, resource, sys
+    import numpy as np
+    import tensorflow as tf
+    sys.path.insert(0, sys.argv[1])
+    import mesh_renderer
+    from tests.synthetic_assets import procedural_face
+    face = procedural_face(189, 189)
+    v = face['vertices'].astype(np.float32)[None]
+    t = face['triangles'].astype(np.int32)
+    fov = 2 * math.degrees(math.atan(112 / 1015))
+    for size in (224, 1024):
+        img = mesh_renderer.mesh_renderer(
+            v, t, np.tile([[[0.0, 0.0, 1.0]]], (1, v.shape[1], 1)),
+            np.full_like(v, 200.0), [0.0, 0.0, 10.0], [0.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0], [[[0.0, 0.0, 1e5]]], np.zeros((1, 1, 3)),
+            size, size, ambient_color=np.ones((1, 3), np.float32),
+            fov_y=fov, near_clip=0.01, far_clip=50.0).numpy()
+        print(size, img[..., 3].mean(), np.unique(img[..., 0]).tolist())
+    print('PEAK_MIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+''')
+
+
+def test_face_mesh_224_and_1024_in_bounded_memory():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='2')
+    proc = subprocess.run([sys.executable, '-c', SCALE_SCRIPT, str(REPO_ROOT)],
+                          capture_output=True, text=True, cwd=str(REPO_ROOT),
+                          env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    for line, size in zip(lines[:2], (224, 1024)):
+        fields = line.split(' ', 2)
+        assert int(fields[0]) == size
+        # The face covers most of the view; ambient only: colour is exact.
+        assert 0.6 < float(fields[1]) < 0.95
+        values = np.array(eval(fields[2]))
+        assert np.all((values == 0.0) | (np.abs(values - 200.0) < 0.01))
+    peak = float(lines[-1].split()[1])
+    # A pixels x triangles tensor at 1024x1024 would need > 280 GB.
+    assert peak < 4096, peak
+
+
+# ----------------------------------------------------------------------------
+# 7. Edge cases
+# ----------------------------------------------------------------------------
+
+def _raster(clip, triangles, size=(20, 16), attrs=None):
+    clip = tf.convert_to_tensor(clip, tf.float32)
+    if attrs is None:
+        attrs = np.ones(tuple(clip.shape[:2]) + (1,), np.float32)
+    return rasterize_triangles.rasterize_clip_space(
+        clip, attrs, np.asarray(triangles, np.int32).reshape(-1, 3), size[0],
+        size[1], [-1.0] * attrs.shape[2])
+
+
+def test_no_triangles():
+    out = _raster(np.zeros((2, 3, 4)), np.zeros((0, 3))).numpy()
+    assert out.shape == (2, 16, 20, 1) and np.all(out == -1.0)
+
+
+def test_all_triangles_behind_camera():
+    clip = np.array([[[-1, -1, 0.5, -1], [1, -1, 0.5, -2], [0, 1, 0.5, -1.5]]])
+    assert np.all(_raster(clip, [[0, 1, 2]]).numpy() == -1.0)
+
+
+def test_triangles_crossing_w_zero_match_reference():
+    clip = np.array([[[-0.6, -0.5, 0.2, 1.0], [0.7, -0.4, -0.3, -0.5],
+                      [0.1, 0.8, 0.4, 0.8], [0.5, 0.5, 0.1, 0.9],
+                      [-0.9, 0.2, 0.3, -0.2], [0.2, -0.9, 0.0, 0.1]]])
+    triangles = np.array([[0, 1, 2], [3, 4, 5]])
+    ids, _ = numpy_rasterize(clip[0], triangles, 31, 23)[:2]
+    assert np.any(ids >= 0)
+    assert_matches_reference(clip.astype(np.float32), triangles, 31, 23)
+
+
+def test_one_triangle_covering_the_whole_image():
+    clip = np.array([[[-50.0, -50.0, 0.0, 1.0], [50.0, -50.0, 0.0, 1.0],
+                      [0.0, 60.0, 0.0, 1.0]]], np.float32)
+    ours_ids, _ = render_ids(clip, [[0, 1, 2]], 300, 200)
+    assert np.all(ours_ids == 0)
+    assert_matches_reference(clip, np.array([[0, 1, 2]]), 30, 20)
+
+
+def test_zero_area_triangles_are_not_drawn():
+    clip = np.array([[[-0.5, -0.5, 0.0, 1.0], [0.5, 0.5, 0.0, 1.0],
+                      [0.0, 0.0, 0.0, 1.0], [0.2, 0.3, 0.0, 1.0]]], np.float32)
+    out = _raster(clip, [[0, 1, 2], [3, 3, 3], [0, 0, 1]]).numpy()
+    assert np.all(out == -1.0)
+    with tf.GradientTape() as tape:
+        c = tf.constant(clip)
+        tape.watch(c)
+        value = tf.reduce_sum(_raster(c, [[0, 1, 2], [3, 3, 3]]))
+    assert np.all(np.isfinite(tape.gradient(value, c).numpy()))
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf, 1e30])
+def test_non_finite_vertices_only_drop_their_triangles(bad):
+    clip = np.array([[[-0.9, -0.9, 0.0, 1.0], [-0.1, -0.9, 0.0, 1.0],
+                      [-0.5, 0.9, 0.0, 1.0], [0.1, -0.9, 0.0, 1.0],
+                      [0.9, -0.9, 0.0, 1.0], [0.5, 0.9, 0.0, 1.0]]],
+                    np.float32)
+    clean = render_ids(clip, [[0, 1, 2], [3, 4, 5]], 20, 16)[0]
+    clip[0, 4, 0] = bad
+    attrs = np.ones((1, 6, 2), np.float32)
+    if not np.isfinite(bad):
+        attrs[0, 4] = np.nan       # attributes of the dropped triangle
+    c = tf.constant(clip)
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        out = _raster(c, [[0, 1, 2], [3, 4, 5]], attrs=attrs)
+        value = tf.reduce_sum(out)
+    out = out.numpy()[0, ..., 0]
+    assert np.all(np.isfinite(out))
+    assert np.all(np.isfinite(tape.gradient(value, c).numpy()))
+    if np.isfinite(bad):
+        # A huge but finite vertex is legitimate geometry: a long sliver.
+        assert np.all(out[clean[0] == 0] > 0.99)
+    else:
+        # Non-finite: the triangle using the vertex is not drawn.
+        np.testing.assert_array_equal(out > 0.99, clean[0] == 0)
+
+
+@pytest.mark.parametrize('name', [
+    'vertices', 'triangles', 'normals', 'diffuse_colors', 'camera_position',
+    'light_positions', 'light_intensities', 'ambient_color', 'fov_y',
+    'image_width', 'specular_colors'])
+def test_wrong_shapes_raise_value_error_naming_the_argument(name):
+    args = dict(vertices=CUBE[None], triangles=CUBE_TRIANGLES,
+                normals=CUBE[None], diffuse_colors=DIFFUSE[None],
+                camera_position=[0.0, 0.0, 6.0], camera_lookat=[0.0, 0.0, 0.0],
+                camera_up=[0.0, 1.0, 0.0],
+                light_positions=np.zeros((1, 1, 3), np.float32),
+                light_intensities=np.ones((1, 1, 3), np.float32),
+                image_width=8, image_height=6,
+                ambient_color=np.zeros((1, 3), np.float32))
+    bad = {'vertices': CUBE, 'triangles': CUBE_TRIANGLES[:, :2],
+           'normals': CUBE[None, :, :2], 'diffuse_colors': DIFFUSE,
+           'camera_position': np.zeros((1, 4), np.float32),
+           'light_positions': np.zeros((1, 3), np.float32),
+           'light_intensities': np.zeros((1, 1, 2), np.float32),
+           'ambient_color': np.zeros((3, 3), np.float32),
+           'fov_y': np.ones((1, 1), np.float32), 'image_width': 0,
+           'specular_colors': DIFFUSE}
+    args[name] = bad[name]
+    if name == 'specular_colors':
+        args['shininess_coefficients'] = 6.0
+    with pytest.raises(ValueError, match=name):
+        mesh_renderer.mesh_renderer(**args)
+
+
+@pytest.mark.parametrize('name', ['clip_space_vertices', 'attributes',
+                                  'triangles', 'background_value',
+                                  'image_height'])
+def test_rasterize_wrong_shapes_raise_value_error(name):
+    args = dict(clip_space_vertices=np.zeros((1, 3, 4), np.float32),
+                attributes=np.zeros((1, 3, 2), np.float32),
+                triangles=[[0, 1, 2]], image_width=4, image_height=4,
+                background_value=[0.0, 0.0])
+    bad = {'clip_space_vertices': np.zeros((1, 3, 3), np.float32),
+           'attributes': np.zeros((1, 4, 2), np.float32),
+           'triangles': [0, 1, 2], 'background_value': [0.0],
+           'image_height': -2}
+    args[name] = bad[name]
+    with pytest.raises(ValueError, match=name):
+        rasterize_triangles.rasterize_clip_space(**args)

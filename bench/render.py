@@ -5,8 +5,10 @@ licensed data) the way the face pipeline does (camera at (0, 0, 10), fov
 2*atan(112/1015) degrees, near 0.01, far 50, ambient light only) and reports
 milliseconds per image for the forward pass and for forward + backward
 (gradients with respect to vertices, normals and colours), at batch sizes 1
-and 8, inside a `tf.function`. Also reports the process's peak resident
-memory.
+and 8, inside a `tf.function`. Every timed call renders a new scene (other
+poses and colours), as a pipeline does with every batch of faces, so any
+recompilation for new data shows in the figures. Also reports the process's
+peak resident memory.
 
 Usage:
   python bench/render.py                 # 224x224, batch 1 and 8
@@ -107,28 +109,27 @@ def main():
         'triangles, %dx%d, %d CPU threads visible' %
         (args.size, args.size, os.cpu_count()))
   for batch in args.batches:
-    vertices, triangles, normals, colors = [
-        tf.constant(a) for a in face_scene(batch)]
+    # One warm-up scene, then a new scene for every timed call.
+    scenes = [[tf.constant(a) for a in face_scene(batch, seed)]
+              for seed in range(args.repeats + 1)]
     weights = tf.constant(np.random.default_rng(1).uniform(
         size=(batch, args.size, args.size, 4)).astype(np.float32))
-    image = forward(vertices, triangles, normals, colors)
+    image = forward(*scenes[0])
     coverage = float(tf.reduce_mean(image[..., 3]))
     for name, fn, extra in (('forward', forward, ()),
                             ('forward+backward', forward_backward,
                              (weights,))):
-      tf.nest.map_structure(lambda t: t.numpy(),
-                            fn(vertices, triangles, normals, colors, *extra))
+      tf.nest.map_structure(lambda t: t.numpy(), fn(*scenes[0], *extra))
       times = []
-      for _ in range(args.repeats):
+      for scene in scenes[1:]:
         start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(),
-                              fn(vertices, triangles, normals, colors,
-                                 *extra))
+        tf.nest.map_structure(lambda t: t.numpy(), fn(*scene, *extra))
         times.append(time.perf_counter() - start)
       best = min(times) * 1e3 / batch
       median = float(np.median(times)) * 1e3 / batch
-      print('batch %d  %-17s %8.2f ms/image (median %.2f; coverage %.3f)' %
-            (batch, name, best, median, coverage))
+      worst = max(times) * 1e3 / batch
+      print('batch %d  %-17s %8.2f ms/image (median %.2f, worst %.2f; '
+            'coverage %.3f)' % (batch, name, best, median, worst, coverage))
   peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
   print('peak resident memory of the process: %.0f MiB' % peak_mib)
 

@@ -265,21 +265,27 @@ def _small_kernel(image_width, image_height):
 
 @functools.lru_cache(maxsize=None)
 def _large_kernel(image_width, image_height):
-  """Returns the XLA kernel testing one chunk of large-triangle fragments."""
+  """Returns the XLA kernel testing one chunk of large-triangle fragments.
+
+  Every argument has a shape fixed by the batch size, the triangle count and
+  the chunk size, never by the data, so the kernel is compiled once per
+  batch size: the per-triangle arrays are the full [N] ones (N = B*T) and
+  each fragment carries the flat index of its triangle and the first
+  fragment id of that triangle.
+  """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(fragment, owner, starts, corners, coefs, sign, box, batch_index,
-             total):
-    # fragment: [K] int64 global fragment ids; owner: [K] int32 index into
-    # the L compacted large triangles, whose data are corners [L, 3, 4],
-    # coefs [9, L], sign [L], box [4, L], batch_index [L].
-    starts = tf.gather(starts, owner)
-    _, _, z, w = _corner_values(tf.gather(corners, owner))
-    coefs = tf.unstack(tf.gather(coefs, owner, axis=1))
-    sign = tf.gather(sign, owner)
-    left, bottom, box_w, _ = tf.unstack(tf.gather(box, owner, axis=1))
-    batch_index = tf.gather(batch_index, owner)
-    local = tf.cast(fragment - starts, tf.int32)
+  def kernel(fragment, start, triangle, corners, coefs, sign, box,
+             triangles_per_image, total):
+    # fragment, start: [K] int64 global fragment ids and the first id of
+    # their triangle; triangle: [K] int32 flat triangle index into
+    # corners [N, 3, 4], coefs [9, N], sign [N], box [4, N].
+    _, _, z, w = _corner_values(tf.gather(corners, triangle))
+    coefs = tf.unstack(tf.gather(coefs, triangle, axis=1))
+    sign = tf.gather(sign, triangle)
+    left, bottom, box_w, _ = tf.unstack(tf.gather(box, triangle, axis=1))
+    batch_index = triangle // tf.maximum(triangles_per_image, 1)
+    local = tf.cast(fragment - start, tf.int32)
     box_w = tf.maximum(box_w, 1)
     dx = local % box_w
     dy = local // box_w
@@ -352,13 +358,12 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
                                    tf.gather(pixel, kept), fragment_triangle,
                                    num_pixels)
 
-  # Large triangles: enumerate their box pixels chunk by chunk.
+  # Large triangles: enumerate their box pixels chunk by chunk. Only the
+  # fragment enumeration below depends on how many triangles are large; the
+  # compiled kernel sees shapes that do not, so it is never recompiled for
+  # new data.
   large_ids = tf.cast(tf.reshape(tf.where(large), [-1]), tf.int32)
-  large_corners = tf.gather(corners, large_ids)
-  large_coefs = tf.gather(coefs, large_ids, axis=1)
-  large_sign = tf.gather(sign, large_ids)
   large_box = tf.gather(box, large_ids, axis=1)
-  large_batch = large_ids // tf.maximum(num_triangles, 1)
   counts = (tf.cast(large_box[2], tf.int64) *
             tf.cast(large_box[3], tf.int64))
   ends = tf.cumsum(counts)
@@ -369,24 +374,23 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   # Everything the loop body reads is passed as a loop variable, so that
   # the loop also builds under TF1 control flow (tf.compat.v1 graphs).
   def _body(base, depth_buffer, id_buffer, loop_inputs):
-    (ends, starts, large_corners, large_coefs, large_sign, large_box,
-     large_batch, large_ids, total) = loop_inputs
+    (ends, starts, large_ids, corners, coefs, sign, box, num_triangles,
+     total) = loop_inputs
     fragment = base + tf.range(_CHUNK, dtype=tf.int64)
     owner = tf.searchsorted(ends, fragment, side='right', out_type=tf.int32)
     owner = tf.minimum(owner, tf.size(ends, out_type=tf.int32) - 1)
-    frag_depth, frag_pixel = chunk_kernel(fragment, owner, starts,
-                                          large_corners, large_coefs,
-                                          large_sign, large_box, large_batch,
-                                          total)
+    triangle = tf.gather(large_ids, owner)
+    frag_depth, frag_pixel = chunk_kernel(fragment, tf.gather(starts, owner),
+                                          triangle, corners, coefs, sign, box,
+                                          num_triangles, total)
     keep = tf.reshape(tf.where(frag_depth <= 1.0), [-1])
     depth_buffer, id_buffer = _merge(
         depth_buffer, id_buffer, tf.gather(frag_depth, keep),
-        tf.gather(frag_pixel, keep),
-        tf.gather(large_ids, tf.gather(owner, keep)), num_pixels)
+        tf.gather(frag_pixel, keep), tf.gather(triangle, keep), num_pixels)
     return base + _CHUNK, depth_buffer, id_buffer, loop_inputs
 
-  loop_inputs = (ends, starts, large_corners, large_coefs, large_sign,
-                 large_box, large_batch, large_ids, total)
+  loop_inputs = (ends, starts, large_ids, corners, coefs, sign, box,
+                 num_triangles, total)
   # In graphs, always build a functional (v2) while loop: it holds the XLA
   # kernel calls correctly even when TF1 control flow is enabled.
   loop = tf.while_loop if tf.executing_eagerly() else while_v2.while_loop

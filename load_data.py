@@ -760,6 +760,9 @@ def format_float_rows(prefix, values):
     Returns:
       bytes: R lines, each ending with a newline.
     """
+    # A float32 value times 1e6 is exact in float64 (24 + 14 significant
+    # bits), so rint then rounds exactly as printf does (ties to even).
+    exact_product = np.asarray(values).dtype in (np.float32, np.float16)
     values = np.asarray(values, dtype=np.float64)
     rows, cols = values.shape
     magnitude = np.abs(values)
@@ -770,9 +773,10 @@ def format_float_rows(prefix, values):
     micro = np.rint(scaled)
     # Where the product is too close to a half for its rounding error, ask
     # printf itself (correct rounding of the exact binary value).
-    near_half = np.abs(scaled - micro) >= 0.5 - 5e-16 * scaled   # 5e-16: over 2 ulps.
-    for i in np.flatnonzero(near_half):
-        micro.flat[i] = int(("%f" % magnitude.flat[i]).replace(".", ""))
+    if not exact_product:
+        near_half = np.abs(scaled - micro) >= 0.5 - 5e-16 * scaled   # 5e-16: over 2 ulps.
+        for i in np.flatnonzero(near_half):
+            micro.flat[i] = int(("%f" % magnitude.flat[i]).replace(".", ""))
     micro = micro.astype(np.int64)
     whole = micro // 1000000
     fraction = (micro - whole * 1000000).astype(np.int32)

@@ -678,6 +678,19 @@ def test_format_float_rows_matches_printf(scale):
     assert load_data.format_float_rows("v", values).decode("ascii") == expected
 
 
+def test_format_float_rows_float32_ties_round_like_printf():
+    # Float32 values whose micro-units end in exactly .5 (k / 2**7 and
+    # k / 2**8 with odd k): printf rounds these ties to even.
+    ties = np.array([k / 2.0 ** 7 for k in range(1, 67, 2)] +
+                    [-k / 2.0 ** 8 for k in range(1, 67, 2)], np.float32)
+    rng = np.random.default_rng(3)
+    values = np.concatenate([ties, rng.standard_normal(300).astype(np.float32) * 50.0,
+                             rng.uniform(0.0, 1.0, 300).astype(np.float32)]).reshape(-1, 6)
+    expected = "".join("v" + " %f" * 6 % tuple(row) + "\n" for row in values.tolist())
+    assert load_data.format_float_rows("v", values).decode("ascii") == expected
+    assert "0.007812 " in expected   # 7812.5 micro-units, a tie rounded to even.
+
+
 def test_format_float_rows_falls_back_for_odd_values():
     values = np.array([[np.nan, 1.0, -np.inf], [1e12, -2.0, 3.0]])
     expected = "".join("v" + " %f" * 3 % tuple(row) + "\n" for row in values.tolist())

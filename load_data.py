@@ -807,13 +807,16 @@ _face_cache = {}
 
 
 def _face_lines(faces):
-    """The "f i j k" block. A folder's meshes share one topology: format it once."""
-    key = (faces.shape, hashlib.blake2b(faces.tobytes(), digest_size=16).digest())
-    if key not in _face_cache:
-        _face_cache.clear()
-        _face_cache[key] = (("f %d %d %d\n" * faces.shape[0])
-                            % tuple(faces.ravel().tolist())).encode("ascii")
-    return _face_cache[key]
+    """The "f i j k" block. A folder's meshes share one topology: format it once.
+
+    The last topology is kept with a copy of its indices; a call with equal
+    indices (one comparison, no hashing) reuses its text.
+    """
+    cached = _face_cache.get("last")   # (indices, text), replaced as one.
+    if cached is None or not np.array_equal(cached[0], faces):
+        text = (("f %d %d %d\n" * faces.shape[0]) % tuple(faces.ravel().tolist())).encode("ascii")
+        cached = _face_cache["last"] = (faces.copy(), text)
+    return cached[1]
 
 
 # --------------------------------------------------------------------- network

@@ -668,6 +668,16 @@ def test_check_assets_reports_bad_files(bfm_copy, graph_file, tmp_path, damage, 
     assert one_line(error).startswith(report.problems[0])
 
 
+def test_save_obj_face_block_follows_each_topology(tmp_path):
+    v = np.zeros((4, 3), np.float32)
+    faces = np.array([[1, 2, 3], [2, 3, 4]])
+    for step in range(3):
+        load_data.save_obj(tmp_path / "m.obj", v, faces, v)
+        text = (tmp_path / "m.obj").read_text()
+        assert text.endswith("".join("f %d %d %d\n" % tuple(row) for row in faces))
+        faces[step % 2] = faces[step % 2][::-1]   # Same array, new content.
+
+
 @pytest.mark.parametrize("scale", [1e-7, 1.0, 300.0, 1e6])
 def test_format_float_rows_matches_printf(scale):
     rng = np.random.default_rng(int(scale * 7) % 1000)

@@ -22,10 +22,13 @@ reference rasterizer does, and the tests are generated in two ways:
    [B*T, 6] array: no enumeration, no gathers, no pixels x triangles tensor.
 2. Larger triangles are compacted and their candidate fragments
    (triangle, pixel-in-box) are enumerated with a cumulative count and a
-   binary search, in chunks of a fixed number of fragments inside a
-   `tf.while_loop`. Memory therefore stays bounded whatever the triangle
-   sizes (one triangle covering a 1024x1024 image is just 2^20 fragments,
-   processed a chunk at a time).
+   binary search, in chunks of at most 2^19 fragments (fewer, rounded up
+   to a power of two, for scenes with fewer) inside a `tf.while_loop`.
+   Memory therefore stays bounded whatever the triangle sizes (one
+   triangle covering a 1024x1024 image is just 2^20 fragments, processed a
+   chunk at a time). The chunk kernel sees only shapes fixed by the batch
+   size, the triangle count and the chunk size, so new scenes never make
+   XLA compile it again.
 
 Surviving fragments (inside the triangle, depth in [-1, 1]) are compacted and
 merged into a per-pixel depth buffer and id buffer with two segment
@@ -67,8 +70,11 @@ from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflo
 # Candidate pixels per small triangle: a 2-wide, 3-tall tile, or a 3-wide,
 # 2-tall tile when the bounding box is 3 pixels wide.
 _TILE = 6
-# Fragments per chunk of the large-triangle path (bounds its memory).
+# Fragments per chunk of the large-triangle path (bounds its memory). A scene
+# with fewer fragments uses the smallest power of two >= their count, at
+# least _MIN_CHUNK, so the chunk kernel is compiled for a few sizes only.
 _CHUNK = 1 << 19
+_MIN_CHUNK = 1 << 12
 # Depth value that marks a rejected candidate (any value > 1 would do).
 _REJECTED = 3.0
 
@@ -370,13 +376,17 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   total = tf.reduce_sum(counts)
   starts = ends - counts
   chunk_kernel = _large_kernel(image_width, image_height)
+  bits = tf.math.ceil(tf.math.log(tf.cast(tf.maximum(total, 1), tf.float64)) /
+                      tf.math.log(tf.constant(2.0, tf.float64)))
+  chunk = tf.cast(2.0 ** tf.clip_by_value(bits, _MIN_CHUNK.bit_length() - 1,
+                                          _CHUNK.bit_length() - 1), tf.int64)
 
   # Everything the loop body reads is passed as a loop variable, so that
   # the loop also builds under TF1 control flow (tf.compat.v1 graphs).
   def _body(base, depth_buffer, id_buffer, loop_inputs):
     (ends, starts, large_ids, corners, coefs, sign, box, num_triangles,
-     total) = loop_inputs
-    fragment = base + tf.range(_CHUNK, dtype=tf.int64)
+     chunk, total) = loop_inputs
+    fragment = base + tf.range(chunk, dtype=tf.int64)
     owner = tf.searchsorted(ends, fragment, side='right', out_type=tf.int32)
     owner = tf.minimum(owner, tf.size(ends, out_type=tf.int32) - 1)
     triangle = tf.gather(large_ids, owner)
@@ -387,10 +397,10 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
     depth_buffer, id_buffer = _merge(
         depth_buffer, id_buffer, tf.gather(frag_depth, keep),
         tf.gather(frag_pixel, keep), tf.gather(triangle, keep), num_pixels)
-    return base + _CHUNK, depth_buffer, id_buffer, loop_inputs
+    return base + chunk, depth_buffer, id_buffer, loop_inputs
 
   loop_inputs = (ends, starts, large_ids, corners, coefs, sign, box,
-                 num_triangles, total)
+                 num_triangles, chunk, total)
   # In graphs, always build a functional (v2) while loop: it holds the XLA
   # kernel calls correctly even when TF1 control flow is enabled.
   loop = tf.while_loop if tf.executing_eagerly() else while_v2.while_loop

@@ -27,8 +27,8 @@ reference rasterizer does, and the tests are generated in two ways:
    Memory therefore stays bounded whatever the triangle sizes (one
    triangle covering a 1024x1024 image is just 2^20 fragments, processed a
    chunk at a time). The chunk kernel sees only shapes fixed by the batch
-   size, the triangle count and the chunk size, so new scenes never make
-   XLA compile it again.
+   size, the triangle count and the chunk size, so XLA compiles it at most
+   once per chunk size, not once per scene.
 
 Surviving fragments (inside the triangle, depth in [-1, 1]) are compacted and
 merged into a per-pixel depth buffer and id buffer with two segment
@@ -274,10 +274,10 @@ def _large_kernel(image_width, image_height):
   """Returns the XLA kernel testing one chunk of large-triangle fragments.
 
   Every argument has a shape fixed by the batch size, the triangle count and
-  the chunk size, never by the data, so the kernel is compiled once per
-  batch size: the per-triangle arrays are the full [N] ones (N = B*T) and
-  each fragment carries the flat index of its triangle and the first
-  fragment id of that triangle.
+  the chunk size (one of 8 powers of two), never by which triangles are
+  large, so new scenes reuse the compiled kernels: the per-triangle arrays
+  are the full [N] ones (N = B*T) and each fragment carries the flat index
+  of its triangle and the first fragment id of that triangle.
   """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
@@ -366,8 +366,7 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
 
   # Large triangles: enumerate their box pixels chunk by chunk. Only the
   # fragment enumeration below depends on how many triangles are large; the
-  # compiled kernel sees shapes that do not, so it is never recompiled for
-  # new data.
+  # compiled kernel sees shapes that do not (besides the chunk size).
   large_ids = tf.cast(tf.reshape(tf.where(large), [-1]), tf.int32)
   large_box = tf.gather(box, large_ids, axis=1)
   counts = (tf.cast(large_box[2], tf.int64) *

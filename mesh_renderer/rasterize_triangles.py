@@ -53,12 +53,22 @@ def _check_image_size(image_width, image_height):
   return int(image_width), int(image_height)
 
 
-def _check_shape(tensor, name, rank, last=None, shape_text=''):
+def _check_shape(tensor, name, rank, last=None, shape_text='',
+                 batch_size=None):
+  """Raises ValueError naming `name` unless the static shape fits.
+
+  Checks the rank, the last dimension (when `last` is given) and the first
+  dimension (when `batch_size` is given); unknown dimensions pass.
+  """
   shape = tensor.shape
   if shape.rank is None:
     return
-  if shape.rank != rank or (last is not None and shape[-1] is not None and
-                            shape[-1] != last):
+  bad = shape.rank != rank
+  if not bad and last is not None and shape[-1] is not None:
+    bad = shape[-1] != last
+  if not bad and batch_size is not None and shape[0] is not None:
+    bad = shape[0] != batch_size
+  if bad:
     raise ValueError('%s must have shape %s, got shape %s.' %
                      (name, shape_text, shape))
 

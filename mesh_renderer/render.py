@@ -29,18 +29,8 @@ def _batch_of(tensor):
   return tensor.shape[0]
 
 
-def _require(tensor, name, rank, last, text, batch_size=None):
-  shape = tensor.shape
-  if shape.rank is None:
-    return
-  bad = shape.rank != rank
-  if not bad and last is not None and shape[-1] is not None:
-    bad = shape[-1] != last
-  if not bad and batch_size is not None and shape[0] is not None:
-    bad = shape[0] != batch_size
-  if bad:
-    raise ValueError('%s must have shape %s, got shape %s.' %
-                     (name, text, shape))
+# Shape checks shared with the rasterizer (ValueError naming the argument).
+_require = rasterize_triangles._check_shape  # pylint: disable=protected-access
 
 
 def phong_shader(normals,

@@ -20,16 +20,16 @@ Exit status: 0 when every photo was reconstructed (or already was),
 import argparse
 import collections
 import concurrent.futures
-import io
-import os
 import pathlib
 import sys
 import time
 
 import numpy as np
 
+import asset_report
 import image_io
 import load_data
+import result_files
 from image_io import InputError
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
@@ -130,7 +130,7 @@ def write_outputs(aligned, result, output_dir, triangles):
     """
     mat_path, obj_path, lm_path, vis_path = output_paths(output_dir, aligned.name)
     write_mesh(obj_path, result, triangles)
-    image_io.write_landmarks(lm_path, aligned.lm5_image)
+    result_files.write_landmarks(lm_path, aligned.lm5_image)
     write_preview(vis_path, aligned, result)
     # Written last: its presence with the others marks the photo as done.
     write_mat(mat_path, aligned, result)
@@ -138,16 +138,13 @@ def write_outputs(aligned, result, output_dir, triangles):
 
 def write_mesh(path, result, triangles):
     """NAME_mesh.obj: posed vertices with clip(face_color, 0, 255)/255 colours."""
-    load_data.save_obj(path, result["face_shape"], triangles,
-                       np.clip(result["face_color"], 0, 255) / 255.0)
+    result_files.save_obj(path, result["face_shape"], triangles,
+                          np.clip(result["face_color"], 0, 255) / 255.0)
 
 
 def write_mat(path, aligned, result):
     """NAME.mat with the release's keys (pipeline.md section 6)."""
-    from scipy.io import savemat
-
-    buffer = io.BytesIO()
-    savemat(buffer, {
+    result_files.write_mat(path, {
         "cropped_img": aligned.crop_rgb,
         "recon_img": result["recon_img"].astype(np.float32),
         "coeff": result["coeff"][None].astype(np.float32),
@@ -156,13 +153,12 @@ def write_mat(path, aligned, result):
         "face_color": result["face_color"],
         "lm_68p": result["lm_68p"],
         "lm_5p": aligned.lm5_crop,
-    }, do_compression=False)
-    image_io.write_atomically(path, buffer.getvalue())
+    })
 
 
 def write_preview(path, aligned, result):
     """NAME_vis.png: see `preview`."""
-    image_io.write_atomically(path, encode_png(preview(aligned, result)))
+    result_files.write_png(path, preview(aligned, result))
 
 
 def preview(aligned, result):
@@ -183,17 +179,6 @@ def preview(aligned, result):
     for x, y in aligned.lm5_crop:
         cv2.circle(marked, (int(round(x)), int(round(y))), 3, (255, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([crop, overlay, marked], axis=1)
-
-
-def encode_png(rgb):
-    import cv2
-
-    # Level 1: a third of the default's time for a few percent more bytes.
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]),
-                            [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return data.tobytes()
 
 
 class StageTimer:
@@ -319,7 +304,7 @@ def _collect(pending, batch, failed, log, progress):
 
 def main(argv=None):
     args = parse_args(argv)
-    report = load_data.check_assets(args.bfm_dir, args.model)
+    report = asset_report.check_assets(args.bfm_dir, args.model)
     if args.check:
         print(report)
         return 0 if report.ok else 2

@@ -4,9 +4,6 @@ Every problem with one input becomes an `InputError` whose message is one
 line naming the file and the reason, so a caller working through a folder can
 report it and go on with the next image.
 """
-import os
-import threading
-
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -132,46 +129,3 @@ def check_inside(points, image_size, name):
         first = points[np.argmax(outside)]
         raise InputError(f"{name}: landmark ({first[0]:g}, {first[1]:g}) lies outside "
                          f"the {width}x{height} image")
-
-
-def write_landmarks(path, points):
-    """Writes [K, 2] points in the landmark file format, atomically.
-
-    Args:
-      path: destination text file.
-      points: [K, 2] array of x, y pixel coordinates.
-    """
-    text = "".join(f"{x:.3f}\t{y:.3f}\n" for x, y in np.asarray(points, dtype=np.float64))
-    write_atomically(path, text.encode("ascii"))
-
-
-_WRITE_CHUNK = 1 << 18
-
-
-def write_atomically(path, data):
-    """Writes a file through a temporary file in the same folder and a rename.
-
-    A reader never sees a partial file: either the old content (or nothing)
-    or the complete new one. The file gets the usual permissions (umask).
-
-    Args:
-      path: destination path.
-      data: bytes, or a callable that writes to a binary file object.
-    """
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as stream:
-            if callable(data):
-                data(stream)
-            else:
-                # In chunks: one multi-megabyte write() measured about four
-                # times slower here than the same bytes in 256 KiB pieces.
-                view = memoryview(data).cast("B")
-                for start in range(0, len(view), _WRITE_CHUNK):
-                    stream.write(view[start:start + _WRITE_CHUNK])
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

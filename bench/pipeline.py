@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 
 import demo  # noqa: E402
 import image_io  # noqa: E402
+import result_files  # noqa: E402
 from preprocess_img import Preprocess  # noqa: E402
 
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
@@ -105,7 +106,7 @@ def time_stages(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
             paths = demo.output_paths(out_dir, a.name)
             seconds["write .mat"] += _clock(demo.write_mat, paths[0], a, one)[1]
             seconds["write .obj"] += _clock(demo.write_mesh, paths[1], one, triangles)[1]
-            seconds["write lm5"] += _clock(image_io.write_landmarks, paths[2], a.lm5_image)[1]
+            seconds["write lm5"] += _clock(result_files.write_landmarks, paths[2], a.lm5_image)[1]
             seconds["write .png"] += _clock(demo.write_preview, paths[3], a, one)[1]
     return {k: 1000.0 * v / len(photos) for k, v in seconds.items()}
 

@@ -1,10 +1,14 @@
-"""Shared test configuration: quiet TensorFlow and locate `../shared`."""
+"""Shared test configuration: quiet TensorFlow, locate `../shared`, synthetic asset fixtures."""
 import os
 import pathlib
+import shutil
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import pytest
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from tests.synthetic_assets import write_bfm09  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
@@ -21,3 +25,39 @@ def shared_path(*parts):
 @pytest.fixture
 def shared_dir():
     return shared_path()
+
+
+def one_line(error):
+    message = str(error.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.fixture(scope="module")
+def small_bfm(tmp_path_factory):
+    """A small synthetic BFM09 folder (raw files only), written once; copy before changing."""
+    folder = tmp_path_factory.mktemp("small_bfm")
+    write_bfm09(folder, seed=3)
+    return folder
+
+
+@pytest.fixture
+def bfm_copy(small_bfm, tmp_path):
+    folder = tmp_path / "BFM"
+    shutil.copytree(small_bfm, folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graph_file(tmp_path_factory):
+    """A tiny frozen graph with nodes 'input_imgs' and 'coeff', like the R-Net's interface."""
+    import tensorflow as tf
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3], name="input_imgs")
+        pooled = tf.reduce_mean(images, axis=[1, 2])
+        weights = tf.constant(np.ones((3, 257), np.float32))
+        tf.identity(tf.matmul(pooled, weights), name="coeff")
+    path = tmp_path_factory.mktemp("network") / "FaceReconModel.pb"
+    path.write_bytes(graph.as_graph_def().SerializeToString())
+    return path

@@ -143,11 +143,3 @@ def test_landmarks_outside_the_image(tmp_path):
     with pytest.raises(InputError, match="outside the 100x50 image"):
         image_io.read_landmarks(path, image_size=(100, 50))
     assert image_io.read_landmarks(path, image_size=(100, 301)).shape == (5, 2)
-
-
-def test_write_landmarks_round_trip_and_atomic(tmp_path):
-    points = np.array([[1.25, 2.5], [3, 4], [5, 6], [7, 8], [9.125, 10]])
-    path = tmp_path / "out.txt"
-    image_io.write_landmarks(path, points)
-    np.testing.assert_allclose(image_io.read_landmarks(path), points)
-    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]

@@ -1,4 +1,4 @@
-"""Tests of load_data: asset loading, validation, BFM09 conversion, OBJ output, asset report.
+"""Tests of load_data: asset loading, validation and the BFM09 conversion.
 
 Expected values are computed here independently of load_data: raw arrays are
 read straight from the synthetic files (struct / scipy.io) and the conversion
@@ -6,7 +6,6 @@ of pipeline.md section 2 is redone with explicit per-vertex loops.
 """
 import os
 import pathlib
-import shutil
 import struct
 
 import numpy as np
@@ -16,7 +15,7 @@ from PIL import Image
 
 import load_data
 from load_data import AssetError
-from tests.conftest import REPO_ROOT, shared_path
+from tests.conftest import REPO_ROOT, one_line, shared_path
 from tests.synthetic_assets import make_front_model, write_bfm09
 
 
@@ -30,42 +29,6 @@ def read_exp_pca_independently(path):
     floats = np.frombuffer(data, dtype="<f4", offset=4)
     n3 = floats.size // (n_exp + 1)
     return n_exp, floats[:n3], floats[n3:].reshape(n_exp, n3)
-
-
-def one_line(error):
-    message = str(error.value)
-    assert "\n" not in message
-    return message
-
-
-@pytest.fixture(scope="module")
-def small_bfm(tmp_path_factory):
-    """A small synthetic BFM09 folder (raw files only), written once; copy before changing."""
-    folder = tmp_path_factory.mktemp("small_bfm")
-    write_bfm09(folder, seed=3)
-    return folder
-
-
-@pytest.fixture
-def bfm_copy(small_bfm, tmp_path):
-    folder = tmp_path / "BFM"
-    shutil.copytree(small_bfm, folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def graph_file(tmp_path_factory):
-    """A tiny frozen graph with nodes 'input_imgs' and 'coeff', like the R-Net's interface."""
-    import tensorflow as tf
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3], name="input_imgs")
-        pooled = tf.reduce_mean(images, axis=[1, 2])
-        weights = tf.constant(np.ones((3, 257), np.float32))
-        tf.identity(tf.matmul(pooled, weights), name="coeff")
-    path = tmp_path_factory.mktemp("network") / "FaceReconModel.pb"
-    path.write_bytes(graph.as_graph_def().SerializeToString())
-    return path
 
 
 # -------------------------------------------------------------------- paths
@@ -438,63 +401,6 @@ def test_load_img_rejects_bad_landmark_files(tmp_path, text):
         load_data.load_img(tmp_path / "face.png", tmp_path / "face.txt")
 
 
-def parse_obj(path):
-    vertices, faces, blank = [], [], 0
-    for line in path.read_text().splitlines():
-        if not line:
-            blank += 1
-            continue
-        kind, *values = line.split()
-        if kind == "v":
-            vertices.append([float(x) for x in values])
-        else:
-            assert kind == "f"
-            faces.append([int(x) for x in values])
-    return np.array(vertices), np.array(faces), blank
-
-
-def test_save_obj_format(tmp_path):
-    rng = np.random.default_rng(2)
-    v = rng.normal(size=(7, 3)).astype(np.float32)
-    c = rng.uniform(0, 1, (7, 3)).astype(np.float32)
-    f = np.array([[1, 2, 3], [3, 4, 7], [5, 6, 7]], dtype=np.float32)
-    path = tmp_path / "mesh.obj"
-    load_data.save_obj(path, v, f, c)
-    lines = path.read_text().split("\n")
-    for i in range(7):
-        expected = "v " + " ".join("%f" % float(x) for x in (*v[i], *c[i]))
-        assert lines[i] == expected
-    assert lines[7] == ""
-    assert lines[8:11] == ["f 1 2 3", "f 3 4 7", "f 5 6 7"]
-    assert lines[11:] == [""]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mesh.obj"]
-
-
-def test_save_obj_full_size_mesh(tmp_path):
-    face = make_front_model(n_rows=200, n_cols=180)
-    v = face["meanshape"].reshape(-1, 3)
-    c = face["meantex"].reshape(-1, 3) / 255.0
-    f = face["tri"]
-    path = tmp_path / "mesh.obj"
-    load_data.save_obj(path, v, f, c)
-    vertices, faces, blank = parse_obj(path)
-    assert vertices.shape == (36000, 6) and faces.shape == (f.shape[0], 3) and blank == 1
-    np.testing.assert_allclose(vertices[:, :3], v, atol=5e-7)
-    np.testing.assert_allclose(vertices[:, 3:], c, atol=5e-7)
-    np.testing.assert_array_equal(faces, f)
-
-
-@pytest.mark.parametrize("v_shape, f_value, c_shape", [
-    ((5, 2), 1, (5, 3)), ((5, 3), 0, (5, 3)), ((5, 3), 6, (5, 3)), ((5, 3), 1.5, (5, 3)),
-    ((5, 3), 1, (4, 3)),
-])
-def test_save_obj_rejects_bad_input(tmp_path, v_shape, f_value, c_shape):
-    f = np.array([[1, 2, 3], [2, 3, f_value]])
-    with pytest.raises(ValueError):
-        load_data.save_obj(tmp_path / "m.obj", np.zeros(v_shape), f, np.zeros(c_shape))
-    assert not list(tmp_path.iterdir())
-
-
 # ----------------------------------------------------------------- network
 
 
@@ -527,181 +433,9 @@ def test_load_graph_errors(graph_file, tmp_path):
         load_data.load_graph(other)
 
 
-# ------------------------------------------------------------ asset report
-
-
-def entry(report, name):
-    (found,) = [e for e in report.entries if e.name == name]
-    return found
-
-
-def test_check_assets_empty_folder_names_every_source(tmp_path):
-    report = load_data.check_assets(tmp_path / "BFM", tmp_path / "network" / "x.pb")
-    assert not report.ok and not report
-    text = "\n".join(report.problems)
-    for name, where in [
-        ("01_MorphableModel.mat", "https://faces.dmi.unibas.ch/bfm/main.php?nav=1-1-0&id=details"),
-        ("Exp_Pca.bin", "3DFace"),
-        ("BFM_exp_idx.mat", "github.com/microsoft/Deep3DFaceReconstruction"),
-        ("BFM_front_idx.mat", "folder BFM/"),
-        ("facemodel_info.mat", "folder BFM/"),
-        ("std_exp.txt", "folder BFM/"),
-        ("similarity_Lm3D_all.mat", "folder BFM/"),
-        ("x.pb", "README"),
-        ("BFM_model_front.mat", "transferBFM09"),
-    ]:
-        (line,) = [p for p in report.problems if f"{name}: " in p]
-        assert where in line, line
-        assert ": missing" in line
-    assert "select_vertex_id.mat" not in text        # optional, not used by the pipeline
-    assert all(not e.present and e.size is None for e in report.entries)
-    with pytest.raises(AssetError) as error:
-        report.raise_if_failed()
-    assert one_line(error).startswith(report.problems[0])
-    table = str(report)
-    assert "missing" in table and "01_MorphableModel.mat" in table and "problem(s)" in table
-
-
-def test_check_assets_before_and_after_conversion(bfm_copy, graph_file):
-    report = load_data.check_assets(bfm_copy, graph_file)
-    assert report.ok and report.needs_conversion, report.problems
-    front = entry(report, "BFM_model_front.mat")
-    assert not front.present and front.problem is None and "transferBFM09" in front.note
-    assert entry(report, "01_MorphableModel.mat").role == "conversion"
-    report.raise_if_failed()
-
-    load_data.transferBFM09(bfm_copy)
-    report = load_data.check_assets(bfm_copy, graph_file)
-    assert report.ok and not report.needs_conversion
-    front = entry(report, "BFM_model_front.mat")
-    assert front.present and front.ok and front.size == (bfm_copy / front.name).stat().st_size
-    assert entry(report, "01_MorphableModel.mat").role == "optional"
-    assert entry(report, "Exp_Pca.bin").role == "optional"
-
-    # Raw files gone, or broken, once converted: still fine (warnings only).
-    (bfm_copy / "01_MorphableModel.mat").unlink()
-    exp = bfm_copy / "Exp_Pca.bin"
-    exp.write_bytes(exp.read_bytes()[:100])
-    report = load_data.check_assets(bfm_copy, graph_file)
-    assert report.ok, report.problems
-    assert any("Exp_Pca.bin" in w and "truncated" in w for w in report.warnings)
-
-
-def test_check_assets_stale_front_model_needs_valid_inputs(bfm_copy, graph_file):
-    out = load_data.transferBFM09(bfm_copy)
-    os.utime(out, ns=(10**18, 10**18))        # older than its inputs: will be rebuilt
-    report = load_data.check_assets(bfm_copy, graph_file)
-    assert report.ok and report.needs_conversion
-    assert "rebuild" in entry(report, "BFM_model_front.mat").note
-    exp = bfm_copy / "Exp_Pca.bin"
-    exp.write_bytes(exp.read_bytes()[:-8])
-    report = load_data.check_assets(bfm_copy, graph_file)
-    assert not report.ok
-    assert any(p.startswith(f"{exp}: truncated") for p in report.problems)
-    with pytest.raises(AssetError, match="Exp_Pca.bin: truncated"):
-        load_data.transferBFM09(bfm_copy)
-
-
 def test_small_synthetic_landmarks_are_sensible(small_bfm):
     lm5 = load_data.load_lm3d(small_bfm)
     eye_a, eye_b, nose, mouth_a, mouth_b = lm5
     assert eye_a[0] < nose[0] < eye_b[0] and mouth_a[0] < nose[0] < mouth_b[0]
     assert min(eye_a[1], eye_b[1]) > nose[1] > max(mouth_a[1], mouth_b[1])
     assert nose[2] > max(eye_a[2], eye_b[2])          # the nose tip points to the camera
-
-
-def test_check_assets_synthetic_index_files_are_not_verified(bfm_copy, graph_file):
-    report = load_data.check_assets(bfm_copy, graph_file)
-    for name in ("BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat", "std_exp.txt",
-                 "similarity_Lm3D_all.mat", "select_vertex_id.mat"):
-        assert entry(report, name).verified is False
-        assert any(name in w and "SHA-256" in w for w in report.warnings)
-    assert entry(report, "01_MorphableModel.mat").verified is None
-    assert report.ok
-    assert "DIFFERS" in str(report)
-
-
-def test_check_assets_release_index_files_are_verified(tmp_path):
-    bfm_index = shared_path("data", "bfm_index")
-    for name in load_data.KNOWN_SHA256:
-        shutil.copyfile(bfm_index / name, tmp_path / name)
-    report = load_data.check_assets(tmp_path, tmp_path / "none.pb")
-    for name in load_data.KNOWN_SHA256:
-        assert entry(report, name).verified is True and entry(report, name).ok, name
-    assert not report.warnings
-    blocking = {pathlib.Path(p.split(":")[0]).name for p in report.problems}
-    assert blocking == {"BFM_model_front.mat", "01_MorphableModel.mat", "Exp_Pca.bin",
-                        "none.pb"}
-
-
-@pytest.mark.parametrize("damage, file_name, expected", [
-    ("truncate", "Exp_Pca.bin", "truncated"),
-    ("truncate", "01_MorphableModel.mat", "truncated"),
-    ("truncate", "facemodel_info.mat", "truncated"),
-    ("garbage", "FaceReconModel.pb", "does not parse"),
-    ("lm_shape", "similarity_Lm3D_all.mat", "variable 'lm' has shape"),
-    ("front_shape", "BFM_model_front.mat", "variable 'exBase' has shape"),
-])
-def test_check_assets_reports_bad_files(bfm_copy, graph_file, tmp_path, damage, file_name,
-                                        expected):
-    model_path = tmp_path / "FaceReconModel.pb"
-    shutil.copyfile(graph_file, model_path)
-    if file_name == "BFM_model_front.mat":
-        model = make_front_model()
-        model["exBase"] = model["exBase"][:, :10]
-        scipy.io.savemat(str(bfm_copy / file_name), model)
-    path = model_path if file_name.endswith(".pb") else bfm_copy / file_name
-    if damage == "truncate":
-        path.write_bytes(path.read_bytes()[:-100])
-    elif damage == "garbage":
-        path.write_bytes(b"\xff" * 64)
-    elif damage == "lm_shape":
-        scipy.io.savemat(str(path), {"lm": np.zeros((68, 2), np.float32)})
-    report = load_data.check_assets(bfm_copy, model_path)
-    assert not report.ok
-    (line,) = [p for p in report.problems if p.startswith(f"{path}: ")]
-    assert expected in line and "(get it from: " in line
-    bad = entry(report, file_name)
-    assert bad.present and not bad.ok and expected in bad.problem
-    with pytest.raises(AssetError) as error:
-        report.raise_if_failed()
-    assert one_line(error).startswith(report.problems[0])
-
-
-def test_save_obj_face_block_follows_each_topology(tmp_path):
-    v = np.zeros((4, 3), np.float32)
-    faces = np.array([[1, 2, 3], [2, 3, 4]])
-    for step in range(3):
-        load_data.save_obj(tmp_path / "m.obj", v, faces, v)
-        text = (tmp_path / "m.obj").read_text()
-        assert text.endswith("".join("f %d %d %d\n" % tuple(row) for row in faces))
-        faces[step % 2] = faces[step % 2][::-1]   # Same array, new content.
-
-
-@pytest.mark.parametrize("scale", [1e-7, 1.0, 300.0, 1e6])
-def test_format_float_rows_matches_printf(scale):
-    rng = np.random.default_rng(int(scale * 7) % 1000)
-    values = rng.standard_normal((500, 6)) * scale
-    values[0] = [-0.0, 0.0, 1e-9, -1e-9, 0.9999996, -5e-7]   # Signs and rounding edges.
-    values[1] = [999999.9999996, 1e8, -123456.5, 0.5, -0.0000005, 2.5e-6]
-    expected = "".join("v" + " %f" * 6 % tuple(row) + "\n" for row in values.tolist())
-    assert load_data.format_float_rows("v", values).decode("ascii") == expected
-
-
-def test_format_float_rows_float32_ties_round_like_printf():
-    # Float32 values whose micro-units end in exactly .5 (k / 2**7 and
-    # k / 2**8 with odd k): printf rounds these ties to even.
-    ties = np.array([k / 2.0 ** 7 for k in range(1, 67, 2)] +
-                    [-k / 2.0 ** 8 for k in range(1, 67, 2)], np.float32)
-    rng = np.random.default_rng(3)
-    values = np.concatenate([ties, rng.standard_normal(300).astype(np.float32) * 50.0,
-                             rng.uniform(0.0, 1.0, 300).astype(np.float32)]).reshape(-1, 6)
-    expected = "".join("v" + " %f" * 6 % tuple(row) + "\n" for row in values.tolist())
-    assert load_data.format_float_rows("v", values).decode("ascii") == expected
-    assert "0.007812 " in expected   # 7812.5 micro-units, a tie rounded to even.
-
-
-def test_format_float_rows_falls_back_for_odd_values():
-    values = np.array([[np.nan, 1.0, -np.inf], [1e12, -2.0, 3.0]])
-    expected = "".join("v" + " %f" * 3 % tuple(row) + "\n" for row in values.tolist())
-    assert load_data.format_float_rows("v", values).decode("ascii") == expected

@@ -1,0 +1,144 @@
+"""Tests of asset_report: the report behind `python demo.py --check`."""
+import os
+import pathlib
+import shutil
+
+import numpy as np
+import pytest
+import scipy.io
+
+import asset_report
+import load_data
+from assets import AssetError
+from tests.conftest import one_line, shared_path
+from tests.synthetic_assets import make_front_model
+
+
+def entry(report, name):
+    (found,) = [e for e in report.entries if e.name == name]
+    return found
+
+
+def test_check_assets_empty_folder_names_every_source(tmp_path):
+    report = asset_report.check_assets(tmp_path / "BFM", tmp_path / "network" / "x.pb")
+    assert not report.ok and not report
+    text = "\n".join(report.problems)
+    for name, where in [
+        ("01_MorphableModel.mat", "https://faces.dmi.unibas.ch/bfm/main.php?nav=1-1-0&id=details"),
+        ("Exp_Pca.bin", "3DFace"),
+        ("BFM_exp_idx.mat", "github.com/microsoft/Deep3DFaceReconstruction"),
+        ("BFM_front_idx.mat", "folder BFM/"),
+        ("facemodel_info.mat", "folder BFM/"),
+        ("std_exp.txt", "folder BFM/"),
+        ("similarity_Lm3D_all.mat", "folder BFM/"),
+        ("x.pb", "README"),
+        ("BFM_model_front.mat", "transferBFM09"),
+    ]:
+        (line,) = [p for p in report.problems if f"{name}: " in p]
+        assert where in line, line
+        assert ": missing" in line
+    assert "select_vertex_id.mat" not in text        # optional, not used by the pipeline
+    assert all(not e.present and e.size is None for e in report.entries)
+    with pytest.raises(AssetError) as error:
+        report.raise_if_failed()
+    assert one_line(error).startswith(report.problems[0])
+    table = str(report)
+    assert "missing" in table and "01_MorphableModel.mat" in table and "problem(s)" in table
+
+
+def test_check_assets_before_and_after_conversion(bfm_copy, graph_file):
+    report = asset_report.check_assets(bfm_copy, graph_file)
+    assert report.ok and report.needs_conversion, report.problems
+    front = entry(report, "BFM_model_front.mat")
+    assert not front.present and front.problem is None and "transferBFM09" in front.note
+    assert entry(report, "01_MorphableModel.mat").role == "conversion"
+    report.raise_if_failed()
+
+    load_data.transferBFM09(bfm_copy)
+    report = asset_report.check_assets(bfm_copy, graph_file)
+    assert report.ok and not report.needs_conversion
+    front = entry(report, "BFM_model_front.mat")
+    assert front.present and front.ok and front.size == (bfm_copy / front.name).stat().st_size
+    assert entry(report, "01_MorphableModel.mat").role == "optional"
+    assert entry(report, "Exp_Pca.bin").role == "optional"
+
+    # Raw files gone, or broken, once converted: still fine (warnings only).
+    (bfm_copy / "01_MorphableModel.mat").unlink()
+    exp = bfm_copy / "Exp_Pca.bin"
+    exp.write_bytes(exp.read_bytes()[:100])
+    report = asset_report.check_assets(bfm_copy, graph_file)
+    assert report.ok, report.problems
+    assert any("Exp_Pca.bin" in w and "truncated" in w for w in report.warnings)
+
+
+def test_check_assets_stale_front_model_needs_valid_inputs(bfm_copy, graph_file):
+    out = load_data.transferBFM09(bfm_copy)
+    os.utime(out, ns=(10**18, 10**18))        # older than its inputs: will be rebuilt
+    report = asset_report.check_assets(bfm_copy, graph_file)
+    assert report.ok and report.needs_conversion
+    assert "rebuild" in entry(report, "BFM_model_front.mat").note
+    exp = bfm_copy / "Exp_Pca.bin"
+    exp.write_bytes(exp.read_bytes()[:-8])
+    report = asset_report.check_assets(bfm_copy, graph_file)
+    assert not report.ok
+    assert any(p.startswith(f"{exp}: truncated") for p in report.problems)
+    with pytest.raises(AssetError, match="Exp_Pca.bin: truncated"):
+        load_data.transferBFM09(bfm_copy)
+
+
+def test_check_assets_synthetic_index_files_are_not_verified(bfm_copy, graph_file):
+    report = asset_report.check_assets(bfm_copy, graph_file)
+    for name in ("BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat", "std_exp.txt",
+                 "similarity_Lm3D_all.mat", "select_vertex_id.mat"):
+        assert entry(report, name).verified is False
+        assert any(name in w and "SHA-256" in w for w in report.warnings)
+    assert entry(report, "01_MorphableModel.mat").verified is None
+    assert report.ok
+    assert "DIFFERS" in str(report)
+
+
+def test_check_assets_release_index_files_are_verified(tmp_path):
+    bfm_index = shared_path("data", "bfm_index")
+    for name in asset_report.KNOWN_SHA256:
+        shutil.copyfile(bfm_index / name, tmp_path / name)
+    report = asset_report.check_assets(tmp_path, tmp_path / "none.pb")
+    for name in asset_report.KNOWN_SHA256:
+        assert entry(report, name).verified is True and entry(report, name).ok, name
+    assert not report.warnings
+    blocking = {pathlib.Path(p.split(":")[0]).name for p in report.problems}
+    assert blocking == {"BFM_model_front.mat", "01_MorphableModel.mat", "Exp_Pca.bin",
+                        "none.pb"}
+
+
+@pytest.mark.parametrize("damage, file_name, expected", [
+    ("truncate", "Exp_Pca.bin", "truncated"),
+    ("truncate", "01_MorphableModel.mat", "truncated"),
+    ("truncate", "facemodel_info.mat", "truncated"),
+    ("garbage", "FaceReconModel.pb", "does not parse"),
+    ("lm_shape", "similarity_Lm3D_all.mat", "variable 'lm' has shape"),
+    ("front_shape", "BFM_model_front.mat", "variable 'exBase' has shape"),
+])
+def test_check_assets_reports_bad_files(bfm_copy, graph_file, tmp_path, damage, file_name,
+                                        expected):
+    model_path = tmp_path / "FaceReconModel.pb"
+    shutil.copyfile(graph_file, model_path)
+    if file_name == "BFM_model_front.mat":
+        model = make_front_model()
+        model["exBase"] = model["exBase"][:, :10]
+        scipy.io.savemat(str(bfm_copy / file_name), model)
+    path = model_path if file_name.endswith(".pb") else bfm_copy / file_name
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[:-100])
+    elif damage == "garbage":
+        path.write_bytes(b"\xff" * 64)
+    elif damage == "lm_shape":
+        scipy.io.savemat(str(path), {"lm": np.zeros((68, 2), np.float32)})
+    report = asset_report.check_assets(bfm_copy, model_path)
+    assert not report.ok
+    (line,) = [p for p in report.problems if p.startswith(f"{path}: ")]
+    assert expected in line and "(get it from: " in line
+    bad = entry(report, file_name)
+    assert bad.present and not bad.ok and expected in bad.problem
+    with pytest.raises(AssetError) as error:
+        report.raise_if_failed()
+    assert one_line(error).startswith(report.problems[0])

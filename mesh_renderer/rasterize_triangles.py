@@ -27,6 +27,15 @@ the image (NDC y = -1).
 Triangles whose clip-space coordinates are not all finite (or so large that
 their edge functions overflow float32) are not drawn; a non-finite vertex
 only affects the triangles that use it.
+
+Batches: an image's result does not depend on the other images of its batch,
+up to float32 rounding, and is not promised to be bit-identical. XLA compiles
+the kernels for each batch shape and vectorises them differently (how many
+values share a vector register, whether a multiply and an add fuse into one
+FMA depends on the CPU's vector width), so an image rendered alone and the
+same image inside a batch may differ by a few units in the last place of the
+interpolated values; a pixel centre lying within rounding distance of an edge
+may fall to either of the two triangles that share it.
 """
 
 import functools

@@ -5,184 +5,20 @@ re-implementation of the rasterization rules of renderer.md (float64),
 NumPy camera formulas, and central finite differences.
 """
 import inspect
-import math
 import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
-import pytest
 import tensorflow as tf
-from PIL import Image
 
 import mesh_renderer
 from mesh_renderer import camera_utils, rasterize_triangles
 from tests.conftest import REPO_ROOT, shared_path
-
-CUBE = np.array([[-1, -1, 1], [-1, -1, -1], [-1, 1, -1], [-1, 1, 1], [1, -1, 1],
-                 [1, -1, -1], [1, 1, -1], [1, 1, 1]], np.float32)
-CUBE_TRIANGLES = np.array(
-    [[0, 1, 2], [2, 3, 0], [3, 2, 6], [6, 7, 3], [7, 6, 5], [5, 4, 7],
-     [4, 5, 1], [1, 0, 4], [5, 6, 2], [2, 1, 5], [7, 4, 0], [0, 3, 7]],
-    np.int32)
-DIFFUSE = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [1, 1, 0],
-                    [1, 0, 1], [0, 1, 1], [.5, .5, .5]], np.float32)
-SPECULAR = np.array([[0, 1, 0], [0, 0, 1], [1, 1, 1], [1, 1, 0], [1, 0, 1],
-                     [0, 1, 1], [.5, .5, .5], [1, 0, 0]], np.float32)
-
-
-# ----------------------------------------------------------------------------
-# Independent references
-# ----------------------------------------------------------------------------
-
-def numpy_rotation(angles):
-    """Rz Ry Rx for angles (x, y, z) in radians, float64."""
-    cx, cy, cz = np.cos(angles)
-    sx, sy, sz = np.sin(angles)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
-def numpy_camera(eye, center, up, fov_y, near, far, aspect):
-    """gluPerspective(fov_y, aspect, near, far) * gluLookAt(eye, center, up)."""
-    f = np.asarray(center, np.float64) - eye
-    f /= np.linalg.norm(f)
-    s = np.cross(f, up)
-    s /= np.linalg.norm(s)
-    u = np.cross(s, f)
-    view = np.eye(4)
-    view[0, :3], view[1, :3], view[2, :3] = s, u, -f
-    view[:3, 3] = -view[:3, :3] @ eye
-    t = 1.0 / math.tan(math.radians(fov_y) / 2)
-    proj = np.zeros((4, 4))
-    proj[0, 0], proj[1, 1] = t / aspect, t
-    proj[2, 2] = -(far + near) / (far - near)
-    proj[2, 3] = -2 * far * near / (far - near)
-    proj[3, 2] = -1
-    return proj @ view
-
-
-def numpy_rasterize(clip, triangles, width, height):
-    """Reference rasterizer following renderer.md, in float64.
-
-    Returns (ids [H, W] int, -1 where uncovered; barycentrics [H, W, 3];
-    margin [H, W]: smallest |edge value| / sum of edge values of the winning
-    fragment, small where the outcome is sensitive to rounding).
-    """
-    clip = np.asarray(clip, np.float64)
-    ids = -np.ones((height, width), np.int64)
-    bary = np.zeros((height, width, 3))
-    zbuf = np.ones((height, width))
-    margin = np.full((height, width), np.inf)
-    px = (np.arange(width) + 0.5) / (width / 2) - 1
-    py = (np.arange(height) + 0.5) / (height / 2) - 1
-    for t, tri in enumerate(triangles):
-        v = clip[tri]                     # [3, 4]
-        if np.all(v[:, 3] < 0):
-            continue
-        m = v[:, [0, 1, 3]].T             # columns are vertices (x, y, w)
-        rows = np.stack([np.cross(m[:, 1], m[:, 2]), np.cross(m[:, 2], m[:, 0]),
-                         np.cross(m[:, 0], m[:, 1])])
-        det = m[0] @ rows[:, 0]
-        if det < 0:
-            rows = -rows
-        if np.all(v[:, 3] > 0):
-            sx = (v[:, 0] / v[:, 3] + 1) * width / 2
-            sy = (v[:, 1] / v[:, 3] + 1) * height / 2
-            x0, x1 = [int(np.clip(f(g), 0, width)) for f, g in
-                      ((np.floor, sx.min()), (np.ceil, sx.max()))]
-            y0, y1 = [int(np.clip(f(g), 0, height)) for f, g in
-                      ((np.floor, sy.min()), (np.ceil, sy.max()))]
-        else:
-            x0, x1, y0, y1 = 0, width, 0, height
-        gx, gy = np.meshgrid(px[x0:x1], py[y0:y1])
-        e = (rows[:, 0, None, None] * gx + rows[:, 1, None, None] * gy +
-             rows[:, 2, None, None])
-        inside = np.all(e >= 0, axis=0) & np.any(e > 0, axis=0)
-        total = np.where(inside, e.sum(0), 1.0)
-        b = e / total
-        z = (b * v[:, 2, None, None]).sum(0) / (b * v[:, 3, None, None]).sum(0)
-        sub = zbuf[y0:y1, x0:x1]
-        keep = inside & (z >= -1) & (z <= 1) & (z <= sub)
-        sub[keep] = z[keep]
-        ids[y0:y1, x0:x1][keep] = t
-        bary[y0:y1, x0:x1][keep] = np.moveaxis(b, 0, -1)[keep]
-        margin[y0:y1, x0:x1][keep] = (np.abs(e).min(0) / total)[keep]
-    return ids, bary, margin
-
-
-def id_attributes(clip, triangles):
-    """Unshares the vertices so that attributes reveal ids and barycentrics.
-
-    Returns (clip [B, 3T, 4], attributes [B, 3T, 4], triangles [T, 3]):
-    attribute 0 is the triangle id + 1, attributes 1-3 the corner one-hots.
-    """
-    clip = np.asarray(clip, np.float32)
-    count = len(triangles)
-    new_clip = clip[:, np.asarray(triangles).reshape(-1)]
-    attrs = np.zeros((clip.shape[0], 3 * count, 4), np.float32)
-    attrs[:, :, 0] = np.repeat(np.arange(count) + 1, 3)
-    attrs[:, np.arange(3 * count), 1 + np.arange(3 * count) % 3] = 1
-    return new_clip, attrs, np.arange(3 * count, dtype=np.int32).reshape(-1, 3)
-
-
-def render_ids(clip, triangles, width, height):
-    """Our rasterizer's ids (-1 where uncovered) and barycentrics."""
-    new_clip, attrs, tris = id_attributes(clip, triangles)
-    out = rasterize_triangles.rasterize_clip_space(
-        new_clip, attrs, tris, width, height, [0.0, 0.0, 0.0, 0.0]).numpy()
-    return np.rint(out[..., 0]).astype(np.int64) - 1, out[..., 1:]
-
-
-def assert_matches_reference(clip, triangles, width, height):
-    ours_ids, ours_bary = render_ids(clip, triangles, width, height)
-    for b in range(clip.shape[0]):
-        ids, bary, margin = numpy_rasterize(clip[b], triangles, width, height)
-        # Pixels within rounding distance of an edge may legitimately differ.
-        robust = ~(margin < 1e-4)
-        mismatch = (ours_ids[b] != ids) & robust
-        assert mismatch.sum() == 0, (b, np.argwhere(mismatch)[:5])
-        same = (ours_ids[b] == ids) & (ids >= 0)
-        np.testing.assert_allclose(ours_bary[b][same], bary[same], atol=2e-4)
-        assert np.all(ours_bary[b][ids < 0] == 0)
-
-
-def compare_with_golden(image, name, max_outlier_fraction=0.001,
-                        threshold=0.01):
-    golden = np.asarray(Image.open(shared_path(
-        'data', 'renderer_golden', name))).astype(np.float64) / 255.0
-    assert golden.shape == image.shape
-    outliers = np.any(np.abs(golden - np.clip(image, 0, 1)) > threshold,
-                      axis=2)
-    assert outliers.mean() <= max_outlier_fraction, outliers.mean()
-
-
-def colored_cube(shininess=None, size=(640, 480)):
-    rotation = camera_utils.euler_matrices([[-20.0, 0.0, 60.0]])[:, :3, :3]
-    vertices = tf.matmul(CUBE[None], rotation, transpose_b=True)
-    normals = tf.matmul(tf.math.l2_normalize(CUBE, axis=1)[None], rotation,
-                        transpose_b=True)
-    if shininess is None:
-        shininess = 6.0 * np.ones((1, 8), np.float32)
-    render = mesh_renderer.mesh_renderer(
-        vertices, CUBE_TRIANGLES, normals, DIFFUSE[None], [0.0, 0.0, 6.0],
-        [0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [[[0.0, 0.0, 6.0], [1.0, 2.0, 6.0]]],
-        np.ones((1, 2, 3), np.float32), size[0], size[1], SPECULAR[None],
-        shininess, np.zeros((1, 3), np.float32), 40.0, 0.1, 25.0)
-    return tf.concat([mesh_renderer.tone_mapper(render[..., :3], 0.7),
-                      render[..., 3:]], axis=3)
-
-
-def simple_triangle():
-    clip = tf.constant([[[-0.5, -0.5, 0.8, 1.0], [0.0, 0.5, 0.3, 1.0],
-                         [0.5, -0.5, 0.3, 1.0]]])
-    out = rasterize_triangles.rasterize_clip_space(
-        clip, tf.eye(3)[None], [[0, 1, 2]], 640, 480, [0.0, 0.0, 0.0])
-    return tf.concat([out, tf.ones([1, 480, 640, 1])], axis=3)
-
+from tests.renderer_reference import (CUBE, CUBE_TRIANGLES, assert_matches_reference, colored_cube,
+                                      compare_with_golden, numpy_camera,
+                                      numpy_rasterize, numpy_rotation, render_ids, simple_triangle)
 
 # ----------------------------------------------------------------------------
 # 1. Public API
@@ -286,7 +122,7 @@ TF1_SCRIPT = textwrap.dedent('''
     import tensorflow as tf
     tf.compat.v1.disable_v2_behavior()
     sys.path.insert(0, sys.argv[1])
-    from tests import test_mesh_renderer as T
+    from tests import renderer_reference as T
     import mesh_renderer
     from mesh_renderer import camera_utils, rasterize_triangles
     vertices = tf.compat.v1.placeholder(tf.float32, [None, 8, 3])
@@ -649,125 +485,3 @@ def test_face_mesh_224_and_1024_in_bounded_memory():
 
 
 # ----------------------------------------------------------------------------
-# 7. Edge cases
-# ----------------------------------------------------------------------------
-
-def _raster(clip, triangles, size=(20, 16), attrs=None):
-    clip = tf.convert_to_tensor(clip, tf.float32)
-    if attrs is None:
-        attrs = np.ones(tuple(clip.shape[:2]) + (1,), np.float32)
-    return rasterize_triangles.rasterize_clip_space(
-        clip, attrs, np.asarray(triangles, np.int32).reshape(-1, 3), size[0],
-        size[1], [-1.0] * attrs.shape[2])
-
-
-def test_no_triangles():
-    out = _raster(np.zeros((2, 3, 4)), np.zeros((0, 3))).numpy()
-    assert out.shape == (2, 16, 20, 1) and np.all(out == -1.0)
-
-
-def test_all_triangles_behind_camera():
-    clip = np.array([[[-1, -1, 0.5, -1], [1, -1, 0.5, -2], [0, 1, 0.5, -1.5]]])
-    assert np.all(_raster(clip, [[0, 1, 2]]).numpy() == -1.0)
-
-
-def test_triangles_crossing_w_zero_match_reference():
-    clip = np.array([[[-0.6, -0.5, 0.2, 1.0], [0.7, -0.4, -0.3, -0.5],
-                      [0.1, 0.8, 0.4, 0.8], [0.5, 0.5, 0.1, 0.9],
-                      [-0.9, 0.2, 0.3, -0.2], [0.2, -0.9, 0.0, 0.1]]])
-    triangles = np.array([[0, 1, 2], [3, 4, 5]])
-    ids, _ = numpy_rasterize(clip[0], triangles, 31, 23)[:2]
-    assert np.any(ids >= 0)
-    assert_matches_reference(clip.astype(np.float32), triangles, 31, 23)
-
-
-def test_one_triangle_covering_the_whole_image():
-    clip = np.array([[[-50.0, -50.0, 0.0, 1.0], [50.0, -50.0, 0.0, 1.0],
-                      [0.0, 60.0, 0.0, 1.0]]], np.float32)
-    ours_ids, _ = render_ids(clip, [[0, 1, 2]], 300, 200)
-    assert np.all(ours_ids == 0)
-    assert_matches_reference(clip, np.array([[0, 1, 2]]), 30, 20)
-
-
-def test_zero_area_triangles_are_not_drawn():
-    clip = np.array([[[-0.5, -0.5, 0.0, 1.0], [0.5, 0.5, 0.0, 1.0],
-                      [0.0, 0.0, 0.0, 1.0], [0.2, 0.3, 0.0, 1.0]]], np.float32)
-    out = _raster(clip, [[0, 1, 2], [3, 3, 3], [0, 0, 1]]).numpy()
-    assert np.all(out == -1.0)
-    with tf.GradientTape() as tape:
-        c = tf.constant(clip)
-        tape.watch(c)
-        value = tf.reduce_sum(_raster(c, [[0, 1, 2], [3, 3, 3]]))
-    assert np.all(np.isfinite(tape.gradient(value, c).numpy()))
-
-
-@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf, 1e30])
-def test_non_finite_vertices_only_drop_their_triangles(bad):
-    clip = np.array([[[-0.9, -0.9, 0.0, 1.0], [-0.1, -0.9, 0.0, 1.0],
-                      [-0.5, 0.9, 0.0, 1.0], [0.1, -0.9, 0.0, 1.0],
-                      [0.9, -0.9, 0.0, 1.0], [0.5, 0.9, 0.0, 1.0]]],
-                    np.float32)
-    clean = render_ids(clip, [[0, 1, 2], [3, 4, 5]], 20, 16)[0]
-    clip[0, 4, 0] = bad
-    attrs = np.ones((1, 6, 2), np.float32)
-    if not np.isfinite(bad):
-        attrs[0, 4] = np.nan       # attributes of the dropped triangle
-    c = tf.constant(clip)
-    with tf.GradientTape() as tape:
-        tape.watch(c)
-        out = _raster(c, [[0, 1, 2], [3, 4, 5]], attrs=attrs)
-        value = tf.reduce_sum(out)
-    out = out.numpy()[0, ..., 0]
-    assert np.all(np.isfinite(out))
-    assert np.all(np.isfinite(tape.gradient(value, c).numpy()))
-    if np.isfinite(bad):
-        # A huge but finite vertex is legitimate geometry: a long sliver.
-        assert np.all(out[clean[0] == 0] > 0.99)
-    else:
-        # Non-finite: the triangle using the vertex is not drawn.
-        np.testing.assert_array_equal(out > 0.99, clean[0] == 0)
-
-
-@pytest.mark.parametrize('name', [
-    'vertices', 'triangles', 'normals', 'diffuse_colors', 'camera_position',
-    'light_positions', 'light_intensities', 'ambient_color', 'fov_y',
-    'image_width', 'specular_colors'])
-def test_wrong_shapes_raise_value_error_naming_the_argument(name):
-    args = dict(vertices=CUBE[None], triangles=CUBE_TRIANGLES,
-                normals=CUBE[None], diffuse_colors=DIFFUSE[None],
-                camera_position=[0.0, 0.0, 6.0], camera_lookat=[0.0, 0.0, 0.0],
-                camera_up=[0.0, 1.0, 0.0],
-                light_positions=np.zeros((1, 1, 3), np.float32),
-                light_intensities=np.ones((1, 1, 3), np.float32),
-                image_width=8, image_height=6,
-                ambient_color=np.zeros((1, 3), np.float32))
-    bad = {'vertices': CUBE, 'triangles': CUBE_TRIANGLES[:, :2],
-           'normals': CUBE[None, :, :2], 'diffuse_colors': DIFFUSE,
-           'camera_position': np.zeros((1, 4), np.float32),
-           'light_positions': np.zeros((1, 3), np.float32),
-           'light_intensities': np.zeros((1, 1, 2), np.float32),
-           'ambient_color': np.zeros((3, 3), np.float32),
-           'fov_y': np.ones((1, 1), np.float32), 'image_width': 0,
-           'specular_colors': DIFFUSE}
-    args[name] = bad[name]
-    if name == 'specular_colors':
-        args['shininess_coefficients'] = 6.0
-    with pytest.raises(ValueError, match=name):
-        mesh_renderer.mesh_renderer(**args)
-
-
-@pytest.mark.parametrize('name', ['clip_space_vertices', 'attributes',
-                                  'triangles', 'background_value',
-                                  'image_height'])
-def test_rasterize_wrong_shapes_raise_value_error(name):
-    args = dict(clip_space_vertices=np.zeros((1, 3, 4), np.float32),
-                attributes=np.zeros((1, 3, 2), np.float32),
-                triangles=[[0, 1, 2]], image_width=4, image_height=4,
-                background_value=[0.0, 0.0])
-    bad = {'clip_space_vertices': np.zeros((1, 3, 3), np.float32),
-           'attributes': np.zeros((1, 4, 2), np.float32),
-           'triangles': [0, 1, 2], 'background_value': [0.0],
-           'image_height': -2}
-    args[name] = bad[name]
-    with pytest.raises(ValueError, match=name):
-        rasterize_triangles.rasterize_clip_space(**args)

@@ -6,29 +6,33 @@ whether it passed the format and shape checks, whether its SHA-256 matches
 the release's copy, and where a user gets it.
 """
 import dataclasses
+import functools
 import hashlib
 import pathlib
 
-from assets import (BFM09_NAME, BFM_DIR, EXP_IDX_NAME, EXP_PCA_NAME, FRONT_IDX_NAME,
-                    FRONT_MODEL_NAME, INFO_KEYS, INFO_NAME, LM3D_NAME, MODEL_PATH,
-                    SELECT_ID_NAME, SOURCE_BFM09, SOURCE_EXP_PCA, SOURCE_FRONT_MODEL,
-                    SOURCE_INDEX, SOURCE_NETWORK, STD_EXP_NAME, AssetError, display_path,
-                    format_problem, inspect_bfm09, inspect_exp_pca, load_mat)
-from load_data import (front_model_is_current, load_front_model, load_graph, load_lm3d,
-                       read_index_files, read_std_exp)
+import assets
+from load_data import (
+    front_model_is_current,
+    load_front_model,
+    load_graph,
+    load_lm3d,
+    read_index_files,
+    read_std_exp,
+)
 
 # SHA-256 of the public index files as the release ships them. A mismatch is
 # reported as a warning (`AssetEntry.verified` is False), never as a blocking
 # problem: the files are checked for format and shape anyway, and tests use
 # synthetic index files of their own.
 KNOWN_SHA256 = {
-    EXP_IDX_NAME: "62752a2cab3eea148569fb07e367e03535b4ee04aa71ea1a9aed36486d26c612",
-    FRONT_IDX_NAME: "7d285dd018563113496127df9c364800183172adb4d3e802f726085dab66b087",
-    INFO_NAME: "529398f76619ae7e22f43c25dd60a2473bcc2bcc8c894fd9c613c68624ce1c04",
-    SELECT_ID_NAME: "6877a7d634330f25bf1e81bc062b6507ee53ea183838e471fa21b613048fa36b",
-    LM3D_NAME: "53b83ce6e35c50ddc3e97603650cef4970320c157e75c241c844f29c1dcba65a",
-    STD_EXP_NAME: "4abc20f1cad2471272637d366b511f1a44c2befeeb1353b7fff392ef72ed1203",
+    assets.EXP_IDX_NAME: "62752a2cab3eea148569fb07e367e03535b4ee04aa71ea1a9aed36486d26c612",
+    assets.FRONT_IDX_NAME: "7d285dd018563113496127df9c364800183172adb4d3e802f726085dab66b087",
+    assets.INFO_NAME: "529398f76619ae7e22f43c25dd60a2473bcc2bcc8c894fd9c613c68624ce1c04",
+    assets.SELECT_ID_NAME: "6877a7d634330f25bf1e81bc062b6507ee53ea183838e471fa21b613048fa36b",
+    assets.LM3D_NAME: "53b83ce6e35c50ddc3e97603650cef4970320c157e75c241c844f29c1dcba65a",
+    assets.STD_EXP_NAME: "4abc20f1cad2471272637d366b511f1a44c2befeeb1353b7fff392ef72ed1203",
 }
+
 
 def _sha256(path):
     digest = hashlib.sha256()
@@ -93,21 +97,21 @@ class AssetReport:
     def __init__(self, entries, needs_conversion):
         self.entries = list(entries)
         self.needs_conversion = needs_conversion
-        self.problems = [format_problem(e.path, e.problem, e.source)
+        self.problems = [assets.format_problem(e.path, e.problem, e.source)
                          for e in self.entries if e.blocking]
         self.warnings = []
         for e in self.entries:
             if e.verified is False:
-                self.warnings.append(format_problem(
+                self.warnings.append(assets.format_problem(
                     e.path, "SHA-256 differs from the release's copy (a modified or "
                     "synthetic file; its format checks passed)", e.source))
             if e.role == "optional" and e.present and not e.ok and e.problem:
-                self.warnings.append(format_problem(e.path, f"{e.problem} (not needed now)",
+                self.warnings.append(assets.format_problem(e.path, f"{e.problem} (not needed now)",
                                                     e.source))
         self.ok = not self.problems
 
     def raise_if_failed(self):
-        """Raises AssetError with the first problem (and a count of the others) unless ok."""
+        """Raises assets.AssetError with the first problem (and a count of the others) unless ok."""
         if self.ok:
             return
         message = self.problems[0]
@@ -115,7 +119,8 @@ class AssetReport:
             message += f" (and {len(self.problems) - 1} more asset problem(s); run " \
                        "`python demo.py --check`)"
         first = next(e for e in self.entries if e.blocking)
-        raise AssetError(message, path=first.path, problem=first.problem, source=first.source)
+        raise assets.AssetError(message, path=first.path, problem=first.problem,
+                                source=first.source)
 
     def __bool__(self):
         return self.ok
@@ -132,7 +137,7 @@ class AssetReport:
             size = "-" if e.size is None else _human_size(e.size)
             sha = {True: "verified", False: "DIFFERS", None: ""}[e.verified]
             detail = e.problem if e.problem else (e.note or "")
-            rows.append((status, e.role, display_path(e.path), size, sha, detail))
+            rows.append((status, e.role, assets.display_path(e.path), size, sha, detail))
         header = ("status", "role", "file", "size", "sha256", "detail")
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(5)]
         lines = ["  ".join(str(r[i]).ljust(widths[i]) for i in range(5)) + "  " + r[5]
@@ -170,12 +175,12 @@ def _probe(path, check):
     size = path.stat().st_size if present and path.is_file() else None
     try:
         check()
-    except AssetError as error:
+    except assets.AssetError as error:
         return present, False, error.problem, size
     return present, True, None, size
 
 
-def check_assets(bfm_dir=BFM_DIR, model_path=MODEL_PATH):
+def check_assets(bfm_dir=assets.BFM_DIR, model_path=assets.MODEL_PATH):
     """Checks every asset the pipeline uses and says where to get what is missing.
 
     Checks: presence; .mat container integrity (truncation), variables and
@@ -218,56 +223,59 @@ def check_assets(bfm_dir=BFM_DIR, model_path=MODEL_PATH):
         trim_holder["value"] = read_index_files(bfm_dir)
 
     # Index files: check each on its own for a precise message, then together.
-    index_checks = {
-        EXP_IDX_NAME: lambda: load_mat(bfm_dir / EXP_IDX_NAME, ["trimIndex"], SOURCE_INDEX),
-        FRONT_IDX_NAME: lambda: load_mat(bfm_dir / FRONT_IDX_NAME, ["idx"], SOURCE_INDEX),
-        INFO_NAME: lambda: load_mat(bfm_dir / INFO_NAME, INFO_KEYS, SOURCE_INDEX),
+    index_variables = {
+        assets.EXP_IDX_NAME: ["trimIndex"],
+        assets.FRONT_IDX_NAME: ["idx"],
+        assets.INFO_NAME: assets.INFO_KEYS,
     }
-    for name, check in index_checks.items():
-        index_state[name] = _probe(bfm_dir / name, check)
+    for name, variables in index_variables.items():
+        path = bfm_dir / name
+        check = functools.partial(assets.load_mat, path, variables, assets.SOURCE_INDEX)
+        index_state[name] = _probe(path, check)
     if all(state[1] for state in index_state.values()):
         # Cross-checks; a failure is attributed to the file the error names.
         try:
             check_index_trio()
-        except AssetError as error:
-            culprit = error.path.name if error.path is not None else INFO_NAME
+        except assets.AssetError as error:
+            culprit = error.path.name if error.path is not None else assets.INFO_NAME
             present, _, _, size = index_state[culprit]
             index_state[culprit] = (present, False, error.problem, size)
     trim = trim_holder.get("value")
 
-    std_state = _probe(bfm_dir / STD_EXP_NAME, lambda: read_std_exp(bfm_dir / STD_EXP_NAME))
+    std_path = bfm_dir / assets.STD_EXP_NAME
+    std_state = _probe(std_path, lambda: read_std_exp(std_path))
     exp_info = {}
 
     def check_exp():
         n_vertices = trim[0].size if trim is not None else None
-        exp_info["value"] = inspect_exp_pca(bfm_dir / EXP_PCA_NAME, n_vertices)
+        exp_info["value"] = assets.inspect_exp_pca(bfm_dir / assets.EXP_PCA_NAME, n_vertices)
 
-    exp_state = _probe(bfm_dir / EXP_PCA_NAME, check_exp)
+    exp_state = _probe(bfm_dir / assets.EXP_PCA_NAME, check_exp)
     if exp_state[1] and std_state[1]:
-        n_std = read_std_exp(bfm_dir / STD_EXP_NAME).size
+        n_std = read_std_exp(bfm_dir / assets.STD_EXP_NAME).size
         if n_std != exp_info["value"][0]:
             std_state = (std_state[0], False, f"holds {n_std} standard deviations, but "
-                         f"{EXP_PCA_NAME} has {exp_info['value'][0]} bases", std_state[3])
+                         f"{assets.EXP_PCA_NAME} has {exp_info['value'][0]} bases", std_state[3])
 
     def check_bfm09():
-        n_bfm, _, _ = inspect_bfm09(bfm_dir / BFM09_NAME)
+        n_bfm, _, _ = assets.inspect_bfm09(bfm_dir / assets.BFM09_NAME)
         if trim is not None and trim[0].max() >= n_bfm:
-            raise AssetError.about(bfm_dir / BFM09_NAME, f"has {n_bfm} vertices, but "
-                                   f"{EXP_IDX_NAME} refers to vertex {trim[0].max() + 1}",
-                                   SOURCE_BFM09)
+            raise assets.AssetError.about(bfm_dir / assets.BFM09_NAME, f"has {n_bfm} vertices, but "
+                                   f"{assets.EXP_IDX_NAME} refers to vertex {trim[0].max() + 1}",
+                                   assets.SOURCE_BFM09)
 
-    bfm_state = _probe(bfm_dir / BFM09_NAME, check_bfm09)
+    bfm_state = _probe(bfm_dir / assets.BFM09_NAME, check_bfm09)
 
-    front_path = bfm_dir / FRONT_MODEL_NAME
+    front_path = bfm_dir / assets.FRONT_MODEL_NAME
     front_state = _probe(front_path, lambda: load_front_model(front_path))
     front_current = front_state[1] and front_model_is_current(bfm_dir)
     conversion_states = {
-        BFM09_NAME: (bfm_state, SOURCE_BFM09),
-        EXP_PCA_NAME: (exp_state, SOURCE_EXP_PCA),
-        STD_EXP_NAME: (std_state, SOURCE_INDEX),
-        EXP_IDX_NAME: (index_state[EXP_IDX_NAME], SOURCE_INDEX),
-        FRONT_IDX_NAME: (index_state[FRONT_IDX_NAME], SOURCE_INDEX),
-        INFO_NAME: (index_state[INFO_NAME], SOURCE_INDEX),
+        assets.BFM09_NAME: (bfm_state, assets.SOURCE_BFM09),
+        assets.EXP_PCA_NAME: (exp_state, assets.SOURCE_EXP_PCA),
+        assets.STD_EXP_NAME: (std_state, assets.SOURCE_INDEX),
+        assets.EXP_IDX_NAME: (index_state[assets.EXP_IDX_NAME], assets.SOURCE_INDEX),
+        assets.FRONT_IDX_NAME: (index_state[assets.FRONT_IDX_NAME], assets.SOURCE_INDEX),
+        assets.INFO_NAME: (index_state[assets.INFO_NAME], assets.SOURCE_INDEX),
     }
     conversion_ok = all(state[1] for state, _ in conversion_states.values())
     # transferBFM09 runs unless the front model is current: then, and only then,
@@ -288,17 +296,17 @@ def check_assets(bfm_dir=BFM_DIR, model_path=MODEL_PATH):
             problem = "missing, and the files to build it are not all in place (see below)"
     elif not ok:
         problem = f"{problem}; delete it and rebuild it with load_data.transferBFM09()"
-    entries.append(AssetEntry(FRONT_MODEL_NAME, front_path, "runtime", present, ok, problem,
-                              size, SOURCE_FRONT_MODEL, None, note))
+    entries.append(AssetEntry(assets.FRONT_MODEL_NAME, front_path, "runtime", present, ok, problem,
+                              size, assets.SOURCE_FRONT_MODEL, None, note))
 
-    lm_path = bfm_dir / LM3D_NAME
+    lm_path = bfm_dir / assets.LM3D_NAME
     present, ok, problem, size = _probe(lm_path, lambda: load_lm3d(bfm_dir))
-    entries.append(AssetEntry(LM3D_NAME, lm_path, "runtime", present, ok, problem, size,
-                              SOURCE_INDEX, hash_state(lm_path, LM3D_NAME)))
+    entries.append(AssetEntry(assets.LM3D_NAME, lm_path, "runtime", present, ok, problem, size,
+                              assets.SOURCE_INDEX, hash_state(lm_path, assets.LM3D_NAME)))
 
     present, ok, problem, size = _probe(model_path, lambda: load_graph(model_path))
     entries.append(AssetEntry(model_path.name, model_path, "runtime", present, ok, problem, size,
-                              SOURCE_NETWORK))
+                              assets.SOURCE_NETWORK))
 
     for name, ((present, ok, problem, size), source) in conversion_states.items():
         path = bfm_dir / name
@@ -308,11 +316,11 @@ def check_assets(bfm_dir=BFM_DIR, model_path=MODEL_PATH):
         entries.append(AssetEntry(name, path, conversion_role, present, ok, problem, size, source,
                                   hash_state(path, name), note))
 
-    select_path = bfm_dir / SELECT_ID_NAME
+    select_path = bfm_dir / assets.SELECT_ID_NAME
     present, ok, problem, size = _probe(
-        select_path, lambda: load_mat(select_path, ["select_id"], SOURCE_INDEX))
-    entries.append(AssetEntry(SELECT_ID_NAME, select_path, "optional", present, ok,
-                              problem if present else None, size, SOURCE_INDEX,
-                              hash_state(select_path, SELECT_ID_NAME),
+        select_path, lambda: assets.load_mat(select_path, ["select_id"], assets.SOURCE_INDEX))
+    entries.append(AssetEntry(assets.SELECT_ID_NAME, select_path, "optional", present, ok,
+                              problem if present else None, size, assets.SOURCE_INDEX,
+                              hash_state(select_path, assets.SELECT_ID_NAME),
                               None if present else "not used by the pipeline"))
     return AssetReport(entries, needs_conversion)

@@ -174,7 +174,8 @@ def check_mat_container(path, source):
             if n_elements == 0:
                 raise AssetError.about(path, "holds no variables", source)
     except OSError as error:
-        raise AssetError.about(path, f"cannot be read ({error.strerror or error})", source)
+        raise AssetError.about(path, f"cannot be read ({error.strerror or error})",
+                               source) from error
     return path
 
 
@@ -192,8 +193,9 @@ def load_mat(path, names, source):
         data = scipy.io.loadmat(str(path), variable_names=list(names))
     except (ValueError, TypeError, OSError, EOFError, zlib.error, NotImplementedError,
             scipy.io.matlab.MatReadError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else ""
         raise AssetError.about(path, f"cannot be read as a .mat file ({type(error).__name__}: "
-                               f"{str(error).splitlines()[0] if str(error) else ''})", source)
+                               f"{first_line})", source) from error
     for name in names:
         if name not in data:
             raise AssetError.about(path, f"variable '{name}' is missing", source)
@@ -299,7 +301,7 @@ def inspect_exp_pca(path, n_vertices=None):
         n_exp = int(np.fromfile(path, dtype="<i4", count=1)[0])
     except OSError as error:
         raise AssetError.about(path, f"cannot be read ({error.strerror or error})",
-                               SOURCE_EXP_PCA)
+                               SOURCE_EXP_PCA) from error
     if n_exp < N_EXP or n_exp > 100000:
         raise AssetError.about(path, f"declares {n_exp} expression bases, expected at least "
                                f"{N_EXP}", SOURCE_EXP_PCA)
@@ -332,7 +334,7 @@ def inspect_bfm09(path):
     except (ValueError, TypeError, OSError, EOFError, zlib.error,
             scipy.io.matlab.MatReadError) as error:
         raise AssetError.about(path, f"cannot be read as a .mat file ({type(error).__name__})",
-                               SOURCE_BFM09)
+                               SOURCE_BFM09) from error
     shapes = {name: tuple(shape) for name, shape, _ in listing}
     for name in BFM09_KEYS:
         if name not in shapes:

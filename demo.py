@@ -66,7 +66,8 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true",
                         help="redo photos whose outputs already exist (default: skip them).")
     parser.add_argument("--check", action="store_true",
-                        help="print the asset report (present, missing, where to get each) and exit.")
+                        help="print the asset report (present, missing, where to get each) "
+                        "and exit.")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")

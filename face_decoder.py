@@ -111,7 +111,8 @@ class _ModelTensors:
     def __init__(self, facemodel):
         mean = facemodel.meanshape.reshape(-1, 3)
         self.meanshape = tf.constant(facemodel.meanshape)                     # [1, 3N]
-        self.shape_center = tf.constant(mean.mean(axis=0, dtype=np.float64).astype(np.float32))  # [3]
+        center = mean.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.shape_center = tf.constant(center)  # [3]
         self.id_basis = tf.constant(np.ascontiguousarray(facemodel.idBase.T))   # [80, 3N]
         self.ex_basis = tf.constant(np.ascontiguousarray(facemodel.exBase.T))   # [64, 3N]
         self.meantex = tf.constant(facemodel.meantex)                         # [1, 3N]

@@ -59,7 +59,8 @@ def _to_rgb(image):
         levels = np.asarray(image, dtype=np.float64)
         if np.nanmax(levels) <= 1.0:
             levels = levels * 255.0
-        image = Image.fromarray(np.clip(np.rint(np.nan_to_num(levels)), 0, 255).astype(np.uint8), "L")
+        grey = np.clip(np.rint(np.nan_to_num(levels)), 0, 255).astype(np.uint8)
+        image = Image.fromarray(grey, "L")
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -102,7 +103,8 @@ def read_landmarks(path, image_size=None):
         try:
             rows.append([float(fields[0]), float(fields[1])])
         except ValueError:
-            raise InputError(f"{path}: line {line_no} is not two numbers: {line.strip()!r}") from None
+            raise InputError(f"{path}: line {line_no} is not two numbers: "
+                             f"{line.strip()!r}") from None
     if len(rows) != NUM_LANDMARKS:
         raise InputError(f"{path}: {len(rows)} points, expected {NUM_LANDMARKS} "
                          "(left eye, right eye, nose, left and right mouth corners)")

@@ -15,16 +15,43 @@ import pathlib
 import numpy as np
 import scipy.io
 
-from assets import (BFM09_KEYS, BFM09_NAME, BFM_DIR, EXP_IDX_NAME, EXP_PCA_NAME,  # noqa: F401
-                    FRONT_IDX_NAME, FRONT_MODEL_KEYS, FRONT_MODEL_NAME, INFO_KEYS, INFO_NAME,
-                    LM3D_NAME, MICROMETRES_PER_DECIMETRE, MODEL_PATH, N_EXP, N_ID, N_LANDMARKS,
-                    N_TEX, REPO_ROOT, SOURCE_BFM09, SOURCE_EXP_PCA, SOURCE_FRONT_MODEL,
-                    SOURCE_INDEX, SOURCE_NETWORK, STD_EXP_NAME, AssetError, expect_finite,
-                    expect_index, expect_shape, inspect_bfm09, inspect_exp_pca, load_mat,
-                    require_file, validate_front_model)
+from assets import (  # noqa: F401
+    BFM09_KEYS,
+    BFM09_NAME,
+    BFM_DIR,
+    EXP_IDX_NAME,
+    EXP_PCA_NAME,
+    FRONT_IDX_NAME,
+    FRONT_MODEL_KEYS,
+    FRONT_MODEL_NAME,
+    INFO_KEYS,
+    INFO_NAME,
+    LM3D_NAME,
+    MICROMETRES_PER_DECIMETRE,
+    MODEL_PATH,
+    N_EXP,
+    N_ID,
+    N_LANDMARKS,
+    N_TEX,
+    REPO_ROOT,
+    SOURCE_BFM09,
+    SOURCE_EXP_PCA,
+    SOURCE_FRONT_MODEL,
+    SOURCE_INDEX,
+    SOURCE_NETWORK,
+    STD_EXP_NAME,
+    AssetError,
+    expect_finite,
+    expect_index,
+    expect_shape,
+    inspect_bfm09,
+    inspect_exp_pca,
+    load_mat,
+    require_file,
+    validate_front_model,
+)
 from image_io import read_image, read_landmarks
 from result_files import save_obj, write_atomically  # noqa: F401  (save_obj: the release's name)
-
 
 # ------------------------------------------------------------------ front model
 
@@ -140,9 +167,10 @@ def read_std_exp(path):
             values = np.array(stream.read().split(), dtype=np.float64)
     except (ValueError, UnicodeDecodeError) as error:
         raise AssetError.about(path, f"is not a list of numbers ({type(error).__name__})",
-                               SOURCE_INDEX)
+                               SOURCE_INDEX) from error
     except OSError as error:
-        raise AssetError.about(path, f"cannot be read ({error.strerror or error})", SOURCE_INDEX)
+        raise AssetError.about(path, f"cannot be read ({error.strerror or error})",
+                               SOURCE_INDEX) from error
     if values.size < N_EXP:
         raise AssetError.about(path, f"holds {values.size} standard deviations, expected at "
                                f"least {N_EXP}", SOURCE_INDEX)
@@ -355,16 +383,17 @@ def load_graph(model_path=MODEL_PATH):
         data = path.read_bytes()
     except OSError as error:
         raise AssetError.about(path, f"cannot be read ({error.strerror or error})",
-                               SOURCE_NETWORK)
+                               SOURCE_NETWORK) from error
     if not data:
         raise AssetError.about(path, "is empty", SOURCE_NETWORK)
-    import tensorflow as tf     # lazily: importing TensorFlow takes seconds
+    import tensorflow as tf  # lazily: importing TensorFlow takes seconds
     graph_def = tf.compat.v1.GraphDef()
     try:
         graph_def.ParseFromString(data)
     except Exception as error:      # protobuf's DecodeError (its module varies by backend)
         raise AssetError.about(path, f"does not parse as a TensorFlow GraphDef, truncated or "
-                               f"not a frozen .pb ({type(error).__name__})", SOURCE_NETWORK)
+                               f"not a frozen .pb ({type(error).__name__})",
+                               SOURCE_NETWORK) from error
     names = {node.name for node in graph_def.node}
     for needed in ("input_imgs", "coeff"):
         if needed not in names:

@@ -69,9 +69,15 @@ def rotation_matrix(angles):
     """R = Rz @ Ry @ Rx for angles (x, y, z) in radians; points map to p @ R.T."""
     ax, ay, az = angles
     one, zero = np.ones((), angles.dtype), np.zeros((), angles.dtype)
-    rx = np.array([[one, zero, zero], [zero, np.cos(ax), -np.sin(ax)], [zero, np.sin(ax), np.cos(ax)]])
-    ry = np.array([[np.cos(ay), zero, np.sin(ay)], [zero, one, zero], [-np.sin(ay), zero, np.cos(ay)]])
-    rz = np.array([[np.cos(az), -np.sin(az), zero], [np.sin(az), np.cos(az), zero], [zero, zero, one]])
+    rx = np.array([[one, zero, zero],
+                   [zero, np.cos(ax), -np.sin(ax)],
+                   [zero, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), zero, np.sin(ay)],
+                   [zero, one, zero],
+                   [-np.sin(ay), zero, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), zero],
+                   [np.sin(az), np.cos(az), zero],
+                   [zero, zero, one]])
     return rz @ ry @ rx
 
 
@@ -114,7 +120,9 @@ def sh_lighting(texture, normals, gamma):
     dtype = texture.dtype.type
     pi = np.pi
     a0, a1, a2 = pi, 2 * pi / np.sqrt(3.0), 2 * pi / np.sqrt(8.0)
-    c0, c1, c2 = 1 / np.sqrt(4 * pi), np.sqrt(3.0) / np.sqrt(4 * pi), 3 * np.sqrt(5.0) / np.sqrt(12 * pi)
+    c0 = 1 / np.sqrt(4 * pi)
+    c1 = np.sqrt(3.0) / np.sqrt(4 * pi)
+    c2 = 3 * np.sqrt(5.0) / np.sqrt(12 * pi)
     k0, k1, k2 = dtype(a0 * c0), dtype(a1 * c1), dtype(a2 * c2)
     nx, ny, nz = normals[:, 0], normals[:, 1], normals[:, 2]
     basis = np.stack([

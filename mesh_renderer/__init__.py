@@ -17,11 +17,8 @@ colours. The contract is shared/spec/renderer.md; the algorithm is described
 in mesh_renderer/_visibility.py and mesh_renderer/rasterize_triangles.py.
 """
 
-from mesh_renderer import camera_utils
-from mesh_renderer import rasterize_triangles
-from mesh_renderer.render import mesh_renderer
-from mesh_renderer.render import phong_shader
-from mesh_renderer.render import tone_mapper
+from mesh_renderer import camera_utils, rasterize_triangles
+from mesh_renderer.render import mesh_renderer, phong_shader, tone_mapper
 
 __all__ = ['mesh_renderer', 'phong_shader', 'tone_mapper', 'camera_utils',
            'rasterize_triangles']

@@ -43,9 +43,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from mesh_renderer import _compiled
-from mesh_renderer import _visibility
-from mesh_renderer import camera_utils
+from mesh_renderer import _compiled, _visibility, camera_utils
 
 
 def _check_image_size(image_width, image_height):

@@ -13,9 +13,7 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from mesh_renderer import _compiled
-from mesh_renderer import camera_utils
-from mesh_renderer import rasterize_triangles
+from mesh_renderer import _compiled, camera_utils, rasterize_triangles
 
 
 def _tensor(value, name):

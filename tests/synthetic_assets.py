@@ -9,7 +9,11 @@ that reads it is the project's real loading code.
 Units follow the release: front-model positions in decimetres (BFM09 raw
 positions are micrometres, 1e5 times larger), albedo in 0-255 RGB.
 """
+import pathlib
+import shutil
+
 import numpy as np
+
 
 # A 68-point landmark layout in the iBUG order (jaw 0-16, brows 17-26, nose
 # 27-35, eyes 36-47, mouth 48-67), in face coordinates x right, y up, roughly
@@ -22,7 +26,8 @@ def _landmark_template():
     nostrils = [(x, -0.15) for x in np.linspace(-0.15, 0.15, 5)]
 
     def eye(cx, outer_first):
-        pts = [(-0.15, 0.0), (-0.05, 0.05), (0.05, 0.05), (0.15, 0.0), (0.05, -0.05), (-0.05, -0.05)]
+        pts = [(-0.15, 0.0), (-0.05, 0.05), (0.05, 0.05), (0.15, 0.0), (0.05, -0.05),
+               (-0.05, -0.05)]
         if not outer_first:
             pts = [(-x, y) for x, y in pts]
             pts = [pts[3], pts[2], pts[1], pts[0], pts[5], pts[4]]
@@ -30,8 +35,10 @@ def _landmark_template():
 
     eye_a = eye(-0.35, True)     # 36 outer (x=-0.5), 39 inner (x=-0.2)
     eye_b = eye(0.35, True)      # 42 inner (x=0.2), 45 outer (x=0.5)
-    outer = [(0.3 * np.cos(a), -0.45 + 0.1 * np.sin(a)) for a in np.linspace(np.pi, -np.pi, 13)[:-1]]
-    inner = [(0.2 * np.cos(a), -0.45 + 0.05 * np.sin(a)) for a in np.linspace(np.pi, -np.pi, 9)[:-1]]
+    outer = [(0.3 * np.cos(a), -0.45 + 0.1 * np.sin(a))
+             for a in np.linspace(np.pi, -np.pi, 13)[:-1]]
+    inner = [(0.2 * np.cos(a), -0.45 + 0.05 * np.sin(a))
+             for a in np.linspace(np.pi, -np.pi, 9)[:-1]]
     pts = jaw + brow_a + brow_b + bridge + nostrils + eye_a + eye_b + outer + inner
     assert len(pts) == 68
     return np.asarray(pts, dtype=np.float64)
@@ -175,9 +182,6 @@ def random_coefficients(seed=0, batch=1, length=257, scale=1.0):
 # ----------------------------------------------------------------------------
 # Synthetic BFM09 (the raw files `load_data.transferBFM09` converts)
 # ----------------------------------------------------------------------------
-
-import pathlib
-import shutil
 
 # Files of the release's BFM/ folder that are public (MIT) and copied as is.
 INDEX_FILE_NAMES = ("BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat",

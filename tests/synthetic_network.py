@@ -88,7 +88,8 @@ def write_resnet50_rnet(path, n_out=257, seed=0):
 
     def conv_bn(x, k, c_out, stride, relu=True):
         c_in = int(x.shape[-1])
-        w = rng.standard_normal((k, k, c_in, c_out)).astype(np.float32) * np.sqrt(2.0 / (k * k * c_in))
+        w = rng.standard_normal((k, k, c_in, c_out)).astype(np.float32)
+        w *= np.sqrt(2.0 / (k * k * c_in))
         y = tf.nn.conv2d(x, w, strides=stride, padding="SAME")
         scale = np.full(c_out, 0.5 if not relu else 1.0, np.float32)
         offset = np.zeros(c_out, np.float32)

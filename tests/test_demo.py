@@ -69,7 +69,8 @@ def first_run(layout):
     before = sorted(p.name for p in layout["input"].iterdir())
     output = layout["root"] / "output"
     result = run_demo("--input", layout["input"], "--output", output,
-                      "--bfm-dir", layout["bfm"], "--model", layout["network"] / "FaceReconModel.pb",
+                      "--bfm-dir", layout["bfm"],
+                      "--model", layout["network"] / "FaceReconModel.pb",
                       "--batch-size", 2, cwd=layout["root"])
     after = sorted(p.name for p in layout["input"].iterdir())
     return {"result": result, "output": output, "input_before": before, "input_after": after}
@@ -123,8 +124,8 @@ def test_obj_landmarks_and_preview(layout, first_run):
     stem = layout["good"][0]
     mat = loadmat(first_run["output"] / f"{stem}.mat")
     lines = (first_run["output"] / f"{stem}_mesh.obj").read_text().split("\n")
-    vertex_rows = np.array([l.split()[1:] for l in lines if l.startswith("v ")], float)
-    face_rows = np.array([l.split()[1:] for l in lines if l.startswith("f ")], int)
+    vertex_rows = np.array([r.split()[1:] for r in lines if r.startswith("v ")], float)
+    face_rows = np.array([r.split()[1:] for r in lines if r.startswith("f ")], int)
     assert vertex_rows.shape == (n_vertices, 6) and face_rows.shape == (n_triangles, 3)
     np.testing.assert_allclose(vertex_rows[:, :3], mat["face_shape"], atol=1e-5)
     np.testing.assert_allclose(vertex_rows[:, 3:], np.clip(mat["face_color"], 0, 255) / 255,

@@ -24,9 +24,17 @@ import load_data
 import reconstruct_mesh
 from tests.conftest import REPO_ROOT
 from tests.synthetic_assets import make_front_model, random_coefficients
-from tests.test_reconstruct_mesh import (SPHERE_CENTER, SPHERE_RADIUS, coefficients,
-                                         flat_vertices, model_with, pinhole, sh_irradiance,
-                                         sphere_vertices, white_to_rgb)
+from tests.test_reconstruct_mesh import (
+    SPHERE_CENTER,
+    SPHERE_RADIUS,
+    coefficients,
+    flat_vertices,
+    model_with,
+    pinhole,
+    sh_irradiance,
+    sphere_vertices,
+    white_to_rgb,
+)
 
 LENGTHS = (257, 258, 239)
 OUTPUTS = {"face_shape_t": "face_shape", "face_texture": "face_texture",
@@ -259,7 +267,8 @@ def test_sh_lighting_at_known_normals(normal):
     gamma = rng.uniform(-0.5, 0.5, (1, 27)).astype(np.float32)
     albedo = np.array([[[180.0, 120.0, 60.0]]], np.float32)
     got = face_decoder.illuminate(albedo, tf.constant([[normal]], tf.float32), gamma).numpy()
-    expected = [sh_irradiance(normal, gamma[0, 9 * c:9 * c + 9]) * albedo[0, 0, c] for c in range(3)]
+    expected = [sh_irradiance(normal, gamma[0, 9 * c:9 * c + 9]) * albedo[0, 0, c]
+                for c in range(3)]
     np.testing.assert_allclose(got[0, 0], expected, rtol=1e-5, atol=1e-3)
 
 

@@ -18,7 +18,6 @@ from load_data import AssetError
 from tests.conftest import REPO_ROOT, one_line, shared_path
 from tests.synthetic_assets import make_front_model, write_bfm09
 
-
 # ------------------------------------------------------------------ helpers
 
 

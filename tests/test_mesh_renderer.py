@@ -16,19 +16,30 @@ import tensorflow as tf
 import mesh_renderer
 from mesh_renderer import camera_utils, rasterize_triangles
 from tests.conftest import REPO_ROOT, shared_path
-from tests.renderer_reference import (CUBE, CUBE_TRIANGLES, assert_matches_reference, colored_cube,
-                                      compare_with_golden, numpy_camera,
-                                      numpy_rasterize, numpy_rotation, render_ids, simple_triangle)
+from tests.renderer_reference import (
+    CUBE,
+    CUBE_TRIANGLES,
+    assert_matches_reference,
+    colored_cube,
+    compare_with_golden,
+    numpy_camera,
+    numpy_rasterize,
+    numpy_rotation,
+    render_ids,
+    simple_triangle,
+)
 
 # ----------------------------------------------------------------------------
 # 1. Public API
 # ----------------------------------------------------------------------------
 
 def test_public_api():
-    from mesh_renderer import camera_utils as cu, rasterize_triangles as rt
+    from mesh_renderer import camera_utils as cu
+    from mesh_renderer import rasterize_triangles as rt
     assert inspect.isfunction(mesh_renderer.mesh_renderer)
-    params = lambda f: [(p.name, p.default) for p in
-                        inspect.signature(f).parameters.values()]
+    def params(f):
+        return [(p.name, p.default)
+                for p in inspect.signature(f).parameters.values()]
     e = inspect.Parameter.empty
     assert params(mesh_renderer.mesh_renderer) == [
         ('vertices', e), ('triangles', e), ('normals', e),
@@ -254,7 +265,7 @@ def test_full_render_jacobian_matches_finite_differences():
         # Inputs: cube positions (before rotation), world normals, colours.
         base = [CUBE, normals0 @ rot.T, colors0]
 
-        def render_many(stacks):
+        def render_many(stacks, rot=rot):
             verts, norms, cols = stacks
             world = np.einsum('ij,bnj->bni', rot, verts).astype(np.float32)
             return _full_render(world, norms.astype(np.float32),

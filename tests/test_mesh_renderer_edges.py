@@ -7,9 +7,14 @@ import tensorflow as tf
 
 import mesh_renderer
 from mesh_renderer import rasterize_triangles
-from tests.renderer_reference import (CUBE, CUBE_TRIANGLES, DIFFUSE, assert_matches_reference,
-                                      numpy_rasterize, render_ids)
-
+from tests.renderer_reference import (
+    CUBE,
+    CUBE_TRIANGLES,
+    DIFFUSE,
+    assert_matches_reference,
+    numpy_rasterize,
+    render_ids,
+)
 
 # 7. Edge cases
 # ----------------------------------------------------------------------------

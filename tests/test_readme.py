@@ -20,7 +20,8 @@ def _code_block_after(heading, language):
 def test_face3d_example_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("mesh_renderer")
     savemat(tmp_path / "BFM_model_front.mat", make_front_model(seed=5))
-    monkeypatch.setattr(load_data, "BFM_DIR", tmp_path)  # Face3D() reads BFM_DIR/BFM_model_front.mat.
+    # Face3D() reads BFM_DIR/BFM_model_front.mat.
+    monkeypatch.setattr(load_data, "BFM_DIR", tmp_path)
     code = _code_block_after("## Use the decoder in your own TensorFlow code", "python")
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
@@ -39,15 +40,16 @@ def test_setup_commands():
     assert test == "python -m pytest -q"
     ci = (REPO_ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == test  # CI runs exactly the README's test command, last.
+    assert "python -m ruff check ." in ci[:-1]  # The linter runs before the tests.
     assert any("pip install" in line and "requirements.txt" in line for line in ci)
 
 
 def test_requirements_are_pinned():
-    lines = [l.strip() for l in (REPO_ROOT / "requirements.txt").read_text().splitlines()
-             if l.strip() and not l.startswith("#")]
-    names = {l.split("==")[0].lower() for l in lines}
-    assert all("==" in l for l in lines), lines
+    lines = [line.strip() for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    names = {line.split("==")[0].lower() for line in lines}
+    assert all("==" in line for line in lines), lines
     assert {"tensorflow", "numpy", "scipy", "pillow", "opencv-python-headless", "mtcnn",
             "tqdm"} <= names
-    tensorflow = next(l for l in lines if l.lower().startswith("tensorflow=="))
+    tensorflow = next(line for line in lines if line.lower().startswith("tensorflow=="))
     assert tensorflow.split("==")[1].startswith("2.")

@@ -252,12 +252,12 @@ def test_landmarks_are_projected_keypoints(model):
 def test_flat_patch_normals_all_plus_z_and_rotate_with_pose():
     model = model_with(mean_vertices=flat_vertices(), zero_bases=True)
     out = reconstruct_mesh.reconstruct(coefficients(), model)
-    np.testing.assert_allclose(out["face_norm"], np.tile([0.0, 0.0, 1.0], (len(out["face_norm"]), 1)),
-                               atol=1e-6)
+    expected = np.tile([0.0, 0.0, 1.0], (len(out["face_norm"]), 1))
+    np.testing.assert_allclose(out["face_norm"], expected, atol=1e-6)
     # Rotated 90 degrees about y, +z turns into +x.
     out = reconstruct_mesh.reconstruct(coefficients(angles=(0, math.pi / 2, 0)), model)
-    np.testing.assert_allclose(out["face_norm"], np.tile([1.0, 0.0, 0.0], (len(out["face_norm"]), 1)),
-                               atol=1e-6)
+    expected = np.tile([1.0, 0.0, 0.0], (len(out["face_norm"]), 1))
+    np.testing.assert_allclose(out["face_norm"], expected, atol=1e-6)
 
 
 def test_spherical_patch_normals_are_radial():

@@ -74,6 +74,23 @@ def parse_args(argv=None):
     return args
 
 
+def output_folder_problem(output_dir):
+    """Says, in one line, why `output_dir` cannot be (made into) a folder, or returns None.
+
+    Checks without creating anything: the folder itself, or its nearest
+    existing parent, must be a folder.
+    """
+    path = pathlib.Path(output_dir)
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if candidate.is_dir():
+                return None
+            if candidate == path:
+                return f"{path}: exists and is not a folder"
+            return f"{path}: cannot be made a folder ({candidate} is a file)"
+    return None
+
+
 def find_images(input_dir):
     """Lists the photos of a folder (by extension, any case), sorted by name."""
     return sorted(p for p in pathlib.Path(input_dir).iterdir()
@@ -305,17 +322,10 @@ def _collect(pending, batch, failed, log, progress):
 
 def main(argv=None):
     args = parse_args(argv)
-    report = asset_report.check_assets(args.bfm_dir, args.model)
     if args.check:
+        report = asset_report.check_assets(args.bfm_dir, args.model)
         print(report)
         return 0 if report.ok else 2
-    if not report.ok:
-        print("Missing or broken assets; nothing was reconstructed:", file=sys.stderr)
-        for problem in report.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        print("Run `python demo.py --check` for the full report.", file=sys.stderr)
-        return 2
-
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
     if not input_dir.is_dir():
         print(f"{input_dir}: input folder not found", file=sys.stderr)
@@ -323,7 +333,23 @@ def main(argv=None):
     if input_dir.resolve() == output_dir.resolve():
         print(f"{output_dir}: the output folder must differ from the input folder", file=sys.stderr)
         return 2
-    output_dir.mkdir(parents=True, exist_ok=True)
+    problem = output_folder_problem(output_dir)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    report = asset_report.check_assets(args.bfm_dir, args.model)
+    if not report.ok:
+        print("Missing or broken assets; nothing was reconstructed:", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("Run `python demo.py --check` for the full report.", file=sys.stderr)
+        return 2
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        print(f"{output_dir}: cannot create the output folder ({error.strerror or error})",
+              file=sys.stderr)
+        return 2
 
     photos, failed_names, skipped = [], [], 0
     seen = {}

@@ -22,12 +22,18 @@ class Reconstructor:
         (see `load_data.load_graph`).
       front_model_path: path of `BFM_model_front.mat`.
       model_name: the file the graph came from, for error messages.
+      render: also render the face over the crop (`recon_img`) and return the
+        mesh; False returns only `coeff` and `lm_68p`, which skips the
+        renderer and the mesh outputs (what video extraction needs).
+      threads: CPU threads for the session's operations, or None for
+        TensorFlow's default (all cores).
 
     Raises:
       ValueError: the network's output length is not 239, 257 or 258.
     """
 
-    def __init__(self, graph_def, front_model_path, model_name="network"):
+    def __init__(self, graph_def, front_model_path, model_name="network", render=True,
+                 threads=None):
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf.compat.v1.placeholder(
@@ -43,16 +49,20 @@ class Reconstructor:
             coeff = self.network_coeff[:, :257] if length == 258 else self.network_coeff
             self.coeff_length = int(coeff.shape[-1])
             face = Face3D(front_model_path)
-            face.Reconstruction_Block(coeff, tf.shape(coeff)[0])
-            self.fetches = {
-                "coeff": coeff,
-                "face_shape": face.face_shape_t,
-                "face_texture": face.face_texture,
-                "face_color": face.face_color,
-                "lm_68p": face.landmark_p,
-                "recon_img": face.render_imgs,
-            }
-        self.session = tf.compat.v1.Session(graph=self.graph)
+            face.Reconstruction_Block(coeff, tf.shape(coeff)[0], render_images=render)
+            self.fetches = {"coeff": coeff, "lm_68p": face.landmark_p}
+            if render:
+                self.fetches.update({
+                    "face_shape": face.face_shape_t,
+                    "face_texture": face.face_texture,
+                    "face_color": face.face_color,
+                    "recon_img": face.render_imgs,
+                })
+        config = None
+        if threads:
+            config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
+                                              inter_op_parallelism_threads=threads)
+        self.session = tf.compat.v1.Session(graph=self.graph, config=config)
 
     def __call__(self, images):
         """Reconstructs a batch.
@@ -62,9 +72,10 @@ class Reconstructor:
 
         Returns:
           A dict of NumPy arrays, first dimension B: `coeff` [B,L] (L = 257,
-          or 239 for a white-light network), `face_shape` [B,N,3] (posed),
-          `face_texture` [B,N,3], `face_color` [B,N,3], `lm_68p` [B,68,2]
-          (crop pixels, y down), `recon_img` [B,224,224,4] (RGBA, 0-255).
+          or 239 for a white-light network), `lm_68p` [B,68,2] (crop pixels,
+          y down) and, when rendering, `face_shape` [B,N,3] (posed),
+          `face_texture` [B,N,3], `face_color` [B,N,3], `recon_img`
+          [B,224,224,4] (RGBA, 0-255).
         """
         return self.session.run(self.fetches, {self.images: np.asarray(images, np.float32)})
 

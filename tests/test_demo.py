@@ -228,3 +228,17 @@ def test_help_explains_every_flag(tmp_path):
     for flag in ("--input", "--output", "--bfm-dir", "--model", "--batch-size",
                  "--landmarks", "--overwrite", "--check"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_output_that_is_a_file_is_a_usage_error(tmp_path, layout, where):
+    existing = tmp_path / "results.txt"
+    existing.write_text("not a folder")
+    output = existing if where == "file" else existing / "sub"
+    result = run_demo("--input", layout["input"], "--output", output,
+                      "--bfm-dir", layout["bfm"],
+                      "--model", layout["network"] / "FaceReconModel.pb", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(output) in lines[0] and "Traceback" not in result.stderr
+    assert existing.read_text() == "not a folder"

@@ -180,23 +180,10 @@ def write_preview(path, aligned, result):
 
 
 def preview(aligned, result):
-    """Three panels side by side: the crop, the render over it, the landmarks.
+    """NAME_vis.png's picture: see `preview.side_by_side`."""
+    from preview import side_by_side
 
-    Returns:
-      [224, 672, 3] uint8 RGB image.
-    """
-    import cv2
-
-    crop = aligned.crop_rgb
-    render = result["recon_img"]
-    covered = render[:, :, 3:4] > 0.5
-    overlay = np.where(covered, np.clip(render[:, :, :3], 0, 255), crop).astype(np.uint8)
-    marked = np.ascontiguousarray(crop.copy())
-    for x, y in result["lm_68p"]:
-        cv2.circle(marked, (int(round(x)), int(round(y))), 2, (0, 255, 0), -1, cv2.LINE_AA)
-    for x, y in aligned.lm5_crop:
-        cv2.circle(marked, (int(round(x)), int(round(y))), 3, (255, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([crop, overlay, marked], axis=1)
+    return side_by_side(aligned.crop_rgb, result["recon_img"], result["lm_68p"], aligned.lm5_crop)
 
 
 class StageTimer:

@@ -1,0 +1,204 @@
+"""`Extractor`: loaded once, called on batches of videos; what both engines run.
+
+Its shape is that of a Ray Data batch-inference class: the constructor loads
+the network, the face model and the landmark detector; each call takes a
+batch {"path": [relative paths]} and returns one row per video saying what
+happened. Each video's outputs are written by the call itself, atomically, so
+a worker that dies loses at most the videos it was working on.
+"""
+import dataclasses
+import pathlib
+import time
+
+import numpy as np
+
+from extraction import outputs, postprocess
+from extraction.inputs import is_video, output_path, preview_path
+from extraction.video import reconstruct_video
+from image_io import InputError, read_landmarks
+
+
+@dataclasses.dataclass
+class ExtractOptions:
+    """Everything a worker needs to process videos (plain values: it is pickled to Ray).
+
+    Attributes:
+      input_root, output_root: folders; inputs are named relative to the first.
+      bfm_dir, model_path: the assets.
+      batch_size: frames per network run.
+      landmarks: "track" (detect, then follow the reconstruction) or
+        "detect" (MTCNN on every frame).
+      redetect_every: with "track", detect at least every this many frames.
+      smooth: Savitzky-Golay window in frames for pose, translation and
+        expression (0: none).
+      identity: "frame" (per-frame identity only) or "video" (also one mean
+        identity and albedo per video).
+      every: process every `every`-th frame.
+      preview: also write NAME_preview.mp4 (crop, render over it, landmarks).
+      output_format: "mat" or "npz".
+      overwrite: redo videos whose output exists.
+      threads: CPU threads for the network (None: all cores).
+    """
+    input_root: str
+    output_root: str
+    bfm_dir: str
+    model_path: str
+    batch_size: int = 8
+    landmarks: str = "track"
+    redetect_every: int = 30
+    smooth: int = 0
+    identity: str = "frame"
+    every: int = 1
+    preview: bool = False
+    output_format: str = "mat"
+    overwrite: bool = False
+    threads: object = None
+
+    def record(self):
+        """The options that shape the numbers, as written into each output file."""
+        return {"model": pathlib.Path(self.model_path).name, "batch_size": self.batch_size,
+                "landmarks": self.landmarks, "redetect_every": self.redetect_every,
+                "smooth": self.smooth, "identity": self.identity, "every": self.every}
+
+
+class Extractor:
+    """Reconstructs videos and writes their results.
+
+    Args:
+      options: an `ExtractOptions`.
+
+    Raises:
+      load_data.AssetError: an asset is missing or broken.
+      ValueError: the network's output length is not 239, 257 or 258.
+    """
+
+    def __init__(self, options):
+        import load_data
+        from landmark_detector import LandmarkDetector
+        from reconstructor import Reconstructor
+
+        self.options = options
+        bfm_dir = pathlib.Path(options.bfm_dir)
+        load_data.transferBFM09(bfm_dir)
+        self.lm3d = load_data.load_lm3d(bfm_dir)
+        self.reconstructor = Reconstructor(
+            load_data.load_graph(options.model_path), bfm_dir / load_data.FRONT_MODEL_NAME,
+            model_name=str(options.model_path), render=options.preview,
+            threads=options.threads)
+        self.detector = LandmarkDetector()
+
+    def __call__(self, batch, on_frames=None):
+        """Processes a batch of videos, writing each one's outputs.
+
+        Args:
+          batch: {"path": sequence of input paths relative to input_root}.
+          on_frames: optional callable(n) told of every n frames finished.
+
+        Returns:
+          dict of equal-length arrays, one entry per video: path (str),
+          status ("done", "skipped" or "failed"), message (the one-line
+          reason of a failure, else ""), frames (processed), valid_frames,
+          detector_calls, seconds (the video's total), network_seconds.
+        """
+        rows = [self._one(str(relative), on_frames) for relative in batch["path"]]
+        return {key: np.array([row[key] for row in rows]) for key in rows[0]} if rows else {}
+
+    def _one(self, relative, on_frames):
+        options = self.options
+        row = {"path": relative, "status": "done", "message": "", "frames": 0,
+               "valid_frames": 0, "detector_calls": 0, "seconds": 0.0, "network_seconds": 0.0}
+        target = output_path(options.output_root, relative, options.output_format)
+        if target.exists() and not options.overwrite:
+            row["status"] = "skipped"
+            return row
+        start = time.perf_counter()
+        source = pathlib.Path(options.input_root) / relative
+        preview = None
+        try:
+            detect = self._detector_for(source)
+            on_batch = None
+            if options.preview:
+                preview = _Preview(preview_path(options.output_root, relative))
+                on_batch = preview.add
+            results = reconstruct_video(
+                source, self.reconstructor, self.lm3d, detect, batch_size=options.batch_size,
+                every=options.every, always_detect=options.landmarks == "detect",
+                redetect_every=options.redetect_every, on_frames=on_frames,
+                on_batch=on_batch)
+            coeff = postprocess.hold_last_valid(results.coeff, results.valid)
+            if options.smooth:
+                coeff = postprocess.smooth_motion(coeff, options.smooth)
+            identity = None
+            if options.identity == "video":
+                identity = postprocess.video_identity(coeff, results.valid)
+            filled = dataclasses.replace(
+                results,
+                lm68=postprocess.hold_last_valid(results.lm68, results.valid),
+                lm5=postprocess.hold_last_valid(results.lm5, results.valid),
+                transform_params=postprocess.hold_last_valid(results.transform_params,
+                                                              results.valid))
+            arrays = outputs.result_arrays(filled, coeff, options.record(), identity)
+            if preview is not None:
+                preview.finish()
+                preview = None
+            outputs.write_result(target, arrays, options.output_format)
+        except InputError as error:
+            row.update(status="failed", message=str(error))
+        except Exception as error:  # One odd video must never stop the others.
+            row.update(status="failed", message=f"{source}: {type(error).__name__}: {error}")
+        else:
+            row.update(frames=int(results.valid.size), valid_frames=int(results.valid.sum()),
+                       detector_calls=results.detector_calls,
+                       network_seconds=results.seconds["network"])
+        finally:
+            if preview is not None:
+                preview.discard()
+        row["seconds"] = time.perf_counter() - start
+        return row
+
+    def _detector_for(self, source):
+        """The landmark source: NAME.txt beside a photo when present, else MTCNN."""
+        landmark_file = source.with_suffix(".txt")
+        if not is_video(source) and landmark_file.exists():
+            def from_file(frame):
+                return read_landmarks(landmark_file, (frame.shape[1], frame.shape[0]))
+            return from_file
+
+        def detect(frame):
+            return self.detector(frame, name=str(source))
+        return detect
+
+    def close(self):
+        self.reconstructor.close()
+
+
+class _Preview:
+    """Collects a video's preview panels, then writes them as a video.
+
+    Frames are encoded as they come (nothing is held), into a file renamed
+    into place by `finish`.
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.writer = None
+
+    def add(self, alignments, results, fps):
+        from preview import side_by_side
+
+        for i, aligned in enumerate(alignments):
+            crop_rgb = np.clip(aligned.crop_bgr[:, :, ::-1], 0, 255).astype(np.uint8)
+            panel = side_by_side(crop_rgb, results["recon_img"][i], results["lm_68p"][i],
+                                 aligned.lm5_crop)
+            if self.writer is None:
+                self.writer = outputs.PreviewWriter(self.path, fps,
+                                                    (panel.shape[1], panel.shape[0]))
+            self.writer.write(panel)
+
+    def finish(self):
+        if self.writer is not None:
+            self.writer.close(keep=True)
+
+    def discard(self):
+        if self.writer is not None:
+            self.writer.close(keep=False)

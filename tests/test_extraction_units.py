@@ -1,0 +1,94 @@
+"""Unit tests of the extraction package's pure parts, against direct computations."""
+import numpy as np
+import pytest
+from scipy.signal import savgol_filter
+
+from extraction import inputs, postprocess, tracking
+from tests.synthetic_assets import random_coefficients
+
+
+def test_lm5_from_lm68_uses_the_release_points():
+    lm68 = np.random.default_rng(0).uniform(0, 200, (3, 68, 2))
+    got = tracking.lm5_from_lm68(lm68)
+    for b in range(3):
+        expected = [(lm68[b, 36] + lm68[b, 39]) / 2, (lm68[b, 42] + lm68[b, 45]) / 2,
+                    lm68[b, 30], lm68[b, 48], lm68[b, 54]]
+        np.testing.assert_allclose(got[b], expected)
+
+
+def test_face_thumbnail_similarity_separates_a_face_from_a_cover():
+    rng = np.random.default_rng(1)
+    face = rng.uniform(0, 255, (224, 224, 3))
+    shifted = np.roll(face, 1, axis=1) * 0.9 + 10      # Small motion, other exposure.
+    covered = face.copy()
+    covered[20:204, 20:204] = 128.0
+    a, b, c = (tracking.face_thumbnail(x) for x in (face, shifted, covered))
+    assert abs(np.linalg.norm(a) - 1) < 1e-9
+    assert a @ b > 0.5 and a @ c == 0.0                 # A flat region compares as nothing.
+
+
+def test_hold_last_valid_matches_a_loop():
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(9, 4))
+    valid = np.array([0, 0, 1, 0, 1, 1, 0, 0, 1], bool)
+    expected = values.copy()
+    first = np.flatnonzero(valid)[0]
+    last = first
+    for i in range(9):
+        if valid[i]:
+            last = i
+        expected[i] = values[last]
+    np.testing.assert_array_equal(postprocess.hold_last_valid(values, valid), expected)
+
+
+def test_smooth_motion_filters_only_pose_translation_expression():
+    coeff = random_coefficients(3, 40, 257)
+    smoothed = postprocess.smooth_motion(coeff, 8)        # Even: rounded up to 9.
+    moving = np.r_[80:144, 224:227, 254:257]
+    still = np.setdiff1d(np.arange(257), moving)
+    np.testing.assert_array_equal(smoothed[:, still], coeff[:, still])
+    for column in (80, 143, 224, 226, 254, 256):
+        expected = savgol_filter(coeff[:, column].astype(np.float64), 9, 2, mode="interp")
+        np.testing.assert_allclose(smoothed[:, column], expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(np.diff(smoothed[:, moving], 2, axis=0)).mean() < \
+        np.abs(np.diff(coeff[:, moving], 2, axis=0)).mean()
+    short = random_coefficients(4, 2, 257)
+    np.testing.assert_array_equal(postprocess.smooth_motion(short, 9), short)
+
+
+def test_video_identity_is_the_mean_over_valid_frames():
+    coeff = random_coefficients(5, 6, 257)
+    valid = np.array([1, 0, 1, 1, 0, 1], bool)
+    identity, texture = postprocess.video_identity(coeff, valid)
+    exact = coeff.astype(np.float64)
+    np.testing.assert_allclose(identity, exact[valid, :80].mean(axis=0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(texture, exact[valid, 144:224].mean(axis=0), rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_shards_cover_every_input_exactly_once():
+    names = [f"speaker{i % 7}/clip{i:04d}.mp4" for i in range(500)]
+    for count in (1, 3, 16):
+        owners = [[i for i in range(count) if inputs.in_shard(n, i, count)] for n in names]
+        assert all(len(o) == 1 for o in owners)
+        if count > 1:
+            assert len({o[0] for o in owners}) == count       # Every shard gets work.
+
+
+@pytest.mark.parametrize("text", ["3", "3/3", "-1/4", "a/b", "1/0"])
+def test_bad_shards_are_refused(text):
+    with pytest.raises(ValueError, match="--shard"):
+        inputs.parse_shard(text)
+
+
+def test_listing_mirrors_the_tree_and_finds_collisions(tmp_path):
+    for name in ("a/x.mp4", "a/x.MOV", "b/c/y.webm", "z.jpg", "notes.txt", ".hidden/v.mp4",
+                 "a/.v.mkv"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = inputs.list_inputs(tmp_path)
+    assert found == ["a/x.MOV", "a/x.mp4", "b/c/y.webm", "z.jpg"]
+    assert inputs.output_path("/out", "b/c/y.webm").as_posix() == "/out/b/c/y.mat"
+    assert inputs.output_path("/out", "z.jpg", "npz").as_posix() == "/out/z.npz"
+    assert inputs.preview_path("/out", "b/c/y.webm").as_posix() == "/out/b/c/y_preview.mp4"
+    assert inputs.output_collisions(found) == {"a/x.mp4": "a/x.MOV"}

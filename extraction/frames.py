@@ -125,5 +125,6 @@ class FrameReader:
 
 
 def _first_line(error):
-    text = str(error).strip()
+    """FFmpeg's own words for an error (PyAV's errors also repeat the file name)."""
+    text = getattr(error, "strerror", None) or str(error).strip()
     return text.splitlines()[0] if text else "no message"

@@ -14,8 +14,19 @@ R-Net reconstructed on an earlier frame. Testing that needs
   finds the markers in the crop and outputs coefficients whose decoded
   landmarks (face_decoder.Face3D / reconstruct_mesh) lie on the markers.
 
-Also `make_video` (any frames, for bad-input cases) and `make_long_video`
-(a long clip, streamed frame by frame, for memory benchmarks).
+Also `make_video` (any frames, for bad-input cases), `make_long_video` (a
+long clip, streamed frame by frame, for memory benchmarks), `read_video` and
+`five_from_68`.
+
+Accuracy (checked by tests/test_synthetic_video.py): on decoded frames
+aligned by preprocess_img.Preprocess with 5 points off by up to 4 pixels,
+5% and 5 degrees, the oracle's 68 landmarks, reduced to 5 points and mapped
+back with map_to_original, land within 0.04 eye distance of the true points
+when alignment uses a 3D template with real depth (`release_depth_lm3d`).
+With write_bfm09's own, nearly flat template (load_data.load_lm3d) the face
+shrinks to about 24 pixels between the eyes in the crop, and the misses grow
+to 0.09 eye distance: the crop's integer offset (up to one crop pixel, which
+the release's mapping ignores) is then 0.04 eye distance by itself.
 
 The default photo is the repository's public-domain `input/astronaut.png`
 with its landmark file, so nothing here needs `../shared`; any photo with a
@@ -146,11 +157,24 @@ def face_transform(landmarks, size, scale, angle_degrees, tx, ty):
     return np.column_stack([linear, np.array([tx, ty]) - linear @ centre])
 
 
-def _cover_box(points):
-    """Corners (x0, y0, x1, y1) of a rectangle hiding the whole face around its 5 points."""
+def face_box(points, grow=0.0):
+    """A box around the whole face (brows to chin, cheek to cheek) from its 5 points.
+
+    The default path keeps it inside the frame; covered frames hide it grown
+    by 0.25 eye distance.
+
+    Args:
+      points: [5,2] the face's 5 points, pixels.
+      grow: extra margin on every side, eye distances.
+
+    Returns:
+      (lo [2], hi [2]): the top-left and bottom-right corners, pixels: the
+      points' bounding box grown by 0.9 eye distance to the sides, 1.1 up
+      and 1.15 down (plus `grow`).
+    """
     eye_distance = np.linalg.norm(points[1] - points[0])
-    lo = points.min(axis=0) - np.array([1.0, 1.4]) * eye_distance
-    hi = points.max(axis=0) + np.array([1.0, 1.4]) * eye_distance
+    lo = points.min(axis=0) - (np.array([0.9, 1.1]) + grow) * eye_distance
+    hi = points.max(axis=0) + (np.array([0.9, 1.15]) + grow) * eye_distance
     return lo, hi
 
 
@@ -166,10 +190,11 @@ def draw_markers(frame, points, radius=MARKER_RADIUS):
       `frame`.
     """
     import cv2
-    shift = 4
+    shift = 4                                   # fixed point: 1/16 pixel
+    one = 1 << shift
     for point, color in zip(np.asarray(points, dtype=np.float64), MARKER_COLORS):
-        centre = (int(round(point[0] * 16)), int(round(point[1] * 16)))
-        cv2.circle(frame, centre, int(round(radius * 16)), color, thickness=-1,
+        centre = (int(round(point[0] * one)), int(round(point[1] * one)))
+        cv2.circle(frame, centre, int(round(radius * one)), color, thickness=-1,
                    lineType=cv2.LINE_8, shift=shift)
     return frame
 
@@ -210,7 +235,7 @@ def iter_moving_face_frames(photo_path=DEFAULT_PHOTO, landmarks=DEFAULT_LANDMARK
         points = landmarks @ matrix[:, :2].T + matrix[:, 2]
         is_covered = t in covered
         if is_covered:
-            lo, hi = _cover_box(points)
+            lo, hi = face_box(points, grow=0.25)
             x0, y0 = np.maximum(np.floor(lo), 0).astype(int)
             x1, y1 = np.ceil(hi).astype(int) + 1
             frame[y0:max(y1, y0), x0:max(x1, x0)] = COVER_GREY
@@ -227,7 +252,11 @@ def _rate(fps):
 
 
 class _VideoWriter:
-    """Encodes RGB frames with PyAV; the stream is set up from the first frame."""
+    """Encodes RGB frames with PyAV; the stream is set up from the first frame.
+
+    A context manager: leaving normally flushes the encoder and closes the
+    file; leaving on an error only closes it (the error is not masked).
+    """
 
     def __init__(self, path, fps, codec, options=None):
         import av
@@ -262,13 +291,24 @@ class _VideoWriter:
         self.container.mux(self.stream.encode(video_frame))
         self.count += 1
 
-    def close(self, empty_size=(64, 48)):
+    def __enter__(self):
+        return self
+
+    def __exit__(self, error_type, error, traceback):
+        if error_type is not None:
+            try:
+                self.container.close()
+            except Exception:       # the original error is the one to report
+                pass
+            return False
         try:
             if self.stream is None:                  # no frames: an empty stream
-                self._open(empty_size[1], empty_size[0])
+                self._open(48, 64)
+                self.container.start_encoding()      # writes the header
             self.container.mux(self.stream.encode(None))
         finally:
             self.container.close()
+        return False
 
 
 def make_video(path, frames, fps=25, codec="mpeg4", options=None):
@@ -276,9 +316,12 @@ def make_video(path, frames, fps=25, codec="mpeg4", options=None):
 
     Args:
       path: output file; the container follows the extension (.mp4, .avi, .mkv...).
-      frames: iterable of [H,W,3] uint8 RGB arrays, all the same size (even
-        width and height for yuv420p codecs); consumed one at a time. An
-        empty iterable writes a stream with no frames.
+      frames: iterable of [H,W,3] uint8 RGB arrays, all the same size,
+        consumed one at a time. mpeg4 takes odd sizes, libx264 only even
+        ones (PyAV raises av.error.ExternalError). An empty iterable writes
+        a header and no frames; what readers then see depends on the
+        container (mp4: no video stream, avi: an empty 64x48 stream, mkv: a
+        file PyAV cannot open).
       fps: frame rate (int, float or Fraction).
       codec: encoder name ("mpeg4", "libx264", "libvpx-vp9", "mjpeg", "ffv1"...).
       options: encoder options; default the high-quality settings of the codec.
@@ -289,12 +332,9 @@ def make_video(path, frames, fps=25, codec="mpeg4", options=None):
     Raises:
       ValueError: a frame is not [H,W,3] uint8 or differs in size from the first.
     """
-    writer = _VideoWriter(path, fps, codec, options)
-    try:
+    with _VideoWriter(path, fps, codec, options) as writer:
         for frame in frames:
             writer.write(frame)
-    finally:
-        writer.close()
     return writer.count
 
 
@@ -327,16 +367,13 @@ def make_moving_face_video(path, photo_path=DEFAULT_PHOTO, landmarks=DEFAULT_LAN
       (pixels, x right, y down, the landmark file's order); covered
       [n_frames] bool; fps; size (width, height); path.
     """
-    writer = _VideoWriter(path, fps, codec)
     points, flags = [], []
-    try:
+    with _VideoWriter(path, fps, codec) as writer:
         for frame, frame_points, is_covered in iter_moving_face_frames(
                 photo_path, landmarks, n_frames, size, path_fn, covered, markers):
             writer.write(frame)
             points.append(frame_points)
             flags.append(is_covered)
-    finally:
-        writer.close()
     return {"points": np.asarray(points, dtype=np.float64).reshape(-1, 5, 2),
             "covered": np.asarray(flags, dtype=bool), "fps": fps,
             "size": (int(size[0]), int(size[1])), "path": pathlib.Path(path)}
@@ -364,15 +401,12 @@ def make_long_video(path, seconds, size=(1280, 720), fps=25, photo_path=DEFAULT_
     """
     n_frames = int(round(seconds * float(fps)))
     period = max(int(round(10 * float(fps))), 1)
-    writer = _VideoWriter(path, fps, codec)
     points = np.zeros((n_frames, 5, 2))
-    try:
+    with _VideoWriter(path, fps, codec) as writer:
         for t, (frame, frame_points, _) in enumerate(iter_moving_face_frames(
                 photo_path, landmarks, n_frames, size, markers=markers, period=period)):
             writer.write(frame)
             points[t] = frame_points
-    finally:
-        writer.close()
     return {"points": points, "n_frames": n_frames, "fps": fps,
             "size": (int(size[0]), int(size[1])), "path": pathlib.Path(path)}
 
@@ -390,3 +424,338 @@ def read_video(path):
     with av.open(os.fspath(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="rgb24")
+
+
+# ----------------------------------------------------------------------------
+# The marker oracle R-Net
+# ----------------------------------------------------------------------------
+
+# Keypoints of the 5 points, in the order used by the oracle's forward model.
+_KEYPOINT_ROWS = (36, 39, 42, 45, 30, 48, 54)
+_N_POSE = 4                      # roll (angles[2]), tx, ty, tz
+_N_EXP = 64
+_ITERATIONS = 4
+_MIN_MASS = 0.5                 # marker weight (about pixels) below which a colour is absent
+_STEP = 1e-5                     # finite-difference step of the fit
+
+
+def _layout(n_out):
+    """Where the angles, lighting and translation blocks start for a coefficient length."""
+    if n_out not in (239, 257, 258):
+        raise ValueError(f"n_out must be 239, 257 or 258, got {n_out}")
+    n_light = 9 if n_out == 239 else 27
+    return 224, 227, 227 + n_light
+
+
+def _pose_coefficients(n_out, roll, translation):
+    """One coefficient vector, zero but for the roll (angles[2]) and the translation."""
+    angles_at, _, trans_at = _layout(n_out)
+    coeff = np.zeros(n_out, dtype=np.float64)
+    coeff[angles_at + 2] = roll
+    coeff[trans_at:trans_at + 3] = translation
+    return coeff
+
+
+def marker_oracle_calibration(bfm_dir, n_out=257):
+    """Calibrates the marker oracle for a face model, numerically (NumPy).
+
+    The oracle's unknowns are the state [roll (angles[2], radians), tx, ty, tz
+    (decimetres), 64 expression coefficients]. Decoding with
+    `reconstruct_mesh.reconstruct` (float64) at the zero state gives the
+    canonical 5 points, and central differences in each pose parameter the
+    Jacobian from which the oracle's closed-form start is derived: how the
+    image angle and the length of the eye-to-cyan vector (from the eyes'
+    centre to the centre of nose and mouth corners) follow roll and tz, and
+    how the centre of the 5 points follows tx, ty.
+
+    Args:
+      bfm_dir: folder of the face model (BFM_model_front.mat is made with
+        `load_data.transferBFM09` when needed).
+      n_out: coefficient length, 257, 258 or 239.
+
+    Returns:
+      A dict: five0 [5,2] canonical 5 points (crop pixels, x right, y down);
+      pose_jacobian [5,2,4] (pixels per radian / decimetre of roll, tx, ty,
+      tz); d_angle_d_roll (radians of image angle of the eye-to-cyan vector
+      per radian of roll, -1 as the image's y points down); depth0
+      (decimetres: the eye-to-cyan vector scales by depth0 / (depth0 - tz));
+      d_centre_d_txy [2,2] (pixels per decimetre); base [7,3] and ex_basis
+      [7,3,64] (unposed, re-centred keypoints 36, 39, 42, 45, 30, 48, 54 and
+      their rows of the expression basis, decimetres); model (the front
+      model's dict).
+    """
+    import load_data
+    import reconstruct_mesh
+
+    model = load_data.load_front_model(load_data.transferBFM09(bfm_dir))
+
+    def five(pose):
+        coeff = _pose_coefficients(n_out, pose[0], pose[1:4])
+        return five_from_68(reconstruct_mesh.reconstruct(coeff, model, np.float64)["lm_68p"])
+
+    five0 = five(np.zeros(_N_POSE))
+    step = 1e-4
+    jacobian = np.stack([(five(step * e) - five(-step * e)) / (2 * step)
+                         for e in np.eye(_N_POSE)], axis=-1)                # [5,2,4]
+
+    def eye_to_cyan(points):
+        return points[2:5].mean(axis=0) - points[0:2].mean(axis=0)
+
+    vector0 = eye_to_cyan(five0)
+    d_vector = eye_to_cyan(jacobian)                                      # [2,4]
+    d_angle_d_roll = (vector0[0] * d_vector[1, 0] - vector0[1] * d_vector[0, 0]) \
+        / (vector0 @ vector0)
+    d_length_d_tz = vector0 @ d_vector[:, 3] / np.linalg.norm(vector0)
+    if not (vector0[1] > abs(vector0[0]) and d_length_d_tz > 0):
+        raise ValueError(f"{bfm_dir}: the model's canonical face is not upright and in front "
+                         "of the camera; cannot calibrate the marker oracle")
+
+    shape = reconstruct_mesh.shape_formation(np.zeros(80), np.zeros(_N_EXP), model, np.float64)
+    keypoints = np.asarray(model["keypoints"]).astype(np.int64).reshape(-1) - 1
+    vertices = keypoints[list(_KEYPOINT_ROWS)]
+    ex_base = np.asarray(model["exBase"], np.float64).reshape(-1, 3, _N_EXP)[vertices]
+    return {"five0": five0, "pose_jacobian": jacobian,
+            "d_angle_d_roll": float(d_angle_d_roll),
+            "depth0": float(np.linalg.norm(vector0) / d_length_d_tz),
+            "d_centre_d_txy": jacobian.mean(axis=0)[:, 1:3], "base": shape[vertices],
+            "ex_basis": ex_base, "model": model}
+
+
+# Depths (z, decimetres) of the 5 standard landmarks in the release's
+# similarity_Lm3D_all.mat, rounded: the nose tip 0.42 in front of the eyes.
+RELEASE_LM3D_DEPTHS = (0.13, 0.13, 0.55, 0.22, 0.22)
+
+
+def release_depth_lm3d(bfm_dir):
+    """The 5 standard 3D landmarks of a model with the release's depth profile.
+
+    `tests.synthetic_assets.write_bfm09`'s small model is a shallow cap: its
+    5 landmarks are nearly coplanar (the nose tip 0.03 dm in front of the
+    eyes, against 0.42 in the release's file). preprocess_img.POS fits an
+    affine camera with a free depth column, which then absorbs every
+    difference between a photo's nose and the model's, inflating the scale:
+    the face comes out at about 0.25-0.75 of its usual size in the crop (eye
+    distance 14-49 pixels instead of about 64) and that size jumps by 20% for
+    a 2-pixel landmark change. With this lm3d (x, y of the model, z of the
+    release) alignment behaves as with the real model.
+
+    Args:
+      bfm_dir: folder with similarity_Lm3D_all.mat.
+
+    Returns:
+      [5,3] float32: load_data.load_lm3d(bfm_dir) with z = RELEASE_LM3D_DEPTHS.
+    """
+    import load_data
+    lm3d = np.array(load_data.load_lm3d(bfm_dir), dtype=np.float32)
+    lm3d[:, 2] = RELEASE_LM3D_DEPTHS
+    return lm3d
+
+
+def _ramp(x, zero_at, one_at):
+    import tensorflow as tf
+    return tf.clip_by_value((x - zero_at) / (one_at - zero_at), 0.0, 1.0)
+
+
+def marker_weights(images):
+    """Soft masks of the magenta and cyan markers in BGR images (TensorFlow).
+
+    Args:
+      images: [B,H,W,3] float32 tensor, BGR, 0-255.
+
+    Returns:
+      (magenta [B,H,W], cyan [B,H,W]) weights in [0, 1]: magenta needs R and
+      B high (150 -> 210) and G low (110 -> 50); cyan G and B high, R low.
+    """
+    blue, green, red = images[..., 0], images[..., 1], images[..., 2]
+    magenta = _ramp(red, 150.0, 210.0) * _ramp(blue, 150.0, 210.0) * _ramp(green, 110.0, 50.0)
+    cyan = _ramp(green, 150.0, 210.0) * _ramp(blue, 150.0, 210.0) * _ramp(red, 110.0, 50.0)
+    return magenta, cyan
+
+
+def _marker_graph(images, calibration, n_out, fit_shape):
+    """Builds the oracle: [B,224,224,3] BGR images -> [B,n_out] coefficients."""
+    import tensorflow as tf
+
+    import face_decoder
+
+    five0 = calibration["five0"]
+    eye0 = five0[0:2].mean(axis=0)
+    cyan0 = five0[2:5].mean(axis=0)
+    size = int(images.shape[1])
+    coords = tf.range(size, dtype=tf.float32)
+    xs, ys = coords[None, None, :], coords[None, :, None]
+
+    def centroid(weights, fallback):
+        mass = tf.reduce_sum(weights, axis=[1, 2])
+        sums = tf.stack([tf.reduce_sum(weights * xs, axis=[1, 2]),
+                         tf.reduce_sum(weights * ys, axis=[1, 2])], axis=1)
+        return (sums + 1e-3 * fallback) / (mass + 1e-3)[:, None], mass
+
+    def along(direction, origin):           # (pixel - origin) . direction, [B,H,W]
+        return ((xs - origin[:, 0, None, None]) * direction[:, 0, None, None]
+                + (ys - origin[:, 1, None, None]) * direction[:, 1, None, None])
+
+    def squared_distance(point):
+        return (xs - point[:, 0, None, None]) ** 2 + (ys - point[:, 1, None, None]) ** 2
+
+    def below(a, b):
+        return tf.cast(a < b, tf.float32)
+
+    batch = tf.shape(images)[0]
+    magenta, cyan = marker_weights(images)
+    eye, magenta_mass = centroid(magenta, tf.tile(tf.constant(eye0[None], tf.float32),
+                                                  [batch, 1]))
+    mouth_nose, cyan_mass = centroid(cyan, tf.tile(tf.constant(cyan0[None], tf.float32),
+                                                   [batch, 1]))
+    # Eyes: the magenta pixels on either side of the face's vertical axis (from
+    # the magenta to the cyan centre), then each pixel to the nearer eye.
+    down = mouth_nose - eye
+    down = down / tf.maximum(tf.norm(down, axis=1, keepdims=True), 1e-3)
+    right = tf.stack([down[:, 1], -down[:, 0]], axis=1)
+    left_eye_w = magenta * below(along(right, eye), 0.0)
+    eyes = [centroid(left_eye_w, eye)[0], centroid(magenta - left_eye_w, eye)[0]]
+    left_eye_w = magenta * below(squared_distance(eyes[0]), squared_distance(eyes[1]))
+    eyes = [centroid(left_eye_w, eyes[0]), centroid(magenta - left_eye_w, eyes[1])]
+    # Nose and mouth corners: where the canonical face puts them relative to the
+    # eyes (in units of the eye axis), then two rounds of nearest-centre
+    # assignment of the cyan pixels (k-means).
+    axis = eyes[1][0] - eyes[0][0]                                      # [B,2]
+    normal = tf.stack([-axis[:, 1], axis[:, 0]], axis=1)                # image "down"
+    middle = 0.5 * (eyes[0][0] + eyes[1][0])
+    axis0 = five0[1] - five0[0]
+    normal0 = np.array([-axis0[1], axis0[0]])
+    guesses = []
+    for point in five0[2:5]:
+        a, b = (np.array([axis0, normal0]) @ (point - eye0)) / (axis0 @ axis0)
+        guesses.append(middle + a * axis + b * normal)
+    for _ in range(2):
+        dist = [squared_distance(p) for p in guesses]
+        nose_w = cyan * below(dist[0], dist[1]) * below(dist[0], dist[2])
+        left_mouth_w = (cyan - nose_w) * below(dist[1], dist[2])
+        cyan_w = [nose_w, left_mouth_w, cyan - nose_w - left_mouth_w]
+        centroids = [centroid(w, p) for w, p in zip(cyan_w, guesses)]
+        guesses = [c for c, _ in centroids]
+    centroids = eyes + centroids
+    target = tf.stack([c for c, _ in centroids], axis=1)                # [B,5,2]
+    masses = tf.stack([m for _, m in centroids], axis=1)                # [B,5]
+    target = tf.identity(target, name="marker_points")
+    valid = ((magenta_mass > _MIN_MASS) & (cyan_mass > _MIN_MASS)
+             & tf.reduce_all(masses > 0.1 * _MIN_MASS, axis=1))
+
+    # The fit runs in float64: the weighted normal equations are badly scaled.
+    f64 = tf.float64
+    target = tf.cast(target, f64)
+    # Closed-form start from the eye and cyan centres: roll from the direction of
+    # the eye-to-cyan vector, tz from its length, tx, ty from the centre.
+    vector0 = cyan0 - eye0
+    vector = tf.reduce_mean(target[:, 2:5], axis=1) - tf.reduce_mean(target[:, 0:2], axis=1)
+    turn = tf.atan2(vector0[0] * vector[:, 1] - vector0[1] * vector[:, 0],
+                    vector0[0] * vector[:, 0] + vector0[1] * vector[:, 1])
+    roll = turn / calibration["d_angle_d_roll"]
+    ratio = tf.maximum(tf.norm(vector, axis=1) / np.linalg.norm(vector0), 0.2)
+    tz = calibration["depth0"] * (1.0 - 1.0 / ratio)
+    shift = tf.reduce_mean(target, axis=1) - five0.mean(axis=0)
+    txy = tf.matmul(shift, np.linalg.inv(calibration["d_centre_d_txy"]).T) / ratio[:, None]
+    state = tf.concat([roll[:, None], txy, tz[:, None],
+                       tf.zeros(tf.stack([batch, _N_EXP]), f64)], axis=1)
+
+    base = tf.constant(calibration["base"])                                  # [7,3]
+    ex_basis = tf.constant(calibration["ex_basis"].reshape(21, _N_EXP).T)    # [64,21]
+    n_state = _N_POSE + _N_EXP
+    weights = np.r_[np.full(_N_POSE, 1e4), np.full(_N_EXP, 1.0 if fit_shape else 0.0)]
+    probes = tf.constant(np.concatenate([np.eye(n_state), -np.eye(n_state)]) * _STEP)
+
+    def forward(state):                     # the decoder's 5 points, [K,10]
+        shape = base + tf.reshape(tf.matmul(state[:, _N_POSE:], ex_basis), [-1, 7, 3])
+        zeros = tf.zeros_like(state[:, 0])
+        rotation = face_decoder.compute_rotation(tf.stack([zeros, zeros, state[:, 0]], axis=1))
+        posed = face_decoder.rotate(shape, rotation) + state[:, None, 1:4]
+        lm = face_decoder.project_points(posed)
+        five = tf.stack([tf.reduce_mean(lm[:, 0:2], axis=1), tf.reduce_mean(lm[:, 2:4], axis=1),
+                         lm[:, 4], lm[:, 5], lm[:, 6]], axis=1)
+        return tf.reshape(five, [-1, 10])
+
+    # Gauss-Newton with a weighted minimum-norm step (the system is
+    # underdetermined): step = W J^T (J W J^T + lambda I)^-1 residual, with the
+    # Jacobian J from central differences of the forward model.
+    for _ in range(_ITERATIONS):
+        residual = tf.reshape(target, [-1, 10]) - forward(state)           # [B,10]
+        probed = forward(tf.reshape(state[:, None, :] + probes, [-1, n_state]))
+        probed = tf.reshape(probed, [-1, 2, n_state, 10])
+        jacobian = tf.transpose(probed[:, 0] - probed[:, 1], [0, 2, 1]) / (2 * _STEP)
+        weighted = jacobian * weights                                       # [B,10,n]
+        normal = tf.matmul(weighted, jacobian, transpose_b=True) + 1e-3 * np.eye(10)
+        solved = tf.linalg.solve(normal, residual[:, :, None])
+        state = state + tf.matmul(weighted, solved, transpose_a=True)[:, :, 0]
+    miss = tf.reshape(target, [-1, 10]) - forward(state)
+    miss = tf.cast(tf.reduce_max(tf.abs(miss), axis=1), tf.float32)
+    tf.identity(tf.where(valid, miss, tf.zeros_like(miss)), name="marker_fit_residual")
+    state = tf.cast(state, tf.float32)
+
+    angles_at, light_at, trans_at = _layout(n_out)
+    zeros = tf.zeros_like(state[:, :1])
+
+    def block(n):
+        return tf.zeros(tf.stack([batch, n]), tf.float32)
+
+    coeff = tf.concat([block(80), state[:, _N_POSE:], block(80), zeros, zeros, state[:, :1],
+                       block(trans_at - light_at), state[:, 1:4],
+                       block(n_out - trans_at - 3)], axis=1)
+    canonical = tf.zeros_like(coeff)
+    return tf.where(valid[:, None], coeff, canonical)
+
+
+def write_marker_rnet(path, bfm_dir, n_out=257, fit_shape=True):
+    """Writes a frozen oracle R-Net that puts the landmarks on the markers.
+
+    For crops of marker videos (`make_moving_face_video`), the graph finds
+    the magenta (eyes) and cyan (nose, mouth corners) pixels with soft colour
+    masks (`marker_weights`) and splits them into the 5 markers: the magenta
+    pixels on either side of the axis from the magenta to the cyan centroid
+    (the eyes), the cyan ones by nearest centre, starting where the model's
+    canonical face has its nose and mouth corners relative to those eyes. The
+    5 weighted centroids are the targets (tensor `marker_points`, [B,5,2]).
+
+    Coefficients: a closed-form start (roll from the direction of the vector
+    from the eyes' centre to the centre of the cyan markers, tz from its
+    length, tx, ty from the centre offset; calibrated numerically for the
+    model in `bfm_dir` by `marker_oracle_calibration`), then 4 Gauss-Newton
+    steps in float64 on the decoder's 5 points (face_decoder's rotation and
+    projection of the keypoints, a finite-difference Jacobian, the weighted
+    minimum-norm step of an underdetermined system). The pose takes every
+    similarity of the 5 points; with `fit_shape` the 64 expression
+    coefficients take the rest (a photo's proportions differ from the
+    model's), so the decoded 5 points land on the markers themselves (tensor
+    `marker_fit_residual` [B]: the largest remaining miss, pixels).
+
+    Outputs: identity, albedo and lighting zero (the decoder adds ambient 0.8),
+    pitch and yaw zero; roll (angles[2]), translation and expression as
+    fitted. Without markers (less than about half a pixel's weight of either
+    colour, or one of the 5 markers empty) the output is all zeros: the
+    canonical face. Other magenta or cyan things in the crop would bias it.
+
+    The graph has the R-Net's interface (see tests/synthetic_network.py):
+    placeholder `input_imgs` float32 [None,224,224,3] BGR 0-255, output
+    `coeff` float32 [None,n_out]; constants only, no variables.
+
+    Args:
+      path: output .pb path.
+      bfm_dir: the face model's folder (e.g. written by
+        tests.synthetic_assets.write_bfm09; converted with transferBFM09).
+      n_out: 257, 258 or 239.
+      fit_shape: False fits the pose only (expression zero).
+
+    Returns:
+      `path`.
+    """
+    import tensorflow as tf
+
+    from tests.synthetic_network import INPUT_NAME, OUTPUT_NAME, _write_graph_def
+
+    calibration = marker_oracle_calibration(bfm_dir, n_out)
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3], name=INPUT_NAME)
+        tf.identity(_marker_graph(images, calibration, n_out, fit_shape), name=OUTPUT_NAME)
+    _write_graph_def(graph.as_graph_def(), path)
+    return path

@@ -96,7 +96,8 @@ class PreviewWriter:
         self._stream = self._container.add_stream("mpeg4", rate=rate)
         self._stream.width, self._stream.height = size
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"qscale": "3"}
+        # A fixed quantiser of 3 (FFmpeg's global_quality is in lambda units, 118 a step).
+        self._stream.options = {"flags": "+qscale", "global_quality": str(3 * 118)}
         self._av = av
 
     def write(self, rgb):

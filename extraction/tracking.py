@@ -126,23 +126,38 @@ class FaceTracker:
         self.max_drift = max_drift
         self.detector_calls = 0
         self._lost = True
-        self._history = []            # (frame number, [5,2] points) reconstructed since detection
+        self._history = []            # (frame number, [5,2] points) reconstructed, this track
         self._anchor = None           # (frame number, [5,2] points) of the last detection
         self._since_detection = 0
         self._reference = None        # thumbnail of the last aligned crop
 
+    def batch_limit(self, batch_size):
+        """How many frames may wait for the network before the next frame is aligned.
+
+        Right after a track starts there is no motion to extrapolate, so the
+        first frames go to the network in batches of 1, 2, 4, ... up to
+        `batch_size`: each batch's reconstruction then aligns the next ones.
+        """
+        return min(batch_size, 2 ** len(self._history))
+
     def predicted_points(self, number):
-        """The points predicted for frame `number` from the recent reconstructions."""
-        if not self._history:
-            return self._anchor[1]
+        """The points predicted for frame `number`.
+
+        The latest known points (a detection, or the latest reconstruction,
+        whichever is newer), moved by the velocity of a least-squares line
+        through the recent reconstructed points.
+        """
+        base_frame, base = self._anchor
+        if self._history and self._history[-1][0] > base_frame:
+            base_frame, base = self._history[-1]
+        if len(self._history) < 2:
+            return base
         frames = np.array([f for f, _ in self._history], np.float64)
         points = np.stack([p for _, p in self._history])
-        if len(frames) < 2:
-            return points[-1]
-        # Least-squares line through the recent points, per coordinate.
         centred = frames - frames.mean()
-        slope = np.tensordot(centred, points - points.mean(axis=0), axes=1) / (centred @ centred)
-        return points[-1] + slope * (number - frames[-1])
+        velocity = np.tensordot(centred, points - points.mean(axis=0), axes=1) / (
+            centred @ centred)
+        return base + velocity * (number - base_frame)
 
     def align(self, frame, number):
         """Aligns frame `number` (frames must come in increasing order).
@@ -175,9 +190,10 @@ class FaceTracker:
             self._lost = True
             self._reference = None
             return None
+        if self._lost:
+            self._history = []        # A new track: the old motion says nothing.
         self._lost = False
         self._anchor = (number, aligned.lm5)
-        self._history = []
         self._since_detection = 1
         self._reference = face_thumbnail(aligned.crop_bgr)
         return aligned
@@ -190,10 +206,11 @@ class FaceTracker:
           aligned: the `Alignment` the frame was reconstructed with.
           lm68: [68, 2] its reconstructed landmarks, frame pixels.
         """
-        if self._anchor is None or number < self._anchor[0]:
-            return                    # Older than the last detection: superseded.
+        if self._anchor is None or self._lost:
+            return
         points = lm5_from_lm68(lm68)
         drift = np.linalg.norm(points - aligned.lm5, axis=1).max()
         if drift > self.max_drift * max(eye_distance(aligned.lm5), 1.0):
             self._lost = True
+            return
         self._history = (self._history + [(number, points)])[-_HISTORY:]

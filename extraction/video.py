@@ -113,7 +113,7 @@ def reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8, every=1,
         clock = time.perf_counter()
         for number, (frame_index, frame) in enumerate(reader):
             pending.append((number, frame_index, tracker.align(frame, number)))
-            if len(pending) == batch_size:
+            if len(pending) >= tracker.batch_limit(batch_size):
                 seconds["decode+align"] += time.perf_counter() - clock
                 flush()
                 clock = time.perf_counter()

@@ -145,6 +145,22 @@ def Preprocess(img, lm, lm3D):
     return input_img, lm_new, trans_params
 
 
+def _check_mapping(points, trans_params):
+    """Validates [K,2] points and trans_params; returns (points, (w0, h0, s, t0, t1))."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must be [K,2], got shape {points.shape}")
+    if not np.all(np.isfinite(points)):
+        raise ValueError("points hold NaN or infinite values")
+    params = np.asarray(trans_params, dtype=np.float64).reshape(-1)
+    if params.shape != (5,) or not np.all(np.isfinite(params)) or params[2] <= 0 \
+            or params[0] < 1 or params[1] < 1:
+        raise ValueError(f"trans_params must be [w0, h0, 102/s, t0, t1] with positive sizes, "
+                         f"got {trans_params}")
+    w0, h0, scale, t0, t1 = (float(v) for v in params)
+    return points, (int(round(w0)), int(round(h0)), PIXELS_PER_UNIT / scale, t0, t1)
+
+
 def map_to_original(points, trans_params):
     """Maps points from crop coordinates back to the original image.
 
@@ -176,21 +192,39 @@ def map_to_original(points, trans_params):
     Raises:
       ValueError: wrong shapes or non-finite values.
     """
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"points must be [K,2], got shape {points.shape}")
-    if not np.all(np.isfinite(points)):
-        raise ValueError("points hold NaN or infinite values")
-    params = np.asarray(trans_params, dtype=np.float64).reshape(-1)
-    if params.shape != (5,) or not np.all(np.isfinite(params)) or params[2] <= 0 \
-            or params[0] < 1 or params[1] < 1:
-        raise ValueError(f"trans_params must be [w0, h0, 102/s, t0, t1] with positive sizes, "
-                         f"got {trans_params}")
-    w0, h0, scale, t0, t1 = (float(v) for v in params)
-    w0, h0 = int(round(w0)), int(round(h0))
-    s = PIXELS_PER_UNIT / scale
+    points, (w0, h0, s, t0, t1) = _check_mapping(points, trans_params)
     w, h = _resized_size(w0, h0, s)
     half = CROP_SIZE / 2
     x_up = (points[:, 0] + (w / 2 - half)) * s / PIXELS_PER_UNIT + t0 - w0 / 2
     y_up = ((CROP_SIZE - 1 - points[:, 1]) + (h / 2 - half)) * s / PIXELS_PER_UNIT + t1 - h0 / 2
     return np.stack([x_up, h0 - 1 - y_up], axis=1)
+
+
+def map_to_crop(points, trans_params):
+    """Maps points from the original image into the aligned crop (`Preprocess`'s own mapping).
+
+    The forward map of `map_to_original` (step 7 of pipeline.md section 5):
+      x_c = (x' - t0 + w0/2) * 102/s - (w/2 - 112),
+      y_c = 223 - [(y' - t1 + h0/2) * 102/s - (h/2 - 112)],  y' = h0 - 1 - y,
+    with the truncated resized size w = int(w0/s*102), h = int(h0/s*102).
+    Applied to the 5 input landmarks it gives `Preprocess`'s `lm_new`.
+
+    Args:
+      points: [K,2] points in the original image (pixels, x right, y down),
+        e.g. 68 annotated landmarks.
+      trans_params: [5] from `Preprocess`.
+
+    Returns:
+      [K,2] float64 points in crop coordinates (pixels of the 224x224 crop,
+      x right, y down).
+
+    Raises:
+      ValueError: wrong shapes or non-finite values.
+    """
+    points, (w0, h0, s, t0, t1) = _check_mapping(points, trans_params)
+    w, h = _resized_size(w0, h0, s)
+    half = CROP_SIZE / 2
+    y_up = h0 - 1 - points[:, 1]
+    x_c = (points[:, 0] - t0 + w0 / 2) * PIXELS_PER_UNIT / s - (w / 2 - half)
+    y_c = (y_up - t1 + h0 / 2) * PIXELS_PER_UNIT / s - (h / 2 - half)
+    return np.stack([x_c, CROP_SIZE - 1 - y_c], axis=1)

@@ -250,3 +250,14 @@ def test_preprocess_rejects_degenerate_landmarks():
 def test_map_to_original_rejects_bad_input(points, params):
     with pytest.raises(ValueError):
         preprocess_img.map_to_original(points, params)
+
+
+def test_map_to_crop_gives_the_crop_landmarks_and_inverts_map_to_original(photo, lm3d):
+    image, lm = photo
+    _, lm_new, trans_params = preprocess_img.Preprocess(image, lm, lm3d)
+    np.testing.assert_allclose(preprocess_img.map_to_crop(lm, trans_params), lm_new, atol=1e-9)
+    rng = np.random.default_rng(11)
+    points = rng.uniform(0, image.size, size=(68, 2))
+    there = preprocess_img.map_to_crop(points, trans_params)
+    np.testing.assert_allclose(preprocess_img.map_to_original(there, trans_params), points,
+                               atol=1e-7)

@@ -316,7 +316,7 @@ def illuminate(texture, normals, gamma):
     return tf.transpose(irradiance, [0, 2, 1]) * texture
 
 
-def render(shape, normals, colors, triangles):
+def render(shape, normals, colors, triangles, clip=True):
     """Rasterizes the lit face with the release's camera (mesh_renderer).
 
     Args:
@@ -324,10 +324,12 @@ def render(shape, normals, colors, triangles):
       normals: [B, N, 3] rotated normals.
       colors: [B, N, 3] vertex colours, 0-255.
       triangles: [F, 3] int32, 0-based.
+      clip: clip to [0, 255] (the release's inference; its training renders
+        are not clipped, so that every pixel keeps its gradient).
 
     Returns:
-      [B, 224, 224, 4] RGBA float32 clipped to [0, 255]; row 0 is the top, A is
-      1 where the face covers the pixel and 0 elsewhere.
+      [B, 224, 224, 4] RGBA float32 (clipped to [0, 255] when `clip`); row 0
+      is the top, A is 1 where the face covers the pixel and 0 elsewhere.
     """
     import mesh_renderer  # imported here: only rendering needs it
 
@@ -347,7 +349,7 @@ def render(shape, normals, colors, triangles):
         image_width=IMAGE_SIZE, image_height=IMAGE_SIZE,
         ambient_color=per_image([1.0, 1.0, 1.0], [1, 3]),
         fov_y=FOV_Y, near_clip=0.01, far_clip=50.0)
-    return tf.clip_by_value(images, 0.0, 255.0)
+    return tf.clip_by_value(images, 0.0, 255.0) if clip else images
 
 
 # ---------------------------------------------------------------------------

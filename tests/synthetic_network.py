@@ -130,3 +130,29 @@ def _write_graph_def(graph_def, path):
     with open(tmp, "wb") as f:
         f.write(graph_def.SerializeToString())
     os.replace(tmp, path)
+
+
+def write_tiny_identity_net(path, size=None, seed=0):
+    """Writes a small FaceNet-shaped frozen graph (for tests and benchmarks).
+
+    Args:
+      path: output .pb.
+      size: the input's fixed spatial size, or None for any size.
+      seed: random weights' seed.
+    """
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    graph = tf.Graph()
+    with graph.as_default():
+        side = size if size else None
+        x = tf.compat.v1.placeholder(tf.float32, [None, side, side, 3], name="input")
+        train = tf.compat.v1.placeholder(tf.bool, [], name="phase_train")
+        w1 = tf.constant(rng.normal(0, 0.3, (5, 5, 3, 8)).astype(np.float32))
+        y = tf.nn.relu(tf.nn.conv2d(x, w1, 4, "SAME"))
+        y = tf.cond(train, lambda: y * 1.0, lambda: y)
+        y = tf.reduce_mean(y, axis=[1, 2])
+        w2 = tf.constant(rng.normal(0, 0.5, (8, 16)).astype(np.float32))
+        tf.math.l2_normalize(tf.matmul(y, w2) + 0.1, axis=1, name="embeddings")
+    _write_graph_def(graph.as_graph_def(), path)
+    return path

@@ -1,0 +1,164 @@
+"""Training data: photos to the release's training layout, and batches back from it.
+
+One prepared folder holds, for each photo NAME (the release's layout, so
+folders prepared by the release's own script can be used too):
+
+    NAME.png          the aligned 224x224 crop, RGB
+    lm/NAME.txt       68 landmarks of the crop, "x y" per line, y UP (y = 223 - row)
+    lm_bin/NAME.bin   the same 136 float64 values, raw
+    mask/NAME.png     the skin probability, round(255 p), 3 equal channels
+
+`NAME.png` is written last: a crop present means its sample is complete.
+"""
+import concurrent.futures
+import pathlib
+
+import numpy as np
+
+from image_io import InputError
+
+CROP = 224
+
+
+def sample_paths(root, name):
+    """The four files of sample `name` in prepared folder `root`."""
+    root = pathlib.Path(root)
+    return {"image": root / f"{name}.png", "lm": root / "lm" / f"{name}.txt",
+            "lm_bin": root / "lm_bin" / f"{name}.bin", "mask": root / "mask" / f"{name}.png"}
+
+
+def landmarks_y_up(lm68):
+    """Crop landmarks, y down -> the release's files' y up (and back: it is its own inverse)."""
+    lm68 = np.array(lm68, np.float64)
+    lm68[:, 1] = CROP - 1 - lm68[:, 1]
+    return lm68
+
+
+def write_sample(root, name, crop_bgr, lm68, skin_png):
+    """Writes one sample atomically, the crop last.
+
+    Args:
+      root: the prepared folder.
+      name: the sample's name.
+      crop_bgr: [224,224,3] BGR 0-255 (float or uint8).
+      lm68: [68,2] landmarks, crop pixels, y down.
+      skin_png: [224,224,3] uint8 skin mask (`training.skin.skin_mask_png`).
+    """
+    import io
+
+    from PIL import Image
+
+    import result_files
+
+    paths = sample_paths(root, name)
+    for key in ("lm", "lm_bin", "mask"):
+        paths[key].parent.mkdir(parents=True, exist_ok=True)
+    up = landmarks_y_up(lm68)
+    text = io.StringIO()
+    np.savetxt(text, up)
+    result_files.write_atomically(paths["lm"], text.getvalue().encode("ascii"))
+    result_files.write_atomically(paths["lm_bin"], up.astype(np.float64).tobytes())
+    result_files.write_png(paths["mask"], np.asarray(skin_png, np.uint8))
+    rgb = np.clip(np.rint(np.asarray(crop_bgr, np.float64)[:, :, ::-1]), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    result_files.write_atomically(paths["image"], buffer.getvalue())
+
+
+def read_sample(root, name):
+    """Reads one prepared sample.
+
+    Returns:
+      (image_bgr [224,224,3] float32 0-255, lm68 [68,2] float32 crop pixels
+      y down, mask [224,224] float32 0-255).
+
+    Raises:
+      InputError: a file is missing or malformed (the message names it).
+    """
+    from PIL import Image
+
+    paths = sample_paths(root, name)
+    try:
+        image = np.asarray(Image.open(paths["image"]).convert("RGB"), np.float32)[:, :, ::-1]
+        if paths["lm_bin"].exists():
+            up = np.fromfile(paths["lm_bin"], dtype=np.float64)
+        else:
+            up = np.loadtxt(paths["lm"], dtype=np.float64)
+        up = up.reshape(68, 2)
+        mask = np.asarray(Image.open(paths["mask"]).convert("RGB"), np.float32)[:, :, 0]
+    except (OSError, ValueError) as error:
+        raise InputError(f"{paths['image']}: sample cannot be read "
+                         f"({type(error).__name__}: {error})") from None
+    if image.shape != (CROP, CROP, 3) or mask.shape != (CROP, CROP):
+        raise InputError(f"{paths['image']}: crop and mask must be {CROP}x{CROP}")
+    return np.ascontiguousarray(image), landmarks_y_up(up).astype(np.float32), mask
+
+
+class TrainingSet:
+    """The samples of one or more prepared folders, in a reproducible order.
+
+    The order is a fixed function of the seed: epoch e visits the samples in
+    the permutation drawn by `numpy.random.default_rng([seed, e])`, and step
+    k takes the samples at positions [k*B, (k+1)*B) of the concatenated
+    epochs. Resuming at step k therefore continues the same sequence.
+
+    Args:
+      roots: prepared folders.
+      seed: the order's seed.
+
+    Raises:
+      InputError: a folder has no samples.
+    """
+
+    def __init__(self, roots, seed=0):
+        self.samples = []
+        for root in roots:
+            root = pathlib.Path(root)
+            names = sorted(p.stem for p in root.glob("*.png") if p.is_file())
+            if not names:
+                raise InputError(f"{root}: no prepared samples (NAME.png with lm/ and mask/; "
+                                 "run `python train.py prepare` first)")
+            self.samples += [(root, name) for name in names]
+        self.seed = seed
+        self._order = {}
+
+    def __len__(self):
+        return len(self.samples)
+
+    def indices(self, step, batch_size):
+        """The sample indices of batch `step` ([batch_size] ints)."""
+        n = len(self.samples)
+        positions = np.arange(step * batch_size, (step + 1) * batch_size)
+        out = []
+        for position in positions:
+            epoch, offset = divmod(int(position), n)
+            if epoch not in self._order:
+                self._order = {epoch: np.random.default_rng([self.seed, epoch]).permutation(n)}
+            out.append(int(self._order[epoch][offset]))
+        return out
+
+    def batch(self, step, batch_size, pool=None):
+        """Loads batch `step`.
+
+        Returns:
+          dict: images [B,224,224,3] float32 BGR 0-255, landmarks [B,68,2]
+          float32 (y down), masks [B,224,224] float32 0-255, names [B] str.
+        """
+        chosen = [self.samples[i] for i in self.indices(step, batch_size)]
+        load = pool.map if pool is not None else map
+        images, landmarks, masks = zip(*load(lambda s: read_sample(*s), chosen))
+        return {"images": np.stack(images), "landmarks": np.stack(landmarks),
+                "masks": np.stack(masks),
+                "names": [str(pathlib.Path(root) / f"{name}.png") for root, name in chosen]}
+
+    def batches(self, start_step, batch_size, workers=2):
+        """Yields (step, batch) from `start_step` on, loading one batch ahead."""
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
+                concurrent.futures.ThreadPoolExecutor(1) as ahead:
+            step = start_step
+            pending = ahead.submit(self.batch, step, batch_size, pool)
+            while True:
+                batch = pending.result()
+                pending = ahead.submit(self.batch, step + 1, batch_size, pool)
+                yield step, batch
+                step += 1

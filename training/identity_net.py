@@ -1,0 +1,59 @@
+"""The frozen face-recognition network of the identity (perceptual) loss.
+
+A user asset such as FaceNet 20170512-110547's frozen graph: input `input`
+([B,H,W,3] images), `phase_train` (bool, fed False) and output `embeddings`
+([B,D]). Following the release, the network sees the 224x224 crops in BGR,
+scaled as (x - 127.5) / 128; when the graph's input has a fixed other size
+(160 for FaceNet's usual export) the crops are resized to it (bilinear).
+"""
+import tensorflow as tf
+
+from assets import AssetError, require_file
+
+SOURCE_ID_NET = ("FaceNet's 20170512-110547 model (https://github.com/davidsandberg/facenet, "
+                 "the frozen .pb of that release)")
+
+
+class IdentityNetwork:
+    """A frozen GraphDef wrapped as a differentiable TensorFlow function.
+
+    Args:
+      pb_path: the frozen GraphDef.
+
+    Raises:
+      AssetError: missing, unparsable, or without the nodes `input`,
+        `phase_train` and `embeddings`.
+    """
+
+    def __init__(self, pb_path):
+        path = require_file(pb_path, SOURCE_ID_NET)
+        graph_def = tf.compat.v1.GraphDef()
+        try:
+            graph_def.ParseFromString(path.read_bytes())
+        except Exception as error:  # protobuf's DecodeError (its module varies)
+            raise AssetError.about(path, f"does not parse as a TensorFlow GraphDef "
+                                   f"({type(error).__name__})", SOURCE_ID_NET) from error
+        nodes = {node.name: node for node in graph_def.node}
+        for needed in ("input", "phase_train", "embeddings"):
+            if needed not in nodes:
+                raise AssetError.about(path, f"has no node named '{needed}' (not a FaceNet-"
+                                       "style frozen graph)", SOURCE_ID_NET)
+        shape = [d.size for d in nodes["input"].attr["shape"].shape.dim]
+        self.input_size = (shape[1], shape[2]) if len(shape) == 4 and shape[1] > 0 else None
+
+        def imported():
+            tf.compat.v1.import_graph_def(
+                graph_def, name="", input_map={"phase_train:0": tf.constant(False)})
+
+        wrapped = tf.compat.v1.wrap_function(imported, [])
+        self._embed = wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name("input:0")],
+                                    fetches=[wrapped.graph.get_tensor_by_name("embeddings:0")])
+        self.path = path
+
+    def __call__(self, images_bgr):
+        """Embeddings of [B,224,224,3] BGR 0-255 images: [B, D] float32 (differentiable)."""
+        x = (tf.clip_by_value(tf.cast(images_bgr, tf.float32), 0.0, 255.0) - 127.5) / 128.0
+        if self.input_size is not None and tuple(self.input_size) != (224, 224):
+            x = tf.image.resize(x, self.input_size, method="bilinear")
+        return self._embed(x)
+

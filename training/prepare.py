@@ -1,0 +1,105 @@
+"""`train.py prepare`: photos -> aligned crops, 68 landmarks and skin masks.
+
+For each photo: its 5 landmarks (NAME.txt beside it, or MTCNN), the demo's
+alignment (`preprocess_img.Preprocess`), 68 landmarks of the crop (from
+NAME_lm68.txt beside the photo, photo pixels, mapped into the crop; else the
+release's 68-landmark detector graph on the crop) and the skin mask of the
+crop (`training.skin`). Bad photos get one line and are skipped; a rerun skips
+what is done.
+"""
+import pathlib
+
+import numpy as np
+
+from image_io import InputError, read_image, read_landmarks
+from training.data import sample_paths, write_sample
+
+
+def read_lm68_file(path, image_size):
+    """Reads NAME_lm68.txt: 68 lines "x y", photo pixels.
+
+    Raises:
+      InputError: not 68 rows of 2 finite numbers, or points outside the photo.
+    """
+    try:
+        points = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        raise InputError(f"{path}: not a 68-landmark file ({error})") from None
+    if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+        raise InputError(f"{path}: must hold 68 lines of 2 numbers, got shape {points.shape}")
+    size = np.array(image_size, np.float64)
+    if np.any(points < -0.5 * size) or np.any(points > 1.5 * size):   # Far outside.
+        width, height = image_size
+        raise InputError(f"{path}: landmarks lie far outside the {width}x{height} photo")
+    return points
+
+
+def prepare_photo(path, output_root, lm3d, detect5, detect68):
+    """Prepares one photo.
+
+    Args:
+      path: the photo.
+      output_root: the prepared folder.
+      lm3d: [5,3] standard landmarks of the mean face.
+      detect5: callable(rgb [H,W,3] uint8, name) -> [5,2] (MTCNN), used when
+        NAME.txt is absent.
+      detect68: callable([1,224,224,3] BGR) -> [1,68,2] crop landmarks y down,
+        or None; used when NAME_lm68.txt is absent.
+
+    Raises:
+      InputError: the photo, a landmark file or the face cannot be used.
+    """
+    from preprocess_img import Preprocess, map_to_crop
+    from training.skin import skin_mask_png
+
+    path = pathlib.Path(path)
+    image = read_image(path)
+    lm5_path = path.with_suffix(".txt")
+    if lm5_path.exists():
+        lm5 = read_landmarks(lm5_path, image.size)
+    else:
+        lm5 = detect5(np.asarray(image), name=str(path))
+    crop, _, trans_params = Preprocess(image, lm5, lm3d)
+    crop_bgr = np.asarray(crop, np.float32)[0]
+    lm68_path = path.with_name(path.stem + "_lm68.txt")
+    if lm68_path.exists():
+        lm68 = map_to_crop(read_lm68_file(lm68_path, image.size), trans_params)
+    elif detect68 is not None:
+        lm68 = detect68(crop_bgr[None])[0]
+    else:
+        raise InputError(f"{path}: no {lm68_path.name} beside it and no 68-landmark detector "
+                         "(network/landmark68_detector.pb)")
+    crop_uint8 = np.clip(np.rint(crop_bgr), 0, 255).astype(np.uint8)
+    write_sample(output_root, path.stem, crop_bgr, lm68, skin_mask_png(crop_uint8))
+
+
+def prepare_folder(photos, output_root, lm3d, detect5, detect68, overwrite=False, log=print):
+    """Prepares photos, skipping those already done; one line per bad photo.
+
+    Returns:
+      (done, skipped, failed): counts, and failed as a list of (path, reason).
+    """
+    output_root = pathlib.Path(output_root)
+    output_root.mkdir(parents=True, exist_ok=True)
+    done, skipped, failed, seen = 0, 0, [], {}
+    for path in photos:
+        path = pathlib.Path(path)
+        if path.stem in seen:
+            reason = f"{path}: same name as {seen[path.stem].name}; skipped"
+            failed.append((str(path), reason))
+            log(reason)
+            continue
+        seen[path.stem] = path
+        if not overwrite and sample_paths(output_root, path.stem)["image"].exists():
+            skipped += 1
+            continue
+        try:
+            prepare_photo(path, output_root, lm3d, detect5, detect68)
+            done += 1
+        except InputError as error:
+            failed.append((str(path), str(error)))
+            log(str(error))
+        except Exception as error:  # One odd photo must never stop the folder.
+            failed.append((str(path), f"{path}: {type(error).__name__}: {error}"))
+            log(f"{path}: {type(error).__name__}: {error}")
+    return done, skipped, failed

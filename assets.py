@@ -275,8 +275,10 @@ def validate_front_model(model, path=BFM_DIR / FRONT_MODEL_NAME):
                                "expected (M, 1)", source)
     for name in ("meanshape", "meantex", "idBase", "exBase", "texBase"):
         expect_finite(path, name, model[name], source)
-    for name in ("tri", "tri_mask2", "keypoints", "frontmask2_idx"):
+    for name in ("tri", "keypoints", "frontmask2_idx"):
         expect_index(path, name, model[name], n, source)
+    # tri_mask2 indexes the frontmask2_idx vertices (the release renders that subset).
+    expect_index(path, "tri_mask2", model["tri_mask2"], frontmask.shape[0], source)
     expect_index(path, "point_buf", model["point_buf"], n_tri + 1, source)
 
 # ------------------------------------------------------------ raw model files

@@ -144,10 +144,13 @@ def read_index_files(bfm_dir):
         if info[name].ndim != 2 or info[name].shape[1] != 3:
             raise AssetError.about(info_path, f"variable '{name}' has shape {info[name].shape}, "
                                    "expected (F, 3)", SOURCE_INDEX)
-        expect_index(info_path, name, info[name], n, SOURCE_INDEX)
     if info["frontmask2_idx"].ndim != 2 or info["frontmask2_idx"].shape[1] != 1:
         raise AssetError.about(info_path, "variable 'frontmask2_idx' has shape "
                                f"{info['frontmask2_idx'].shape}, expected (M, 1)", SOURCE_INDEX)
+    expect_index(info_path, "tri", info["tri"], n, SOURCE_INDEX)
+    # tri_mask2 indexes the frontmask2_idx vertices (the release renders that subset).
+    expect_index(info_path, "tri_mask2", info["tri_mask2"], info["frontmask2_idx"].shape[0],
+                 SOURCE_INDEX)
     expect_index(info_path, "frontmask2_idx", info["frontmask2_idx"], n, SOURCE_INDEX)
     expect_index(info_path, "keypoints", info["keypoints"], n, SOURCE_INDEX)
     expect_index(info_path, "point_buf", info["point_buf"], info["tri"].shape[0] + 1,

@@ -131,8 +131,10 @@ def make_front_model(seed=0, n_rows=28, n_cols=24, n_id=80, n_exp=64, n_tex=80):
         return fields * scale / np.sqrt(k)
 
     tri = face["triangles"]
-    front = np.arange(0, n, 2)
-    tri_mask2 = tri[: len(tri) // 2]
+    # The small face region: its vertices, and its triangles indexing them
+    # (as the release's tri_mask2 indexes frontmask2_idx, not all vertices).
+    front = np.unique(tri[: len(tri) // 2])
+    tri_mask2 = np.searchsorted(front, tri[: len(tri) // 2])
     model = {
         "meanshape": meanshape.astype(np.float32),
         "meantex": meantex.astype(np.float32),
@@ -311,7 +313,8 @@ def _small_index_files(rng, face, n_exp_vertices, n_bfm_vertices):
     xy = face["vertices"][:, :2] / np.abs(face["vertices"][:, :2]).max(axis=0)
     frontmask2 = (xy ** 2).sum(axis=1) <= 0.8
     skinmask = ((xy[:, 0] ** 2 + (xy[:, 1] + 0.1) ** 2) <= 0.6) & (np.abs(xy[:, 1] - 0.25) > 0.12)
-    tri_mask2 = tri[frontmask2[tri].all(axis=1)]
+    # tri_mask2 indexes the frontmask2 vertices (1-based), as the release's file.
+    tri_mask2 = np.searchsorted(np.flatnonzero(frontmask2), tri[frontmask2[tri].all(axis=1)])
     info = {
         "tri": (tri + 1).astype(np.float32),
         "point_buf": face["point_buf"].astype(np.float32),

@@ -143,9 +143,11 @@ def train(config, log=print, progress=None):
         step, the term and the batch's files; the last good checkpoint is
         kept), or a run that cannot start.
     """
+    import keras
+
     from training.data import TrainingSet
 
-    tf.random.set_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)      # The R-Net's initial weights.
     data = TrainingSet(config.data, seed=config.seed)
     parts, manager = build(config, log)
     model, optimizer, step = parts["model"], parts["optimizer"], parts["step"]

@@ -36,6 +36,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parent
 IMAGE_EXTENSIONS = frozenset(
     ".jpg .jpeg .jpe .jfif .png .bmp .tif .tiff .webp .gif .ppm .pgm .pnm".split())
 OUTPUT_SUFFIXES = (".mat", "_mesh.obj", "_lm5.txt", "_vis.png")
+OUTPUT_KINDS = ("mat", "obj", "lm5", "vis")         # --outputs names, in OUTPUT_SUFFIXES order
 LANDMARK_MODES = ("auto", "file", "detect")
 
 Aligned = collections.namedtuple(
@@ -63,6 +64,10 @@ def parse_args(argv=None):
                         help="auto: NAME.txt beside the photo when present, else detect with "
                              "MTCNN; file: NAME.txt is required; detect: always detect "
                              "(landmark files are ignored). Default: auto.")
+    parser.add_argument("--outputs", default=",".join(OUTPUT_KINDS),
+                        help="which files to write, a comma-separated subset of mat (NAME.mat), "
+                             "obj (NAME_mesh.obj), lm5 (NAME_lm5.txt), vis (NAME_vis.png); "
+                             "default all four. Without mat and vis nothing is rendered.")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo photos whose outputs already exist (default: skip them).")
     parser.add_argument("--check", action="store_true",
@@ -71,6 +76,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    try:
+        args.outputs = parse_outputs(args.outputs)
+    except ValueError as error:
+        parser.error(str(error))
     return args
 
 
@@ -97,9 +106,33 @@ def find_images(input_dir):
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def output_paths(output_dir, name):
-    """The four output files of photo `name` (its file name without extension)."""
-    return [pathlib.Path(output_dir) / (name + suffix) for suffix in OUTPUT_SUFFIXES]
+def output_paths(output_dir, name, outputs=OUTPUT_KINDS):
+    """The output files of photo `name` (its file name without extension).
+
+    Args:
+      output_dir: the output folder.
+      name: the photo's name without extension.
+      outputs: the kinds written, a subset of OUTPUT_KINDS.
+
+    Returns:
+      The paths, in the order of OUTPUT_SUFFIXES (.mat first).
+    """
+    return [pathlib.Path(output_dir) / (name + suffix)
+            for kind, suffix in zip(OUTPUT_KINDS, OUTPUT_SUFFIXES) if kind in outputs]
+
+
+def parse_outputs(text):
+    """Parses --outputs "mat,obj,lm5,vis" (any non-empty subset, any order).
+
+    Raises:
+      ValueError: an unknown or empty name.
+    """
+    kinds = [kind.strip() for kind in text.split(",")]
+    unknown = [kind for kind in kinds if kind not in OUTPUT_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"--outputs takes a comma-separated subset of {','.join(OUTPUT_KINDS)}"
+                         f", got {text!r}")
+    return tuple(kind for kind in OUTPUT_KINDS if kind in kinds)
 
 
 def align_photo(path, landmark_mode, detector, lm3d):
@@ -137,21 +170,26 @@ def align_photo(path, landmark_mode, detector, lm3d):
                    lm5, np.asarray(trans_params, np.float64))
 
 
-def write_outputs(aligned, result, output_dir, triangles):
-    """Writes the four files of one photo, each atomically.
+def write_outputs(aligned, result, output_dir, triangles, outputs=OUTPUT_KINDS):
+    """Writes the chosen files of one photo, each atomically.
 
     Args:
       aligned: the photo's `Aligned` tuple.
       result: the photo's slice of `Reconstructor.__call__`'s dict.
       output_dir: the output folder.
       triangles: [F,3] 1-based triangles of the front face model.
+      outputs: the kinds to write, a subset of OUTPUT_KINDS.
     """
-    mat_path, obj_path, lm_path, vis_path = output_paths(output_dir, aligned.name)
-    write_mesh(obj_path, result, triangles)
-    result_files.write_landmarks(lm_path, aligned.lm5_image)
-    write_preview(vis_path, aligned, result)
-    # Written last: its presence with the others marks the photo as done.
-    write_mat(mat_path, aligned, result)
+    paths = dict(zip(OUTPUT_KINDS, output_paths(output_dir, aligned.name)))
+    if "obj" in outputs:
+        write_mesh(paths["obj"], result, triangles)
+    if "lm5" in outputs:
+        result_files.write_landmarks(paths["lm5"], aligned.lm5_image)
+    if "vis" in outputs:
+        write_preview(paths["vis"], aligned, result)
+    if "mat" in outputs:
+        # Written last: its presence with the others marks the photo as done.
+        write_mat(paths["mat"], aligned, result)
 
 
 def write_mesh(path, result, triangles):
@@ -208,7 +246,7 @@ def _timed(timer, stage, fn, *args):
 
 def run_folder(photos, output_dir, reconstructor, triangles, lm3d, landmark_mode="auto",
                batch_size=8, detector=None, log=print, progress=None, timer=None,
-               workers=2):
+               workers=2, outputs=OUTPUT_KINDS):
     """Reconstructs photos in batches, streaming: the I/O overlaps the network.
 
     Reading and alignment of the next photos run in a thread pool while the
@@ -229,6 +267,7 @@ def run_folder(photos, output_dir, reconstructor, triangles, lm3d, landmark_mode
       progress: optional callable taking the number of photos just finished.
       timer: optional StageTimer collecting per-stage seconds.
       workers: threads that read and align photos.
+      outputs: the kinds of file to write (see --outputs).
 
     Returns:
       (done, failed): names reconstructed, and (path, reason) of the failures.
@@ -248,7 +287,8 @@ def run_folder(photos, output_dir, reconstructor, triangles, lm3d, landmark_mode
         for i, aligned in enumerate(batch):
             one = {key: value[i] for key, value in results.items()}
             try:
-                _timed(timer, "write", write_outputs, aligned, one, output_dir, triangles)
+                _timed(timer, "write", write_outputs, aligned, one, output_dir, triangles,
+                       outputs)
                 done.append(aligned.name)
             except Exception as error:  # A full disk must not lose the other photos.
                 reason = f"cannot write outputs ({type(error).__name__}: {error})"
@@ -347,7 +387,8 @@ def main(argv=None):
             print(f"{path}: same name as {seen[path.stem].name}, skipped", file=sys.stderr)
             continue
         seen[path.stem] = path
-        if not args.overwrite and all(p.exists() for p in output_paths(output_dir, path.stem)):
+        if not args.overwrite and all(p.exists() for p in output_paths(output_dir, path.stem,
+                                                                        args.outputs)):
             skipped += 1
             continue
         photos.append(path)
@@ -355,7 +396,8 @@ def main(argv=None):
     done, failed = [], []
     if photos:
         try:
-            reconstructor, triangles, lm3d = load_models(args.bfm_dir, args.model)
+            reconstructor, triangles, lm3d = load_models(args.bfm_dir, args.model,
+                                                         args.outputs)
         except (load_data.AssetError, ValueError) as error:
             print(f"{error}", file=sys.stderr)
             return 2
@@ -370,8 +412,11 @@ def main(argv=None):
     return 1 if failed else 0
 
 
-def load_models(bfm_dir, model_path):
+def load_models(bfm_dir, model_path, outputs=OUTPUT_KINDS):
     """Loads what reconstruction needs, converting BFM09 on first use.
+
+    The render runs only when the outputs need it (.mat holds it, the preview
+    shows it), and the mesh is fetched only for .mat and OBJ files.
 
     Returns:
       (reconstructor, triangles [F,3] 1-based int64, lm3d [5,3]).
@@ -386,7 +431,9 @@ def load_models(bfm_dir, model_path):
     load_data.transferBFM09(bfm_dir)  # Skipped when BFM_model_front.mat is up to date.
     triangles = load_data.load_front_model(front_model_path)["tri"].astype(np.int64)
     reconstructor = Reconstructor(load_data.load_graph(model_path), front_model_path,
-                                  model_name=str(model_path))
+                                  model_name=str(model_path),
+                                  render="mat" in outputs or "vis" in outputs,
+                                  mesh="mat" in outputs or "obj" in outputs)
     return reconstructor, triangles, load_data.load_lm3d(bfm_dir)
 
 
@@ -408,7 +455,7 @@ def _run_with_progress(args, photos, output_dir, reconstructor, triangles, lm3d)
     try:
         return run_folder(photos, output_dir, reconstructor, triangles, lm3d,
                           landmark_mode=args.landmarks, batch_size=args.batch_size,
-                          log=log, progress=progress)
+                          log=log, progress=progress, outputs=args.outputs)
     finally:
         bar.close()
 

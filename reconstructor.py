@@ -22,9 +22,11 @@ class Reconstructor:
         (see `load_data.load_graph`).
       front_model_path: path of `BFM_model_front.mat`.
       model_name: the file the graph came from, for error messages.
-      render: also render the face over the crop (`recon_img`) and return the
-        mesh; False returns only `coeff` and `lm_68p`, which skips the
-        renderer and the mesh outputs (what video extraction needs).
+      render: also render the face over the crop (`recon_img`); False skips
+        the renderer.
+      mesh: also return the mesh (`face_shape`, `face_texture`, `face_color`;
+        default: as `render`). With neither, only `coeff` and `lm_68p` come back
+        (what video extraction needs).
       threads: CPU threads for the session's operations, or None for
         TensorFlow's default (all cores).
 
@@ -33,7 +35,7 @@ class Reconstructor:
     """
 
     def __init__(self, graph_def, front_model_path, model_name="network", render=True,
-                 threads=None):
+                 threads=None, mesh=None):
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf.compat.v1.placeholder(
@@ -52,11 +54,12 @@ class Reconstructor:
             face.Reconstruction_Block(coeff, tf.shape(coeff)[0], render_images=render)
             self.fetches = {"coeff": coeff, "lm_68p": face.landmark_p}
             if render:
+                self.fetches["recon_img"] = face.render_imgs
+            if render if mesh is None else mesh:
                 self.fetches.update({
                     "face_shape": face.face_shape_t,
                     "face_texture": face.face_texture,
                     "face_color": face.face_color,
-                    "recon_img": face.render_imgs,
                 })
         config = None
         if threads:

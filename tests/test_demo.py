@@ -242,3 +242,24 @@ def test_output_that_is_a_file_is_a_usage_error(tmp_path, layout, where):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(output) in lines[0] and "Traceback" not in result.stderr
     assert existing.read_text() == "not a folder"
+
+
+def test_outputs_subset_writes_only_those_files(layout, first_run, tmp_path):
+    output = tmp_path / "out"
+    result = run_demo("--input", layout["input"], "--output", output,
+                      "--bfm-dir", layout["bfm"],
+                      "--model", layout["network"] / "FaceReconModel.pb",
+                      "--batch-size", 2, "--outputs", "lm5,mat", cwd=layout["root"])
+    assert result.returncode == first_run["result"].returncode, result.stderr[-2000:]
+    for name in layout["good"]:
+        assert sorted(p.name for p in output.glob(f"{name}.*")) + \
+            sorted(p.name for p in output.glob(f"{name}_*")) == [f"{name}.mat",
+                                                                 f"{name}_lm5.txt"]
+        # The same results as with all four outputs (.mat headers hold a date).
+        assert (output / f"{name}_lm5.txt").read_bytes() == \
+            (first_run["output"] / f"{name}_lm5.txt").read_bytes()
+        ours, full = loadmat(output / f"{name}.mat"), loadmat(first_run["output"] / f"{name}.mat")
+        for key in ("coeff", "recon_img", "face_shape", "lm_68p", "cropped_img"):
+            np.testing.assert_array_equal(ours[key], full[key], err_msg=f"{name} {key}")
+    bad = run_demo("--outputs", "mat,png", cwd=tmp_path)
+    assert bad.returncode == 2 and "--outputs" in bad.stderr

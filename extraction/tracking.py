@@ -11,25 +11,33 @@ before it have been reconstructed: the prediction bridges that gap.
 The detector runs again
 - every `redetect_every` frames;
 - when the track is judged lost, by either of two checks:
-  - appearance: the aligned crop no longer looks like the previous one (the
-    normalised cross-correlation of their grey 56x56 face regions falls below
-    `min_similarity`; a covered face, a cut or a face that moved away);
+  - appearance: the aligned face no longer looks like the previous one (the
+    normalised cross-correlation of grey 32x32 thumbnails of the square twice
+    the size of the 5 points falls below `min_similarity`; a covered face, a
+    cut or a face that moved away);
   - geometry: the 5 points reconstructed on a frame are further than
     `max_drift` eye distances from the points that aligned it.
-A frame on which the detector finds no face has no alignment (`None`); the
-detector is tried again on each following frame until a face is found.
+The detector first searches a region around the face's last known place
+(a fraction of a 720p frame's cost), then the whole frame. When a periodic
+check finds no face while the track looks right, the tracked alignment is
+kept. Otherwise a frame on which the detector finds no face has no alignment
+(`None`), and the detector is tried again on each following frame until a
+face is found.
 """
 import numpy as np
 
+from extraction.alignment import Alignment
 from image_io import InputError
-from preprocess_img import Preprocess
 
 # The release's 5 points from its 68 (as load_data.load_lm3d): eye corners
 # 36/39 and 42/45 averaged, nose tip 30, mouth corners 48 and 54.
 _EYE_A, _EYE_B, _NOSE, _MOUTH_A, _MOUTH_B = (36, 39), (42, 45), 30, 48, 54
-_THUMB_REGION = slice(28, 196)     # the face's part of the 224x224 crop
-_THUMB_FACTOR = 3                  # 168 / 3 = 56 pixels a side
+_THUMB_SPAN = 2.0                  # appearance region side / extent of the 5 points
+_THUMB_SIZE = 32                   # pixels a side of the compared thumbnails
 _HISTORY = 8                       # reconstructed frames the velocity is fitted on
+_SHORT_TRACK = 16                  # a track lost sooner than this many frames is short
+_REGION_SCALE = 4.0                # detection region side / size of the 5 points
+_REGION_MIN = 96                   # pixels
 
 
 def lm5_from_lm68(lm68):
@@ -54,46 +62,32 @@ def eye_distance(lm5):
     return float(np.linalg.norm(lm5[1] - lm5[0]))
 
 
-def face_thumbnail(crop_bgr):
-    """A zero-mean, unit-norm grey 56x56 vector of the face region of a crop.
+def face_thumbnail(crop_bgr, lm5_crop):
+    """A zero-mean, unit-norm grey 32x32 vector of the face in a crop.
+
+    The region is the square around the 5 points, `_THUMB_SPAN` times their
+    extent (the face and a little around it, whatever its size in the crop).
 
     Args:
       crop_bgr: [224, 224, 3] aligned crop, BGR 0-255.
+      lm5_crop: [5, 2] the alignment points in the crop (pixels).
 
     Returns:
-      [3136] float64, or zeros when the region is flat (nothing to compare).
+      [1024] float64, or zeros when the region is flat (nothing to compare).
     """
-    region = np.asarray(crop_bgr, dtype=np.float64)[_THUMB_REGION, _THUMB_REGION]
-    grey = region @ np.array([0.114, 0.587, 0.299])
-    size = grey.shape[0] // _THUMB_FACTOR
-    small = grey.reshape(size, _THUMB_FACTOR, size, _THUMB_FACTOR).mean(axis=(1, 3)).ravel()
+    import cv2
+
+    centre = np.asarray(lm5_crop, np.float64).mean(axis=0)
+    half = max(_THUMB_SPAN * float(np.ptp(lm5_crop, axis=0).max()) / 2, 4.0)
+    x0, y0 = (int(np.clip(c - half, 0, 223)) for c in centre)
+    x1, y1 = (int(np.clip(c + half, x + 1, 224)) for c, x in zip(centre, (x0, y0)))
+    grey = np.asarray(crop_bgr, np.float32)[y0:y1, x0:x1] @ np.array([0.114, 0.587, 0.299],
+                                                                      np.float32)
+    small = cv2.resize(grey, (_THUMB_SIZE, _THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    small = small.astype(np.float64).ravel()
     small -= small.mean()
     norm = np.linalg.norm(small)
     return small / norm if norm > 1e-6 * small.size else np.zeros_like(small)
-
-
-class Alignment:
-    """One frame's alignment.
-
-    Attributes:
-      crop_bgr: [224, 224, 3] float32 network input, BGR 0-255.
-      lm5: [5, 2] the points used, frame pixels.
-      lm5_crop: [5, 2] the same points in crop pixels.
-      trans_params: [5] the release's [w0, h0, 102/s, t0, t1].
-      detected: True when the points came from the detector.
-    """
-
-    __slots__ = ("crop_bgr", "lm5", "lm5_crop", "trans_params", "detected")
-
-    def __init__(self, frame, points, lm3d, detected):
-        from PIL import Image
-
-        crop, lm5_crop, params = Preprocess(Image.fromarray(frame), points, lm3d)
-        self.crop_bgr = np.asarray(crop, np.float32)[0]
-        self.lm5 = np.asarray(points, np.float64)
-        self.lm5_crop = np.asarray(lm5_crop, np.float64)
-        self.trans_params = np.asarray(params, np.float64)
-        self.detected = detected
 
 
 class FaceTracker:
@@ -113,7 +107,8 @@ class FaceTracker:
       max_drift: geometry check threshold, in eye distances.
 
     Attributes:
-      detector_calls: how many times `detect` was called.
+      detector_calls: how many times `detect` was called (on a region or a
+        whole frame).
     """
 
     def __init__(self, detect, lm3d, redetect_every=30, always_detect=False,
@@ -130,6 +125,8 @@ class FaceTracker:
         self._anchor = None           # (frame number, [5,2] points) of the last detection
         self._since_detection = 0
         self._reference = None        # thumbnail of the last aligned crop
+        self._track_start = None      # frame number where the current track began
+        self._short_tracks = 0        # consecutive tracks lost within _SHORT_TRACK frames
 
     def batch_limit(self, batch_size):
         """How many frames may wait for the network before the next frame is aligned.
@@ -137,7 +134,12 @@ class FaceTracker:
         Right after a track starts there is no motion to extrapolate, so the
         first frames go to the network in batches of 1, 2, 4, ... up to
         `batch_size`: each batch's reconstruction then aligns the next ones.
+        Full batches otherwise: when every frame is detected anyway, and when
+        tracks keep failing within a few frames (a network whose landmarks do
+        not follow the face), where small batches would only cost time.
         """
+        if self.always_detect or self._short_tracks >= 2:
+            return batch_size
         return min(batch_size, 2 ** len(self._history))
 
     def predicted_points(self, number):
@@ -169,34 +171,71 @@ class FaceTracker:
         Returns:
           An `Alignment`, or None when the detector found no face.
         """
-        detect = (self.always_detect or self._lost or self._anchor is None
-                  or self._since_detection >= self.redetect_every)
-        if not detect:
+        tracked, scheduled, near = None, False, None
+        if self._anchor is not None:
+            near = self._anchor[1]
+        if not (self.always_detect or self._lost or self._anchor is None):
+            near = self.predicted_points(number)
             try:
-                aligned = Alignment(frame, self.predicted_points(number), self.lm3d, False)
+                tracked = Alignment(frame, near, self.lm3d, False)
             except ValueError:        # Degenerate points: the track is lost.
-                aligned = None
-            if aligned is not None:
-                thumbnail = face_thumbnail(aligned.crop_bgr)
+                tracked = None
+            if tracked is not None:
+                thumbnail = face_thumbnail(tracked.crop_bgr, tracked.lm5_crop)
                 if self._reference is None or thumbnail @ self._reference >= self.min_similarity:
                     self._reference = thumbnail
                     self._since_detection += 1
-                    return aligned
-        self.detector_calls += 1
+                    if self._since_detection < self.redetect_every:
+                        return tracked
+                    scheduled = True  # The track looks right: a periodic check.
+                else:
+                    tracked = None
         try:
-            points = self.detect(frame)
+            points = self._detect_near(frame, near if not self.always_detect else None)
             aligned = Alignment(frame, points, self.lm3d, True)
         except (InputError, ValueError):
-            self._lost = True
-            self._reference = None
+            if scheduled:             # The check missed a face the track still holds.
+                self._since_detection = 0
+                return tracked
+            self._end_track(number)
             return None
         if self._lost:
             self._history = []        # A new track: the old motion says nothing.
+            self._track_start = number
         self._lost = False
         self._anchor = (number, aligned.lm5)
-        self._since_detection = 1
-        self._reference = face_thumbnail(aligned.crop_bgr)
+        self._since_detection = 0
+        self._reference = face_thumbnail(aligned.crop_bgr, aligned.lm5_crop)
         return aligned
+
+    def _end_track(self, number):
+        if not self._lost and self._track_start is not None:
+            short = number - self._track_start < _SHORT_TRACK
+            self._short_tracks = self._short_tracks + 1 if short else 0
+        self._lost = True
+        self._reference = None
+
+    def _detect_near(self, frame, near):
+        """Runs the detector on a region around `near` ([5,2] or None), else the whole frame.
+
+        A region of `_REGION_SCALE` times the size of the 5 points (at least
+        `_REGION_MIN` pixels a side) costs a fraction of the whole frame; the
+        whole frame is searched when the region holds no face.
+        """
+        if near is not None:
+            height, width = frame.shape[:2]
+            centre = near.mean(axis=0)
+            half = max(_REGION_SCALE * float(np.ptp(near, axis=0).max()), _REGION_MIN) / 2
+            x0, y0 = (max(int(c - half), 0) for c in centre)
+            x1, y1 = min(int(centre[0] + half), width), min(int(centre[1] + half), height)
+            if x1 - x0 >= 32 and y1 - y0 >= 32 and (x1 - x0) * (y1 - y0) < width * height:
+                self.detector_calls += 1
+                try:
+                    return self.detect(np.ascontiguousarray(frame[y0:y1, x0:x1])) + [x0, y0]
+                except InputError:
+                    pass
+        self.detector_calls += 1
+        return self.detect(frame)
 
     def update(self, number, aligned, lm68):
         """Takes the reconstruction of frame `number`.
@@ -211,6 +250,6 @@ class FaceTracker:
         points = lm5_from_lm68(lm68)
         drift = np.linalg.norm(points - aligned.lm5, axis=1).max()
         if drift > self.max_drift * max(eye_distance(aligned.lm5), 1.0):
-            self._lost = True
+            self._end_track(number)
             return
         self._history = (self._history + [(number, points)])[-_HISTORY:]

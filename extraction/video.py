@@ -4,7 +4,8 @@ Frames are decoded in a thread (`frames.FrameReader`), aligned in order by
 the `tracking.FaceTracker`, and sent to the network `batch_size` at a time;
 each batch's reconstructed landmarks then steer the alignment of the frames
 after it. Only the small per-frame results are kept: memory does not grow
-with the length of the video beyond them (about 2 KB a frame).
+with the length of the video beyond them (about 1.7 KB a frame, kept as one
+array per batch).
 """
 import dataclasses
 import time
@@ -25,7 +26,7 @@ class FrameResults:
       frame_index: [N] int64, the decoded frame numbers (0-based).
       valid: [N] bool, a face was found and reconstructed.
       coeff: [N, L] float32 (rows of invalid frames are zero).
-      lm68: [N, 68, 2] float64 reconstructed landmarks, frame pixels.
+      lm68: [N, 68, 2] float32 reconstructed landmarks, frame pixels.
       lm5: [N, 5, 2] float64 points that aligned each frame, frame pixels.
       transform_params: [N, 5] float64 [w0, h0, 102/s, t0, t1].
       fps: frames per second of the video (0.0 for a photo).
@@ -72,8 +73,8 @@ def reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8, every=1,
     """
     tracker = FaceTracker(detect, lm3d, redetect_every=redetect_every,
                           always_detect=always_detect)
-    rows = {"frame_index": [], "valid": [], "coeff": [], "lm68": [], "lm5": [],
-            "transform_params": []}
+    chunks = {"frame_index": [], "valid": [], "coeff": [], "lm68": [], "lm5": [],
+              "transform_params": []}   # one array per batch: no per-frame objects
     seconds = {"decode+align": 0.0, "network": 0.0}
     start = time.perf_counter()
     pending = []                 # (number, frame_index, Alignment or None)
@@ -88,23 +89,28 @@ def reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8, every=1,
             seconds["network"] += time.perf_counter() - clock
             if on_batch is not None:
                 on_batch([aligned for _, aligned in faces], results, reader.fps)
+        n = len(pending)
+        batch = {"frame_index": np.array([f for _, f, _ in pending], np.int64),
+                 "valid": np.array([a is not None for _, _, a in pending], bool),
+                 # Without a face in the batch, the length is not known yet.
+                 "coeff": None if results is None else
+                 np.zeros((n, results["coeff"].shape[1]), np.float32),
+                 "lm68": np.zeros((n, 68, 2), np.float32),
+                 "lm5": np.zeros((n, 5, 2), np.float64),
+                 "transform_params": np.zeros((n, 5), np.float64)}
         row = 0
-        for number, frame_index, aligned in pending:
-            rows["frame_index"].append(frame_index)
-            rows["valid"].append(aligned is not None)
+        for i, (number, _, aligned) in enumerate(pending):
             if aligned is None:
-                rows["coeff"].append(None)
-                rows["lm68"].append(None)
-                rows["lm5"].append(None)
-                rows["transform_params"].append(None)
                 continue
             lm68 = map_to_original(results["lm_68p"][row], aligned.trans_params)
             tracker.update(number, aligned, lm68)
-            rows["coeff"].append(results["coeff"][row])
-            rows["lm68"].append(lm68)
-            rows["lm5"].append(aligned.lm5)
-            rows["transform_params"].append(aligned.trans_params)
+            batch["coeff"][i] = results["coeff"][row]
+            batch["lm68"][i] = lm68
+            batch["lm5"][i] = aligned.lm5
+            batch["transform_params"][i] = aligned.trans_params
             row += 1
+        for key, value in batch.items():
+            chunks[key].append(value)
         if on_frames is not None:
             on_frames(len(pending))
         pending.clear()
@@ -122,23 +128,14 @@ def reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8, every=1,
             flush()
         fps = reader.fps
     seconds["total"] = time.perf_counter() - start
-    n_frames = len(rows["frame_index"])
-    if n_frames == 0:
+    if not chunks["frame_index"]:
         raise InputError(f"{path}: no frames could be decoded")
-    if not any(rows["valid"]):
-        raise InputError(f"{path}: no face found in any of its {n_frames} frames")
-    return FrameResults(
-        frame_index=np.asarray(rows["frame_index"], np.int64),
-        valid=np.asarray(rows["valid"], bool),
-        coeff=_stack(rows["coeff"], np.float32),
-        lm68=_stack(rows["lm68"], np.float64),
-        lm5=_stack(rows["lm5"], np.float64),
-        transform_params=_stack(rows["transform_params"], np.float64),
-        fps=float(fps), detector_calls=tracker.detector_calls, seconds=seconds)
-
-
-def _stack(values, dtype):
-    """Stacks per-frame arrays, with zeros where a frame has none."""
-    shape = next(np.shape(v) for v in values if v is not None)
-    return np.stack([np.zeros(shape, dtype) if v is None else np.asarray(v, dtype)
-                     for v in values])
+    valid = np.concatenate(chunks["valid"])
+    if not valid.any():
+        raise InputError(f"{path}: no face found in any of its {valid.size} frames")
+    length = next(c.shape[1] for c in chunks["coeff"] if c is not None)
+    chunks["coeff"] = [np.zeros((len(v), length), np.float32) if c is None else c
+                       for c, v in zip(chunks["coeff"], chunks["valid"])]
+    arrays = {key: np.concatenate(value) for key, value in chunks.items()}
+    return FrameResults(fps=float(fps), detector_calls=tracker.detector_calls,
+                        seconds=seconds, **arrays)

@@ -22,7 +22,8 @@ def test_face_thumbnail_similarity_separates_a_face_from_a_cover():
     shifted = np.roll(face, 1, axis=1) * 0.9 + 10      # Small motion, other exposure.
     covered = face.copy()
     covered[20:204, 20:204] = 128.0
-    a, b, c = (tracking.face_thumbnail(x) for x in (face, shifted, covered))
+    lm5 = np.array([[80, 90], [144, 90], [112, 125], [88, 160], [136, 160]], float)
+    a, b, c = (tracking.face_thumbnail(x, lm5) for x in (face, shifted, covered))
     assert abs(np.linalg.norm(a) - 1) < 1e-9
     assert a @ b > 0.5 and a @ c == 0.0                 # A flat region compares as nothing.
 
@@ -92,3 +93,28 @@ def test_listing_mirrors_the_tree_and_finds_collisions(tmp_path):
     assert inputs.output_path("/out", "z.jpg", "npz").as_posix() == "/out/z.npz"
     assert inputs.preview_path("/out", "b/c/y.webm").as_posix() == "/out/b/c/y_preview.mp4"
     assert inputs.output_collisions(found) == {"a/x.mp4": "a/x.MOV"}
+
+
+def test_align_frame_is_preprocess_reading_only_the_crop():
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+
+    from extraction.alignment import align_frame
+    from preprocess_img import Preprocess
+
+    rng = np.random.default_rng(4)
+    frame = gaussian_filter(rng.uniform(0, 255, (360, 640, 3)), (2, 2, 0)).astype(np.uint8)
+    lm3d = np.array([[-0.31, 0.29, 0.13], [0.31, 0.29, 0.13], [0.0, -0.02, 0.55],
+                     [-0.25, -0.36, 0.2], [0.25, -0.36, 0.2]])
+    base = np.array([[300, 150], [350, 150], [325, 180], [305, 205], [345, 205]], float)
+    worst = 0
+    for _ in range(30):
+        # Faces of many sizes and places, some partly outside the frame.
+        points = (base - 325) * rng.uniform(0.5, 2.5) + rng.uniform([0, 0], [640, 360])
+        points += rng.normal(0, 2, (5, 2))
+        crop, lm5_crop, params = align_frame(frame, points, lm3d)
+        ref_crop, ref_lm5, ref_params = Preprocess(Image.fromarray(frame), points, lm3d)
+        np.testing.assert_array_equal(params, ref_params)
+        np.testing.assert_allclose(lm5_crop, ref_lm5, rtol=0, atol=1e-9)
+        worst = max(worst, np.abs(crop - ref_crop[0]).max())
+    assert worst <= 2, worst

@@ -370,7 +370,7 @@ def stages_alone(video_path, points, extractor, batch_size, oracle_tensor, repea
         for index, frame in reader:
             start = time.perf_counter()
             aligned = Alignment(frame, points[index], extractor.lm3d, False)
-            face_thumbnail(aligned.crop_bgr)
+            face_thumbnail(aligned.crop_bgr, aligned.lm5_crop)
             align += time.perf_counter() - start
             crops.append(aligned.crop_bgr)
     crop_batches = [np.stack(batch) for batch in batches(crops, batch_size)]

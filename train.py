@@ -81,6 +81,10 @@ def parse_train(argv):
     parser.add_argument("--image-every", type=int, default=500,
                         help="steps between TensorBoard image panels (500).")
     parser.add_argument("--seed", type=int, default=0, help="data order seed (0).")
+    parser.add_argument("--bn-decay", type=float, default=0.997,
+                        help="batch-norm moving-average decay (0.997 as the release; a run of "
+                             "a few hundred steps needs less, e.g. 0.99, for its inference "
+                             "statistics to settle).")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --log-dir from its latest checkpoint.")
     parser.add_argument("--check", action="store_true",
@@ -97,6 +101,8 @@ def parse_train(argv):
     for name in ("steps", "batch_size", "save_every", "summary_every", "image_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0.0 < args.bn_decay < 1.0:
+        parser.error("--bn-decay must be in (0, 1)")
     return args
 
 
@@ -169,7 +175,7 @@ def run_train(args):
         id_net=args.id_net, steps=args.steps, batch_size=args.batch_size,
         lr_drop_step=args.lr_drop_step, save_every=args.save_every,
         summary_every=args.summary_every, image_every=args.image_every, seed=args.seed,
-        resume=args.resume)
+        resume=args.resume, bn_decay=args.bn_decay)
     progress = None
     bar = None
     if sys.stderr.isatty():

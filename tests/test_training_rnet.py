@@ -381,3 +381,22 @@ def test_layer_shapes_follow_slim():
     assert conv2.strides == (2, 2) and conv2.padding == "valid"
     assert model.get_layer("block1_unit_3_conv2_pad").padding == ((1, 1), (1, 1))
     assert model.get_layer("block1_unit_1_conv2").strides == (1, 1)
+
+
+def test_set_bn_decay_sets_the_moving_average_step():
+    import keras
+
+    from training.rnet import build_rnet, set_bn_decay
+
+    model = build_rnet()
+    set_bn_decay(model, 0.9)
+    layer = model.get_layer("conv1_bn")
+    conv = keras.Model(model.input, model.get_layer("conv1").output)
+    images = np.random.default_rng(3).uniform(0, 255, (2, 224, 224, 3)).astype(np.float32)
+    batch_mean = conv(images).numpy().mean(axis=(0, 1, 2))
+    before = layer.moving_mean.numpy().copy()
+    model(images, training=True)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.9 * before + 0.1 * batch_mean,
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="decay"):
+        set_bn_decay(model, 1.0)

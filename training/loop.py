@@ -33,6 +33,7 @@ class TrainConfig:
       summary_every, image_every: steps between scalar and image summaries.
       seed: the data order's seed.
       resume: continue from the latest checkpoint of `log_dir`.
+      bn_decay: the batch-norm moving-average decay (0.997 as the release).
     """
     data: list
     log_dir: str
@@ -49,6 +50,7 @@ class TrainConfig:
     image_every: int = 500
     seed: int = 0
     resume: bool = False
+    bn_decay: float = 0.997
 
 
 class TrainingError(RuntimeError):
@@ -74,6 +76,7 @@ def build(config, log=print):
     load_data.transferBFM09(bfm_dir)
     face = Face3D(bfm_dir / load_data.FRONT_MODEL_NAME)
     rnet = rnet_module.build_rnet()
+    rnet_module.set_bn_decay(rnet, config.bn_decay)
     identity_net = None
     if config.id_net:
         identity_net = IdentityNetwork(config.id_net)

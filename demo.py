@@ -100,6 +100,36 @@ def output_folder_problem(output_dir):
     return None
 
 
+def ready_to_start(input_dir, output_dir, bfm_dir, model_path, verb):
+    """Checks the folders (creating nothing) and the assets before a run.
+
+    Prints each problem on stderr, one line each (the asset problems under a
+    heading saying nothing was `verb`).
+
+    Returns:
+      True when the run can start.
+    """
+    input_dir, output_dir = pathlib.Path(input_dir), pathlib.Path(output_dir)
+    if not input_dir.is_dir():
+        print(f"{input_dir}: input folder not found", file=sys.stderr)
+        return False
+    if input_dir.resolve() == output_dir.resolve():
+        print(f"{output_dir}: the output folder must differ from the input folder", file=sys.stderr)
+        return False
+    problem = output_folder_problem(output_dir)
+    if problem:
+        print(problem, file=sys.stderr)
+        return False
+    report = asset_report.check_assets(bfm_dir, model_path)
+    if not report.ok:
+        print(f"Missing or broken assets; nothing was {verb}:", file=sys.stderr)
+        for problem in report.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        print("Run `python demo.py --check` for the full report.", file=sys.stderr)
+        return False
+    return True
+
+
 def find_images(input_dir):
     """Lists the photos of a folder (by extension, any case), sorted by name."""
     return sorted(p for p in pathlib.Path(input_dir).iterdir()
@@ -354,22 +384,7 @@ def main(argv=None):
         print(report)
         return 0 if report.ok else 2
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
-    if not input_dir.is_dir():
-        print(f"{input_dir}: input folder not found", file=sys.stderr)
-        return 2
-    if input_dir.resolve() == output_dir.resolve():
-        print(f"{output_dir}: the output folder must differ from the input folder", file=sys.stderr)
-        return 2
-    problem = output_folder_problem(output_dir)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    report = asset_report.check_assets(args.bfm_dir, args.model)
-    if not report.ok:
-        print("Missing or broken assets; nothing was reconstructed:", file=sys.stderr)
-        for problem in report.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        print("Run `python demo.py --check` for the full report.", file=sys.stderr)
+    if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.model, "reconstructed"):
         return 2
     try:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,6 @@ import pathlib
 import sys
 import time
 
-import asset_report
 import load_data
 from extraction import inputs
 from extraction.extractor import ExtractOptions
@@ -120,22 +119,10 @@ def plan(args, log):
 
 def main(argv=None):
     args = parse_args(argv)
-    from demo import output_folder_problem
+    from demo import ready_to_start
 
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
-    if not input_dir.is_dir():
-        print(f"{input_dir}: input folder not found", file=sys.stderr)
-        return 2
-    problem = output_folder_problem(output_dir)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    report = asset_report.check_assets(args.bfm_dir, args.model)
-    if not report.ok:
-        print("Missing or broken assets; nothing was extracted:", file=sys.stderr)
-        for problem in report.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        print("Run `python demo.py --check` for the full report.", file=sys.stderr)
+    if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.model, "extracted"):
         return 2
     output_dir.mkdir(parents=True, exist_ok=True)
 

@@ -77,6 +77,30 @@ def process_img(img, lm, t, s, target_size=224.):
       ValueError: the scale gives an empty or absurdly large resized image.
     """
     w0, h0 = img.size
+    t0, t1, s, w, h, left, up = crop_geometry(w0, h0, t, s, target_size)
+    resized = img.resize((w, h), resample=Image.BICUBIC)
+    size = int(round(target_size))
+    crop = resized.crop((left, up, left + size, up + size))
+    crop = np.asarray(crop)[:, :, ::-1].astype(np.float32)[np.newaxis]
+    return crop, landmarks_in_crop(lm, w0, h0, t0, t1, s, target_size)
+
+
+def crop_geometry(w0, h0, t, s, target_size=224.):
+    """Where `process_img` puts the crop: the resized size and the crop's offset.
+
+    Args:
+      w0, h0: the image size, pixels.
+      t: [2] or [2,1] translation from `POS`; s: its scale.
+      target_size: crop size, pixels.
+
+    Returns:
+      (t0, t1, s, w, h, left, up): the translation and scale as floats, the
+      resized size (truncated, as the release) and the crop's top-left corner
+      in the resized image (truncated toward zero).
+
+    Raises:
+      ValueError: the scale gives an empty or absurdly large resized image.
+    """
     t0, t1 = (float(v) for v in np.asarray(t, dtype=np.float64).reshape(-1)[:2])
     s = float(s)
     if not (np.isfinite(s) and s > 0):
@@ -85,19 +109,27 @@ def process_img(img, lm, t, s, target_size=224.):
     if w < 1 or h < 1 or w * h > 400_000_000:
         raise ValueError(f"the landmarks give a resized image of {w}x{h} pixels: they are too "
                          "far apart or too close together")
-    resized = img.resize((w, h), resample=Image.BICUBIC)
-
     half = target_size / 2
     left = int(w / 2 - half + (t0 - w0 / 2) * PIXELS_PER_UNIT / s)
     up = int(h / 2 - half + (h0 / 2 - t1) * PIXELS_PER_UNIT / s)
-    size = int(round(target_size))
-    crop = resized.crop((left, up, left + size, up + size))
-    crop = np.asarray(crop)[:, :, ::-1].astype(np.float32)[np.newaxis]
+    return t0, t1, s, w, h, left, up
 
+
+def landmarks_in_crop(lm, w0, h0, t0, t1, s, target_size=224.):
+    """Step 7 of pipeline.md section 5: y-up image points -> y-up crop points.
+
+    Args:
+      lm: [n,2] points, image pixels, y up (y' = h0 - 1 - y).
+      w0, h0, t0, t1, s: as `crop_geometry` gives them.
+
+    Returns:
+      [n,2] float64 points in the crop, y up.
+    """
+    w, h = _resized_size(w0, h0, s)
+    half = target_size / 2
     lm = np.asarray(lm, dtype=np.float64)
     lm = np.stack([lm[:, 0] - t0 + w0 / 2, lm[:, 1] - t1 + h0 / 2], axis=1) / s * PIXELS_PER_UNIT
-    lm = lm - np.array([[w / 2 - half, h / 2 - half]])
-    return crop, lm
+    return lm - np.array([[w / 2 - half, h / 2 - half]])
 
 
 def _check_landmarks(lm, name="lm", n_points=5, n_dims=2):

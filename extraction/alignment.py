@@ -14,7 +14,14 @@ everything else is identical.
 import numpy as np
 from PIL import Image
 
-from preprocess_img import CROP_SIZE, PIXELS_PER_UNIT, POS, _check_landmarks, _resized_size
+from preprocess_img import (
+    CROP_SIZE,
+    PIXELS_PER_UNIT,
+    POS,
+    _check_landmarks,
+    crop_geometry,
+    landmarks_in_crop,
+)
 
 
 def align_frame(frame, points, lm3d):
@@ -38,16 +45,7 @@ def align_frame(frame, points, lm3d):
     h0, w0 = frame.shape[:2]
     lm_up = np.stack([lm[:, 0], h0 - 1 - lm[:, 1]], axis=1)
     t, s = POS(lm_up.T, lm3d.T)
-    t0, t1 = float(t[0, 0]), float(t[1, 0])
-    if not (np.isfinite(s) and s > 0):
-        raise ValueError(f"scale must be positive and finite, got {s}")
-    w, h = _resized_size(w0, h0, s)
-    if w < 1 or h < 1 or w * h > 400_000_000:
-        raise ValueError(f"the landmarks give a resized image of {w}x{h} pixels: they are too "
-                         "far apart or too close together")
-    half = CROP_SIZE / 2
-    left = int(w / 2 - half + (t0 - w0 / 2) * PIXELS_PER_UNIT / s)
-    up = int(h / 2 - half + (h0 / 2 - t1) * PIXELS_PER_UNIT / s)
+    t0, t1, s, w, h, left, up = crop_geometry(w0, h0, t, s, CROP_SIZE)
     crop = np.zeros((CROP_SIZE, CROP_SIZE, 3), np.uint8)
     x0, y0 = max(left, 0), max(up, 0)
     x1, y1 = min(left + CROP_SIZE, w), min(up + CROP_SIZE, h)
@@ -56,9 +54,7 @@ def align_frame(frame, points, lm3d):
         part = Image.fromarray(frame).resize(
             (x1 - x0, y1 - y0), Image.BICUBIC, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
         crop[y0 - up:y1 - up, x0 - left:x1 - left] = np.asarray(part)
-    lm_crop = np.stack([lm_up[:, 0] - t0 + w0 / 2, lm_up[:, 1] - t1 + h0 / 2],
-                       axis=1) / s * PIXELS_PER_UNIT
-    lm_crop = lm_crop - np.array([[w / 2 - half, h / 2 - half]])
+    lm_crop = landmarks_in_crop(lm_up, w0, h0, t0, t1, s, CROP_SIZE)
     lm_crop = np.stack([lm_crop[:, 0], CROP_SIZE - 1 - lm_crop[:, 1]], axis=1)
     trans_params = np.array([w0, h0, PIXELS_PER_UNIT / s, t0, t1])
     return crop[:, :, ::-1].astype(np.float32), lm_crop, trans_params

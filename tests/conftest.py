@@ -41,6 +41,17 @@ def small_bfm(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def converted_bfm(small_bfm, tmp_path_factory):
+    """A copy of the small synthetic BFM folder for this module, with BFM_model_front.mat built."""
+    import load_data
+
+    folder = tmp_path_factory.mktemp("converted") / "BFM"
+    shutil.copytree(small_bfm, folder)
+    load_data.transferBFM09(folder)
+    return folder
+
+
 @pytest.fixture
 def bfm_copy(small_bfm, tmp_path):
     folder = tmp_path / "BFM"

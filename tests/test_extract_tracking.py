@@ -9,7 +9,6 @@ frame, and the known path of the face.
 import numpy as np
 import pytest
 
-from tests.synthetic_assets import write_bfm09
 from tests.synthetic_video import (
     default_path,
     make_moving_face_video,
@@ -28,14 +27,9 @@ TRACKING_TOLERANCE = 0.15
 
 
 @pytest.fixture(scope="module")
-def oracle(tmp_path_factory):
-    import load_data
-
+def oracle(tmp_path_factory, converted_bfm):
     root = tmp_path_factory.mktemp("tracking")
-    bfm = root / "BFM"
-    bfm.mkdir()
-    write_bfm09(bfm, seed=3)
-    load_data.transferBFM09(bfm)
+    bfm = converted_bfm
     return {"root": root, "bfm": bfm, "model": write_marker_rnet(root / "oracle.pb", bfm)}
 
 

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
-from tests.synthetic_assets import write_bfm09
 
 DETECTOR_OFFSET = 37.0
 
@@ -40,11 +39,9 @@ def run_train(*args, cwd):
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory):
+def photos(tmp_path_factory, converted_bfm):
     root = tmp_path_factory.mktemp("prepare")
-    bfm = root / "BFM"
-    bfm.mkdir()
-    write_bfm09(bfm, seed=3)
+    bfm = converted_bfm
     folder = root / "photos"
     folder.mkdir()
     shutil.copy(REPO_ROOT / "input" / "astronaut.png", folder / "annotated.png")

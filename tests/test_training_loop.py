@@ -13,20 +13,17 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.synthetic_assets import write_bfm09
 from tests.synthetic_network import write_tiny_identity_net
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, converted_bfm):
     import load_data
     from landmark_detector import LandmarkDetector
     from training.prepare import prepare_folder
 
     root = tmp_path_factory.mktemp("train")
-    bfm = root / "BFM"
-    bfm.mkdir()
-    write_bfm09(bfm, seed=3)
+    bfm = converted_bfm
     photos = root / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
@@ -38,7 +35,6 @@ def setup(tmp_path_factory):
         np.savetxt(photos / f"{source.stem}_lm68.txt",
                    lm5.mean(0) + rng.uniform(-50, 50, (68, 2)))
     data = root / "data"
-    load_data.transferBFM09(bfm)
     done, _, failed = prepare_folder(sorted(p for p in photos.iterdir() if p.suffix != ".txt"),
                                      data, load_data.load_lm3d(bfm), LandmarkDetector(), None)
     assert done == 2 and not failed

@@ -8,8 +8,6 @@ scaled as (x - 127.5) / 128; when the graph's input has a fixed other size
 """
 import tensorflow as tf
 
-from assets import AssetError, require_file
-
 SOURCE_ID_NET = ("FaceNet's 20170512-110547 model (https://github.com/davidsandberg/facenet, "
                  "the frozen .pb of that release)")
 
@@ -26,18 +24,11 @@ class IdentityNetwork:
     """
 
     def __init__(self, pb_path):
-        path = require_file(pb_path, SOURCE_ID_NET)
-        graph_def = tf.compat.v1.GraphDef()
-        try:
-            graph_def.ParseFromString(path.read_bytes())
-        except Exception as error:  # protobuf's DecodeError (its module varies)
-            raise AssetError.about(path, f"does not parse as a TensorFlow GraphDef "
-                                   f"({type(error).__name__})", SOURCE_ID_NET) from error
+        from load_data import read_graph_def
+
+        graph_def = read_graph_def(pb_path, ("input", "phase_train", "embeddings"),
+                                   SOURCE_ID_NET, "a FaceNet-style frozen graph")
         nodes = {node.name: node for node in graph_def.node}
-        for needed in ("input", "phase_train", "embeddings"):
-            if needed not in nodes:
-                raise AssetError.about(path, f"has no node named '{needed}' (not a FaceNet-"
-                                       "style frozen graph)", SOURCE_ID_NET)
         shape = [d.size for d in nodes["input"].attr["shape"].shape.dim]
         self.input_size = (shape[1], shape[2]) if len(shape) == 4 and shape[1] > 0 else None
 
@@ -48,7 +39,7 @@ class IdentityNetwork:
         wrapped = tf.compat.v1.wrap_function(imported, [])
         self._embed = wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name("input:0")],
                                     fetches=[wrapped.graph.get_tensor_by_name("embeddings:0")])
-        self.path = path
+        self.path = pb_path
 
     def __call__(self, images_bgr):
         """Embeddings of [B,224,224,3] BGR 0-255 images: [B, D] float32 (differentiable)."""

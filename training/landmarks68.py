@@ -8,8 +8,6 @@ other landmark of this project.
 """
 import numpy as np
 
-from assets import AssetError, require_file
-
 SOURCE_LM68 = ("the 68-landmark detector link in the README of "
                "https://github.com/microsoft/Deep3DFaceReconstruction (put it in network/)")
 
@@ -28,25 +26,18 @@ class Landmark68Detector:
     def __init__(self, pb_path):
         import tensorflow as tf
 
-        path = require_file(pb_path, SOURCE_LM68)
-        graph_def = tf.compat.v1.GraphDef()
-        try:
-            graph_def.ParseFromString(path.read_bytes())
-        except Exception as error:  # protobuf's DecodeError (its module varies)
-            raise AssetError.about(path, f"does not parse as a TensorFlow GraphDef "
-                                   f"({type(error).__name__})", SOURCE_LM68) from error
+        from load_data import read_graph_def
+
+        graph_def = read_graph_def(pb_path, ("input_imgs", "landmark"), SOURCE_LM68,
+                                   "the 68-landmark detector")
         nodes = {node.name: node for node in graph_def.node}
-        for needed in ("input_imgs", "landmark"):
-            if needed not in nodes:
-                raise AssetError.about(path, f"has no node named '{needed}' (not the "
-                                       "68-landmark detector)", SOURCE_LM68)
         dtype = nodes["input_imgs"].attr["dtype"].type
         self.input_dtype = tf.dtypes.as_dtype(dtype).as_numpy_dtype if dtype else np.float32
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf.import_graph_def(graph_def, name="")
         self.session = tf.compat.v1.Session(graph=self.graph)
-        self.path = path
+        self.path = pb_path
 
     def __call__(self, crops_bgr):
         """Detects the 68 landmarks of aligned crops.

@@ -259,7 +259,9 @@ def test_outputs_subset_writes_only_those_files(layout, first_run, tmp_path):
         assert (output / f"{name}_lm5.txt").read_bytes() == \
             (first_run["output"] / f"{name}_lm5.txt").read_bytes()
         ours, full = loadmat(output / f"{name}.mat"), loadmat(first_run["output"] / f"{name}.mat")
-        for key in ("coeff", "recon_img", "face_shape", "lm_68p", "cropped_img"):
-            np.testing.assert_array_equal(ours[key], full[key], err_msg=f"{name} {key}")
+        np.testing.assert_array_equal(ours["cropped_img"], full["cropped_img"])
+        for key in ("coeff", "recon_img", "face_shape", "lm_68p"):   # Float32 rounding apart.
+            np.testing.assert_allclose(ours[key], full[key], rtol=1e-5, atol=1e-4,
+                                       err_msg=f"{name} {key}")
     bad = run_demo("--outputs", "mat,png", cwd=tmp_path)
     assert bad.returncode == 2 and "--outputs" in bad.stderr

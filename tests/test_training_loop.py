@@ -106,7 +106,16 @@ def test_ctrl_c_saves_and_stops(setup):
 
     assert train(config(setup, "interrupted", 10), log=lambda line: None,
                  progress=interrupt) == 3
-    assert (setup["root"] / "interrupted" / "checkpoints" / "ckpt-3.index").exists()
+    checkpoint = setup["root"] / "interrupted" / "checkpoints" / "ckpt-3"
+    assert checkpoint.with_suffix(".index").exists()
+    # The saved step agrees with the number of updates in the saved optimizer.
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(checkpoint))
+    names = reader.get_variable_to_shape_map()
+    iterations = next(n for n in names if n.startswith("optimizer/") and "iteration" in n)
+    assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 3
+    assert reader.get_tensor(iterations) == 3
 
 
 def test_nan_stops_with_step_term_and_files(setup, tmp_path):

@@ -110,8 +110,12 @@ def build(config, log=print):
     return parts, manager
 
 
-def make_train_step(model, optimizer):
-    """A compiled step: forward, losses, gradients, and an update when all are finite."""
+def make_train_step(model, optimizer, step):
+    """A compiled step: forward, losses, gradients, and an update when all are finite.
+
+    The update and the increment of `step` happen together inside the step,
+    so an interrupt between steps always finds them in agreement.
+    """
     variables = model.rnet.trainable_variables
 
     @tf.function(reduce_retracing=True)
@@ -127,6 +131,7 @@ def make_train_step(model, optimizer):
 
         def apply():
             optimizer.apply(gradients, variables)
+            step.assign_add(1)
             return tf.constant(True)
 
         tf.cond(ok, apply, lambda: tf.constant(False))
@@ -154,7 +159,7 @@ def train(config, log=print, progress=None):
     data = TrainingSet(config.data, seed=config.seed)
     parts, manager = build(config, log)
     model, optimizer, step = parts["model"], parts["optimizer"], parts["step"]
-    train_step = make_train_step(model, optimizer)
+    train_step = make_train_step(model, optimizer, step)
     writer = tf.summary.create_file_writer(str(pathlib.Path(config.log_dir) / "train"))
     start_step = int(step.numpy())
     log(f"Training on {len(data)} samples from step {start_step} to {config.steps}, "
@@ -174,8 +179,7 @@ def train(config, log=print, progress=None):
                     f"step {current}: {what} is NaN or infinite; batch: "
                     f"{', '.join(batch['names'])}; the last good checkpoint is "
                     f"{manager.latest_checkpoint or 'none (no checkpoint saved yet)'}")
-            step.assign(current + 1)
-            done = current + 1
+            done = current + 1          # train_step advanced `step` with the update.
             if done % config.summary_every == 0 or done == config.steps:
                 now = time.perf_counter()
                 rate = (done - last_step) / max(now - last_time, 1e-9)

@@ -1,73 +1,47 @@
-"""Throughput, stage costs, peak memory and Ray scaling of the video extractor (extract.py).
+"""Throughput and stage costs of the video extractor (extract.py); entry point of all three parts.
 
     python bench/make_assets.py            # once: full-size model and ResNet-50 R-Net
     python bench/extract.py                # all three parts (about 15 minutes on 2 cores)
     python bench/extract.py --skip-long    # without the 10-minute video (about 5 minutes)
     python bench/extract.py --frames 100 --long-minutes 1      # a quick check
 
-Every video is synthetic, 1280x720 at 25 fps: a real photo with its 5-point
-landmark file (--photo, then ../shared/data/images/*.jpg in order, else the
-repository's input/astronaut.png) moved along tests/synthetic_video.py's
-default path (an ellipse, a breathing scale and a gentle roll, one loop every
-10 seconds). Where the marker oracle is the network, the first photos whose
-face it follows (within 0.15 eye distances, checked on 8 frames) are used;
-the others are named on stderr. Figures are printed, never asserted: a table
-per part, then, as the last line, one JSON object with every figure.
+Part 1 is measured here; parts 2 (peak memory by video length) and 3 (Ray against
+the local engine), and the synthetic 1280x720 25 fps videos of a photo with its
+5-point file (--photo, then ../shared/data/images/*.jpg, else input/astronaut.png)
+that all parts use, are in bench/extract_scaling.py. Figures are printed, never
+asserted: a table per part, then, as the last line, one JSON object with every figure.
 
-1. Throughput (`extraction.extractor.Extractor`, --landmarks track, no
-   preview, as `python extract.py` runs it), on the full-size assets of
-   bench/make_assets.py. A ResNet-50 with random weights reconstructs
-   nonsense, which the tracker rightly calls lost at once (then MTCNN runs
-   on every frame and the network on batches of 1); so by default
-   (--net tracking) the network is that ResNet-50 with the marker oracle of
-   tests/synthetic_video.py beside it: coeff = oracle + w * resnet,
-   w a placeholder_with_default(0.0), so the ResNet is run in full and the
-   landmarks follow the face (the videos carry the oracle's markers, drawn
-   at a radius scaled to the frame). --net resnet runs the plain ResNet-50.
-   Printed:
-   - frames/s end to end, on a warm `Extractor` (MTCNN and the session loaded
-     and run once on a short video first), writing the .mat included;
-   - frames/s of `Reconstructor.network_only` at the same batch size on the
-     same number of aligned crops (warm), and the ratio of the two (the
-     target is at least 0.85);
-   - ms per frame by stage, in the run (a second, instrumented run: the
-     package's callables are wrapped in this process, never edited) and each
-     on its own where that means something: decode (FrameReader; in the run,
-     the time spent waiting for a frame, as decoding runs in a thread), align
-     (FaceTracker.align and .update, i.e. prediction, Preprocess and the
-     appearance check, without the detector; alone: Alignment and the
-     thumbnail with the true points), detector (MTCNN: calls, ms per call),
-     network+decoder (the reconstructor call), writing (outputs.write_result),
-     other (post-processing, bookkeeping);
-   - detector calls per 100 frames with --landmarks track, and with
-     --landmarks detect on a shorter video (--detect-frames).
-   The network runs of a track's first frames come in batches of 1, 2, 4...
-   (FaceTracker.batch_limit): the mean batch size of the run is printed too.
-2. Peak memory against video length: `python extract.py` as a child process
-   with a cheap network and a small synthetic BFM
-   (tests.synthetic_assets.write_bfm09(seed=3)), on a --short-minutes
-   (default 1) and a --long-minutes (default 10) video, both written frame
-   by frame (never held); the child's peak RSS is its VmHWM, polled in
-   /proc/PID/status as bench/pipeline.py does. The two peaks and their ratio
-   (flat memory: near 1). --skip-long leaves out the long video.
-   The network (--small-net) is by default the marker oracle calibrated for
-   the small BFM, on videos with scaled markers: the tracker then follows
-   the face as it would with the real R-Net. With --small-net tiny
-   (tests.synthetic_network.write_tiny_rnet, videos from make_long_video)
-   every reconstruction is noise, every track is lost at once, and the
-   extractor runs MTCNN on every frame with network batches of 1: about
-   3 frames/s at 720p, 80 minutes for 10 minutes of video.
-3. Ray: the same --ray-videos short videos (--small-net) through
-   `python extract.py --engine ray --workers N` and `--engine local`, each as
-   a child process; frames per second of wall-clock time (the child's whole
-   life: imports, loading, Ray's start) and as extract.py reports it, and the
-   ratio ray / local. --skip-ray leaves it out.
+1. Throughput (`extraction.extractor.Extractor`, --landmarks track, no preview, as
+   `python extract.py` runs it) on bench/make_assets.py's full-size assets. A
+   ResNet-50 with random weights reconstructs nonsense, which the tracker rightly
+   calls lost at once; so by default (--net tracking) the network is that ResNet-50
+   with tests/synthetic_video.py's marker oracle beside it: coeff = oracle + w *
+   resnet, w a placeholder_with_default(0.0), so the ResNet runs in full and the
+   landmarks follow the face (on the first photo whose markers the oracle reads).
+   --net resnet: the plain ResNet-50. Printed:
+   - frames/s end to end, on a warm `Extractor` (MTCNN and the session loaded and
+     run once on a short video first), writing the .mat included;
+   - frames/s of `Reconstructor.network_only` at the same batch size on the same
+     aligned crops (warm), and the ratio of the two (target >= 0.85);
+   - ms per frame by stage, in a second, instrumented run (the package's callables
+     are wrapped in this process, never edited) and each on its own where that
+     means something: decode (FrameReader; in the run, the wait for a frame decoded
+     in a thread); align (FaceTracker.align and .update without the detector:
+     prediction, crops, appearance checks; alone: Alignment and the thumbnail with
+     the true points), and within it the crop (extraction.alignment.align_frame,
+     which resamples only the face's region) and the thumbnails
+     (tracking.face_thumbnail(crop, lm5_crop)); detector (MTCNN), its calls on the
+     region around the track (tried before the whole frame) and on whole frames
+     counted apart; network+decoder (the reconstructor call); writing
+     (outputs.write_result); other (post-processing, bookkeeping);
+   - detector calls per 100 frames with --landmarks track, and with --landmarks
+     detect on a shorter video (--detect-frames); a region that holds no face and
+     the whole-frame search after it are two calls;
+   - the mean network batch (a new track's first batches are of 1, 2, 4...).
 
-Other processes on the same cores skew every timing: the load average is
-printed at the start and the end, and throughput figures are the best of
---repeat runs.
-
-Scratch files go to --out (default: a temporary folder, removed at the end).
+Other processes on the same cores skew every timing: the load average is printed at
+the start and the end, and throughput figures are the best of --repeat runs. Scratch
+files go to --out (default: a temporary folder, removed at the end).
 """
 import argparse
 import collections
@@ -77,95 +51,35 @@ import json
 import os
 import pathlib
 import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import load_data  # noqa: E402
-from tests.synthetic_video import (  # noqa: E402
-    MARKER_RADIUS,
-    draw_markers,
-    iter_moving_face_frames,
-    make_long_video,
-    make_video,
+import load_data
+from bench.extract_scaling import (
+    default_photos,
+    log,
+    part_memory,
+    part_ray,
+    small_photos,
+    trackable_photos,
+    write_face_video,
 )
 
-try:
-    from bench.pipeline import _high_water_mb
-except ImportError:  # bench/pipeline.py moved or changed: the same poller.
-    def _high_water_mb(pid):
-        """VmHWM of a running process in MB (None once it has exited)."""
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1]) / 1024.0
-        except OSError:
-            pass
-        return None
-
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
-FPS = 25
-PERIOD_SECONDS = 10          # one loop of the face's path, as make_long_video
-PROGRESS_EVERY_S = 30.0
-
-
-def log(line):
-    print(line, file=sys.stderr, flush=True)
-
-
-def default_photos():
-    """Photos with a 5-point landmark file: the shared ones, else the repository's."""
-    photos = sorted(p for p in SHARED_IMAGES.glob("*.jpg") if p.with_suffix(".txt").exists()) \
-        if SHARED_IMAGES.is_dir() else []
-    if not photos:
-        photos = [p for p in (REPO_ROOT / "input" / "astronaut.png",
-                              REPO_ROOT / "input" / "astronaut_mirrored.jpg")
-                  if p.with_suffix(".txt").exists()]
-    return photos
-
-
-def write_face_video(path, photo, n_frames, size, markers=True):
-    """A moving-face video (tests.synthetic_video's default path, 10 s a loop).
-
-    The markers are drawn at MARKER_RADIUS scaled from 240 lines to the
-    frame's height (at 2 pixels in a 720p frame they shrink below a pixel in
-    the crop and the oracle loses them).
-
-    Returns:
-      [n_frames, 5, 2] the true 5 points of each frame.
-    """
-    radius = MARKER_RADIUS * min(size) / 240.0
-    points = []
-
-    def frames():
-        for frame, frame_points, _ in iter_moving_face_frames(
-                photo, photo.with_suffix(".txt"), n_frames, size, markers=False,
-                period=PERIOD_SECONDS * FPS):
-            points.append(frame_points)
-            yield draw_markers(frame, frame_points, radius) if markers else frame
-
-    make_video(path, frames(), fps=FPS)
-    return np.asarray(points)
 
 
 def tracking_network(resnet_path, bfm_dir, path):
-    """Writes the ResNet-50 with the marker oracle beside it (see the module's docstring).
+    """Writes the ResNet-50 with the marker oracle beside it (module docstring); returns path.
 
-    Returns:
-      `path`; its graph holds `oracle/coeff` (the oracle alone) and
-      `rnet/coeff` under the importer's prefix.
+    Its graph holds `oracle/coeff` (the oracle alone) and `rnet/coeff`.
     """
     import tensorflow as tf
 
@@ -188,69 +102,27 @@ def tracking_network(resnet_path, bfm_dir, path):
     return path
 
 
-def oracle_miss(reconstructor, lm3d, photo, size, work, n_frames=8):
-    """How far the marker oracle's 5 points land from the markers, for a photo.
-
-    The photo's first frames are aligned with their true points and
-    reconstructed; the result is the largest distance between reconstructed
-    and true 5 points, in eye distances. The tracker drops a track beyond
-    0.25: the oracle's nose and mouth split starts from where the model's
-    mean face has them, which a turned face can defeat.
-    """
-    from extraction.frames import FrameReader
-    from extraction.tracking import Alignment, lm5_from_lm68
-
-    path = work / "oracle_check.mp4"
-    points = write_face_video(path, photo, n_frames, size)
-    crops, truth = [], []
-    with FrameReader(path) as reader:
-        for index, frame in reader:
-            aligned = Alignment(frame, points[index], lm3d, False)
-            crops.append(aligned.crop_bgr)
-            truth.append(aligned.lm5_crop)
-    path.unlink()
-    found = lm5_from_lm68(reconstructor(np.stack(crops))["lm_68p"])
-    truth = np.stack(truth)
-    eye = np.linalg.norm(truth[:, 1] - truth[:, 0], axis=1)
-    return float((np.linalg.norm(found - truth, axis=2).max(axis=1) / eye).max())
-
-
-def trackable_photos(reconstructor, lm3d, candidates, size, work, need, tolerance=0.15):
-    """The first `need` candidate photos whose faces the marker oracle follows."""
-    work.mkdir(parents=True, exist_ok=True)
-    chosen = []
-    for photo in candidates:
-        miss = oracle_miss(reconstructor, lm3d, photo, size, work)
-        if miss <= tolerance:
-            chosen.append(photo)
-            if len(chosen) == need:
-                break
-        else:
-            log(f"[photos] {photo.name} left out: the marker oracle misses its face by "
-                f"{miss:.2f} eye distances (the tracker would lose it)")
-    if not chosen:
-        log("[photos] the marker oracle follows none of the photos: tracking will be lost")
-        chosen = list(candidates[:need])
-    return chosen
-
-
-# ----------------------------------------------------------------------------
-# Part 1: throughput and stages
-# ----------------------------------------------------------------------------
-
 class Probe:
     """Seconds and calls per stage, added by the wrappers of `instrumented`."""
 
     def __init__(self):
         self.seconds = collections.defaultdict(float)
         self.calls = collections.Counter()
+        self.failures = collections.Counter()     # calls that raised (a region without a face)
         self.batch_sizes = []
+        self.frame_shape = None                   # of the frame being aligned
+
+    def ms_per_call(self, stage):
+        return 1000.0 * self.seconds[stage] / max(self.calls[stage], 1)
 
     def timed(self, stage, fn):
         def wrapper(*args, **kwargs):
             start = time.perf_counter()
             try:
                 return fn(*args, **kwargs)
+            except Exception:
+                self.failures[stage] += 1
+                raise
             finally:
                 self.seconds[stage] += time.perf_counter() - start
                 self.calls[stage] += 1
@@ -261,18 +133,20 @@ class Probe:
 def instrumented(extractor):
     """Times the stages of the extractor's calls by wrapping the package's callables.
 
-    In this process only, for the duration of the block: extraction.video's
-    FrameReader and FaceTracker are replaced by subclasses that time frame
-    waits and align/update, outputs.write_result by a timed wrapper, and the
-    extractor's reconstructor and detector by timed wrappers. Everything is
-    put back on exit.
+    In this process only, until the block ends: extraction.video's FrameReader and
+    FaceTracker by subclasses timing frame waits and align/update; write_result,
+    align_frame and face_thumbnail (looked up by name when called) and the
+    extractor's reconstructor and detector by timed wrappers (a detector call on an
+    image smaller than the frame being aligned is on a region).
     """
-    from extraction import outputs, video
+    from extraction import alignment, outputs, tracking, video
 
     probe = Probe()
-    saved = (video.FrameReader, video.FaceTracker, outputs.write_result,
-             extractor.reconstructor, extractor.detector)
-    base_reader, base_tracker, write_result, reconstructor, detector = saved
+    patched = ((video, "FrameReader"), (video, "FaceTracker"), (outputs, "write_result"),
+               (alignment, "align_frame"), (tracking, "face_thumbnail"),
+               (extractor, "reconstructor"), (extractor, "detector"))
+    saved = [getattr(owner, name) for owner, name in patched]
+    base_reader, base_tracker, reconstructor, detector = saved[:2] + saved[5:]
 
     class TimedReader(base_reader):
         def __iter__(self):
@@ -289,26 +163,35 @@ def instrumented(extractor):
 
     class TimedTracker(base_tracker):
         def align(self, frame, number):
+            probe.frame_shape = frame.shape[:2]
             return probe.timed("align", super().align)(frame, number)
 
         def update(self, number, aligned, lm68):
             return probe.timed("align", super().update)(number, aligned, lm68)
 
     video.FrameReader, video.FaceTracker = TimedReader, TimedTracker
-    outputs.write_result = probe.timed("writing", write_result)
+    for (owner, name), fn, stage in zip(patched[2:5], saved[2:5], ("writing", "crop", "thumbnail")):
+        setattr(owner, name, probe.timed(stage, fn))
+    timed_detector = probe.timed("detector", detector)
+    on_region = probe.timed("detector region", timed_detector)
+    on_frame = probe.timed("detector whole frame", timed_detector)
+
+    def detect(image, *args, **kwargs):
+        whole = np.shape(image)[:2] == probe.frame_shape
+        return (on_frame if whole else on_region)(image, *args, **kwargs)
+
     timed_reconstructor = probe.timed("network+decoder", reconstructor)
 
     def network(images):
         probe.batch_sizes.append(len(images))
         return timed_reconstructor(images)
 
-    extractor.reconstructor = network
-    extractor.detector = probe.timed("detector", detector)
+    extractor.reconstructor, extractor.detector = network, detect
     try:
         yield probe
     finally:
-        (video.FrameReader, video.FaceTracker, outputs.write_result,
-         extractor.reconstructor, extractor.detector) = saved
+        for (owner, name), value in zip(patched, saved):
+            setattr(owner, name, value)
 
 
 def run_video(extractor, name):
@@ -345,8 +228,7 @@ def batches(items, size):
 def time_batches(fn, batch_list):
     """Seconds for fn over every batch, after one untimed run of each batch shape.
 
-    (The shapes are warmed on every call: TensorFlow plans each new shape once.)
-    """
+    (Warmed on every call: TensorFlow plans each new shape once.)"""
     for shape in {len(batch) for batch in batch_list}:
         fn(next(batch for batch in batch_list if len(batch) == shape))
     start = time.perf_counter()
@@ -357,29 +239,32 @@ def time_batches(fn, batch_list):
 
 def stages_alone(video_path, points, extractor, batch_size, oracle_tensor, repeat):
     """Decode, align and the network each on its own over the video; ms per frame."""
+    from extraction.alignment import Alignment
     from extraction.frames import FrameReader
-    from extraction.tracking import Alignment, face_thumbnail
+    from extraction.tracking import face_thumbnail
 
     start = time.perf_counter()
     with FrameReader(video_path) as reader:
         count = sum(1 for _ in reader)
     decode = time.perf_counter() - start
 
-    crops, align = [], 0.0
+    crops, crop, thumbnail = [], 0.0, 0.0
     with FrameReader(video_path) as reader:
         for index, frame in reader:
             start = time.perf_counter()
             aligned = Alignment(frame, points[index], extractor.lm3d, False)
+            cropped = time.perf_counter()
             face_thumbnail(aligned.crop_bgr, aligned.lm5_crop)
-            align += time.perf_counter() - start
+            crop += cropped - start
+            thumbnail += time.perf_counter() - cropped
             crops.append(aligned.crop_bgr)
     crop_batches = [np.stack(batch) for batch in batches(crops, batch_size)]
     del crops
     reconstructor = extractor.reconstructor
-    network = min(time_batches(reconstructor.network_only, crop_batches)
-                  for _ in range(repeat))
+    network = min(time_batches(reconstructor.network_only, crop_batches) for _ in range(repeat))
     network_decoder = min(time_batches(reconstructor, crop_batches) for _ in range(repeat))
-    figures = {"decode": decode, "align": align, "network+decoder": network_decoder,
+    figures = {"decode": decode, "align": crop + thumbnail, "crop": crop,
+               "thumbnail": thumbnail, "network+decoder": network_decoder,
                "network only": network}
     if oracle_tensor is not None:
         figures["marker oracle"] = time_batches(
@@ -440,7 +325,6 @@ def part_throughput(args, work, candidates):
         with instrumented(extractor) as probe:
             row_i, seconds_i = run_video(extractor, "main.mp4")
         in_run = stages_in_run(probe, row_i, seconds_i)
-        ms_per_call = 1000.0 * probe.seconds["detector"] / max(probe.calls["detector"], 1)
         log("[throughput] stages on their own ...")
         alone, count = stages_alone(videos / "main.mp4", points, extractor, args.batch_size,
                                     oracle_tensor, args.repeat)
@@ -457,28 +341,30 @@ def part_throughput(args, work, candidates):
     result = {
         "net": "resnet50+marker_oracle" if args.net == "tracking" else "resnet50",
         "photo": photo.name, "batch_size": args.batch_size, "frames": frames,
-        "size": f"{size[0]}x{size[1]}",
-        "load_s": round(load_s, 2),
+        "size": f"{size[0]}x{size[1]}", "load_s": round(load_s, 2),
         "frames_per_s": round(frames / seconds, 2),
         "network_only_frames_per_s": round(1000.0 / network_ms, 2),
         "ratio": round(network_ms / (1000.0 * seconds / frames), 3),
         "instrumented_frames_per_s": round(row_i["frames"] / seconds_i, 2),
         "stage_ms": {k: round(v, 2) for k, v in in_run.items()},
         "stage_alone_ms": {k: round(v, 2) for k, v in alone.items()},
-        "detector_ms_per_call": round(ms_per_call, 1),
+        "align_parts_ms": {k: round(1000.0 * probe.seconds[k] / row_i["frames"], 2)
+                           for k in ("crop", "thumbnail")},
+        "detector_ms_per_call": round(probe.ms_per_call("detector"), 1),
+        "detector_calls_by_kind": {
+            kind: {"calls": probe.calls[f"detector {kind}"],
+                   "no_face": probe.failures[f"detector {kind}"],
+                   "ms_per_call": round(probe.ms_per_call(f"detector {kind}"), 1)}
+            for kind in ("region", "whole frame")},
         "detector_calls_per_100": {
             "track": round(100.0 * row["detector_calls"] / frames, 2),
             "detect": round(100.0 * row_d["detector_calls"] / row_d["frames"], 2)},
         "detect_mode_frames_per_s": round(row_d["frames"] / seconds_d, 2),
-        "detect_mode_detector_ms_per_call": round(
-            1000.0 * probe_detect.seconds["detector"] / max(probe_detect.calls["detector"], 1),
-            1),
-        "valid_frames": row["valid_frames"],
-        "network_calls": len(probe.batch_sizes),
+        "detect_mode_detector_ms_per_call": round(probe_detect.ms_per_call("detector"), 1),
+        "valid_frames": row["valid_frames"], "network_calls": len(probe.batch_sizes),
         "mean_batch": round(float(np.mean(probe.batch_sizes)), 2),
         "detect_mode_mean_batch": round(float(np.mean(probe_detect.batch_sizes)), 2),
-        "repeat": args.repeat,
-    }
+        "repeat": args.repeat}
     if count != frames:
         result["frames_decoded_alone"] = count
     if "marker oracle" in alone:
@@ -502,6 +388,10 @@ def print_throughput(r):
     for stage, value in r["stage_ms"].items():
         other = alone.get(stage)
         print(f"{stage:<40}{value:>12.2f}" + (f"{other:>10.2f}" if other is not None else ""))
+        if stage == "align":
+            for part, label in (("crop", "  of which crop (align_frame)"),
+                                ("thumbnail", "  of which appearance thumbnails")):
+                print(f"{label:<40}{r['align_parts_ms'][part]:>12.2f}{alone[part]:>10.2f}")
     for stage in ("network only", "marker oracle"):
         if stage in alone:
             print(f"{stage:<40}{'':>12}{alone[stage]:>10.2f}")
@@ -515,216 +405,10 @@ def print_throughput(r):
           f"{r['detect_mode_detector_ms_per_call']:.0f} (detect); detect mode "
           f"{r['detect_mode_frames_per_s']:.2f} frames/s, mean batch "
           f"{r['detect_mode_mean_batch']:.2f}")
+    print("track mode detector calls: " + "; ".join(
+        f"{kind} {c['calls']} ({c['no_face']} without a face), {c['ms_per_call']:.0f} ms per call"
+        for kind, c in r["detector_calls_by_kind"].items()))
 
-
-# ----------------------------------------------------------------------------
-# Parts 2 and 3: extract.py as a child process
-# ----------------------------------------------------------------------------
-
-_SUMMARY = re.compile(r"(\d+) frames, ([\d.]+) frames/s"
-                      r"(?:, ([\d.]+) detector calls per 100 frames)?")
-
-
-def run_extract(label, extract_args, work):
-    """Runs `python extract.py ...`, polling its peak RSS; returns its figures.
-
-    Returns:
-      dict: seconds (wall clock), peak_mb (VmHWM), frames, reported_frames_per_s
-      and detector_calls_per_100 (from extract.py's last line).
-    """
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    out_path, err_path = work / f"{label}.stdout", work / f"{label}.stderr"
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, str(REPO_ROOT / "extract.py"),
-                                    *map(str, extract_args)],
-                                   cwd=REPO_ROOT, env=env, stdout=out, stderr=err,
-                                   stdin=subprocess.DEVNULL)
-        peak, next_report = 0.0, start + PROGRESS_EVERY_S
-        while process.poll() is None:
-            peak = max(peak, _high_water_mb(process.pid) or 0.0)
-            now = time.perf_counter()
-            if now >= next_report:
-                log(f"[{label}] extract.py running for {now - start:.0f} s, "
-                    f"peak RSS so far {peak:.0f} MB")
-                next_report += PROGRESS_EVERY_S
-            time.sleep(0.02)
-        seconds = time.perf_counter() - start
-    stdout = out_path.read_text(errors="replace")
-    if process.returncode != 0:
-        stderr = err_path.read_text(errors="replace")
-        raise RuntimeError(f"extract.py ({label}) exited with {process.returncode}:\n"
-                           f"{stdout[-2000:]}\n{stderr[-4000:]}")
-    match = _SUMMARY.search(stdout)
-    figures = {"seconds": seconds, "peak_mb": peak}
-    if match:
-        figures.update(frames=int(match.group(1)), reported_frames_per_s=float(match.group(2)),
-                       detector_calls_per_100=float(match.group(3) or 0.0))
-    log(f"[{label}] done in {seconds:.1f} s, peak RSS {peak:.0f} MB: {stdout.strip()}")
-    return figures
-
-
-def with_heartbeat(label, fn, *args, **kwargs):
-    """Calls fn, printing a line every PROGRESS_EVERY_S seconds until it returns."""
-    done = threading.Event()
-    start = time.perf_counter()
-
-    def beat():
-        while not done.wait(PROGRESS_EVERY_S):
-            log(f"[{label}] still working, {time.perf_counter() - start:.0f} s")
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        done.set()
-        thread.join()
-
-
-def small_assets(work, kind):
-    """The small synthetic BFM and a cheap R-Net, written once per run.
-
-    Args:
-      kind: "oracle" (the marker oracle, calibrated for that BFM: its
-        landmarks follow the face) or "tiny" (tests.synthetic_network's tiny
-        R-Net: its landmarks are noise, so every track is lost at once).
-    """
-    from tests.synthetic_assets import write_bfm09
-    from tests.synthetic_network import write_tiny_rnet
-    from tests.synthetic_video import write_marker_rnet
-
-    folder = work / "small_assets"
-    bfm_dir, model = folder / "BFM", folder / f"{kind}.pb"
-    if not (bfm_dir / "01_MorphableModel.mat").exists():
-        bfm_dir.mkdir(parents=True, exist_ok=True)
-        write_bfm09(bfm_dir, seed=3)
-    if not model.exists():
-        if kind == "tiny":
-            write_tiny_rnet(model)
-        else:
-            write_marker_rnet(model, bfm_dir)
-    return bfm_dir, model
-
-
-def small_photos(args, work, candidates, need):
-    """Photos for the small-network parts: those the small oracle follows."""
-    if args.small_net == "tiny":
-        return list(candidates)
-    from reconstructor import Reconstructor
-
-    bfm_dir, model = small_assets(work, args.small_net)
-    reconstructor = Reconstructor(load_data.load_graph(model),
-                                  load_data.transferBFM09(bfm_dir), render=False)
-    try:
-        return trackable_photos(reconstructor, load_data.load_lm3d(bfm_dir), candidates,
-                                args.size, work / "small_assets", need)
-    finally:
-        reconstructor.close()
-
-
-def part_memory(args, work, photos):
-    bfm_dir, model = small_assets(work, args.small_net)
-    photo = photos[0]
-    lengths = [("short", args.short_minutes)]
-    if not args.skip_long:
-        lengths.append(("long", args.long_minutes))
-    result = {}
-    for label, minutes in lengths:
-        folder = work / f"memory_{label}"
-        video = folder / "in" / f"{label}.mp4"
-        video.parent.mkdir(parents=True, exist_ok=True)
-        n_frames = int(round(minutes * 60 * FPS))
-        log(f"[memory] writing the {label} video: {minutes:g} min, {n_frames} frames ...")
-        start = time.perf_counter()
-        if args.small_net == "tiny":
-            with_heartbeat(f"memory {label} video", make_long_video, video, minutes * 60,
-                           size=args.size, fps=FPS, photo_path=photo,
-                           landmarks=photo.with_suffix(".txt"))
-        else:                                # the same frames, markers the oracle sees
-            with_heartbeat(f"memory {label} video", write_face_video, video, photo,
-                           n_frames, args.size)
-        log(f"[memory] written in {time.perf_counter() - start:.1f} s "
-            f"({video.stat().st_size / 1e6:.0f} MB); extract.py ...")
-        figures = run_extract(f"memory {label}", [
-            "--input", folder / "in", "--output", folder / "out", "--bfm-dir", bfm_dir,
-            "--model", model, "--batch-size", args.batch_size, "--overwrite"], work)
-        figures["minutes"] = minutes
-        figures["video_frames"] = n_frames
-        result[label] = figures
-        video.unlink()                       # the long one is large
-    summary = {f"peak_mb_{label}": round(f["peak_mb"], 1) for label, f in result.items()}
-    summary["peak_mb_long"] = summary.get("peak_mb_long")
-    summary["peak_ratio"] = (round(summary["peak_mb_long"] / summary["peak_mb_short"], 3)
-                             if summary["peak_mb_long"] else None)
-    summary["memory_net"] = args.small_net
-    summary["memory_photo"] = photo.name
-    summary["memory_runs"] = {label: {k: (round(v, 2) if isinstance(v, float) else v)
-                                      for k, v in f.items()} for label, f in result.items()}
-    print_memory(summary)
-    return summary
-
-
-def print_memory(s):
-    print(f"\n2. Peak memory of `python extract.py` ({s['memory_net']} R-Net, small BFM), "
-          "by video length")
-    print(f"{'video':<22}{'frames':>9}{'peak RSS MB':>14}{'wall s':>10}{'frames/s':>10}"
-          f"{'det/100':>9}")
-    for label, f in s["memory_runs"].items():
-        print(f"{label + ' (' + format(f['minutes'], 'g') + ' min)':<22}"
-              f"{f.get('frames', f['video_frames']):>9}{f['peak_mb']:>14.1f}"
-              f"{f['seconds']:>10.1f}{f.get('reported_frames_per_s', float('nan')):>10.2f}"
-              f"{f.get('detector_calls_per_100', float('nan')):>9.1f}")
-    if s["peak_ratio"] is not None:
-        print(f"peak long / short: {s['peak_ratio']:.3f} (flat memory: near 1)")
-    else:
-        print("long video skipped (--skip-long)")
-
-
-def part_ray(args, work, photos):
-    bfm_dir, model = small_assets(work, args.small_net)
-    folder = work / "ray_in"
-    folder.mkdir(parents=True, exist_ok=True)
-    log(f"[ray] writing {args.ray_videos} videos of {args.ray_frames} frames ...")
-    for i in range(args.ray_videos):
-        write_face_video(folder / f"video_{i}.mp4", photos[i % len(photos)], args.ray_frames,
-                         args.size)
-    total = args.ray_videos * args.ray_frames
-    common = ["--input", folder, "--bfm-dir", bfm_dir, "--model", model,
-              "--batch-size", args.batch_size, "--overwrite"]
-    local = run_extract("local", [*common, "--output", work / "ray_out_local",
-                                  "--engine", "local"], work)
-    ray = run_extract("ray", [*common, "--output", work / "ray_out_ray", "--engine", "ray",
-                              "--workers", args.workers], work)
-    summary = {
-        "ray_net": args.small_net, "ray_workers": args.workers, "ray_videos": args.ray_videos,
-        "ray_photos": sorted({photos[i % len(photos)].name for i in range(args.ray_videos)}),
-        "ray_frames_total": total,
-        "local_frames_per_s": round(total / local["seconds"], 2),
-        "ray_frames_per_s": round(total / ray["seconds"], 2),
-        "ray_over_local": round(local["seconds"] / ray["seconds"], 3),
-        "local_reported_frames_per_s": local.get("reported_frames_per_s"),
-        "ray_reported_frames_per_s": ray.get("reported_frames_per_s"),
-        "local_wall_s": round(local["seconds"], 1), "ray_wall_s": round(ray["seconds"], 1),
-        "local_detector_calls_per_100": local.get("detector_calls_per_100"),
-        "ray_detector_calls_per_100": ray.get("detector_calls_per_100"),
-    }
-    print_ray(summary)
-    return summary
-
-
-def print_ray(s):
-    print(f"\n3. Engines: {s['ray_videos']} videos, {s['ray_frames_total']} frames "
-          f"({s['ray_net']} R-Net, small BFM), `python extract.py` as a child process")
-    print(f"{'engine':<22}{'wall s':>10}{'frames/s wall':>15}{'frames/s reported':>19}")
-    for name, label in (("local", "local"), ("ray", f"ray, {s['ray_workers']} workers")):
-        reported = s[f"{name}_reported_frames_per_s"]
-        print(f"{label:<22}{s[f'{name}_wall_s']:>10.1f}{s[f'{name}_frames_per_s']:>15.2f}"
-              f"{(reported if reported is not None else float('nan')):>19.2f}")
-    print(f"ray / local (wall clock): {s['ray_over_local']:.3f}")
-
-
-# ----------------------------------------------------------------------------
 
 def parse_size(text):
     try:
@@ -736,53 +420,46 @@ def parse_size(text):
     return width, height
 
 
+# flag, type, default, help; the whole numbers must be at least 1.
+OPTIONS = (
+    ("--assets", pathlib.Path, DEFAULT_ASSETS, "folder written by bench/make_assets.py"),
+    ("--batch-size", int, 8, "frames per network run"),
+    ("--frames", int, 400, "frames of the throughput video (default 400)"),
+    ("--detect-frames", int, 48, "frames of the --landmarks detect run (default 48)"),
+    ("--size", parse_size, (1280, 720), "frame size WIDTHxHEIGHT (default 1280x720)"),
+    ("--short-minutes", float, 1.0, "the short video of the memory part (default 1)"),
+    ("--long-minutes", float, 10.0, "the long video of the memory part (default 10)"),
+    ("--repeat", int, 2, "throughput: best of this many end-to-end and network runs "
+                         "(default 2; other processes share the cores)"),
+    ("--ray-videos", int, 4, None), ("--ray-frames", int, 100, None),
+    ("--workers", int, 2, "Ray workers (default 2)"),
+    ("--photo", pathlib.Path, None, "photo with a NAME.txt 5-point file, tried first "
+                                    "(then ../shared/data/images, else input/astronaut.png)"),
+    ("--out", pathlib.Path, None, "scratch folder, kept (default: a temporary one, removed)"))
+NETWORKS = (("--net", ("tracking", "resnet"), "throughput network: the ResNet-50 with the "
+             "marker oracle (default; landmarks that follow the face) or the plain ResNet-50"),
+            ("--small-net", ("oracle", "tiny"), "network of the memory and Ray parts, with "
+             "the small BFM: the marker oracle (default; it tracks) or the tiny R-Net"))
+SKIPS = (("--skip-long", "no long video"), ("--skip-memory", "no memory part at all"),
+         ("--skip-throughput", "no throughput part"), ("--skip-ray", "no Ray part"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--assets", type=pathlib.Path, default=DEFAULT_ASSETS,
-                        help="folder written by bench/make_assets.py")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per network run")
-    parser.add_argument("--frames", type=int, default=400,
-                        help="frames of the throughput video (default 400)")
-    parser.add_argument("--detect-frames", type=int, default=48,
-                        help="frames of the --landmarks detect run (default 48)")
-    parser.add_argument("--net", choices=("tracking", "resnet"), default="tracking",
-                        help="throughput network: the ResNet-50 with the marker oracle "
-                             "(default; landmarks that follow the face) or the plain ResNet-50")
-    parser.add_argument("--size", type=parse_size, default=(1280, 720),
-                        help="frame size WIDTHxHEIGHT (default 1280x720)")
-    parser.add_argument("--short-minutes", type=float, default=1.0,
-                        help="the short video of the memory part (default 1)")
-    parser.add_argument("--long-minutes", type=float, default=10.0,
-                        help="the long video of the memory part (default 10)")
-    parser.add_argument("--skip-long", action="store_true", help="no long video")
-    parser.add_argument("--skip-memory", action="store_true", help="no memory part at all")
-    parser.add_argument("--skip-throughput", action="store_true", help="no throughput part")
-    parser.add_argument("--skip-ray", action="store_true", help="no Ray part")
-    parser.add_argument("--small-net", choices=("oracle", "tiny"), default="oracle",
-                        help="network of the memory and Ray parts, with the small BFM: the "
-                             "marker oracle (default; it tracks) or the tiny R-Net")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="throughput: best of this many end-to-end and network runs "
-                             "(default 2; other processes share the cores)")
-    parser.add_argument("--ray-videos", type=int, default=4)
-    parser.add_argument("--ray-frames", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
-    parser.add_argument("--photo", type=pathlib.Path, default=None,
-                        help="photo with a NAME.txt 5-point file (default 000002.jpg of "
-                             "../shared/data/images, else input/astronaut.png)")
-    parser.add_argument("--out", type=pathlib.Path, default=None,
-                        help="scratch folder, kept (default: a temporary one, removed)")
+    for flag, kind, default, text in OPTIONS:
+        parser.add_argument(flag, type=kind, default=default, help=text)
+    for flag, text in SKIPS:
+        parser.add_argument(flag, action="store_true", help=text)
+    for flag, choices, text in NETWORKS:
+        parser.add_argument(flag, choices=choices, default=choices[0], help=text)
     args = parser.parse_args(argv)
-    for name in ("batch_size", "frames", "detect_frames", "ray_videos", "ray_frames",
-                 "workers", "repeat"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for flag, kind, _, _ in OPTIONS:
+        if kind is int and getattr(args, flag[2:].replace("-", "_")) < 1:
+            parser.error(f"{flag} must be at least 1")
     if not args.skip_throughput and not (args.assets / "network" / "FaceReconModel.pb").exists():
         parser.error(f"{args.assets}: no full-size assets; run `python bench/make_assets.py` "
                      "first")
-    photos = default_photos()
-    if args.photo:
-        photos = [args.photo] + [p for p in photos if p != args.photo]
+    photos = default_photos(args.photo)
     if not photos or not photos[0].with_suffix(".txt").exists():
         parser.error("no photo with a 5-point landmark file (NAME.txt); pass --photo")
 

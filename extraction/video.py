@@ -4,8 +4,8 @@ Frames are decoded in a thread (`frames.FrameReader`), aligned in order by
 the `tracking.FaceTracker`, and sent to the network `batch_size` at a time;
 each batch's reconstructed landmarks then steer the alignment of the frames
 after it. Only the small per-frame results are kept: memory does not grow
-with the length of the video beyond them (about 1.7 KB a frame, kept as one
-array per batch).
+with the length of the video beyond them (kept as one array per batch;
+bench/extract.py measures the peak by video length).
 """
 import dataclasses
 import time

@@ -6,10 +6,10 @@ most of it spent on pixels the crop never uses. Here the scale, translation,
 crop offset, crop landmarks and `trans_params` are computed exactly as
 `Preprocess` does, and Pillow resamples only the part of the frame the crop
 shows (`Image.resize(..., box=...)`, the same bicubic filter on the same
-output grid): about 3 ms on a 720p frame (bench/extract.py). The crop equals `Preprocess`'s to within 2 grey
-levels (Pillow computes the region's filter positions with a different
-rounding, which moves some of its fixed-point filter weights by one unit);
-everything else is identical.
+output grid): about 3 ms on a 720p frame (bench/extract.py). The crop
+equals `Preprocess`'s to within 2 grey levels (Pillow computes the region's
+filter positions with a different rounding, which moves some of its
+fixed-point filter weights by one unit); everything else is identical.
 """
 import numpy as np
 from PIL import Image

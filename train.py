@@ -51,8 +51,6 @@ def parse_export(argv):
         description="Write a run's latest checkpoint as a frozen FaceReconModel.pb.")
     parser.add_argument("--log-dir", required=True, help="the run's folder.")
     parser.add_argument("--output", required=True, help="the .pb to write.")
-    parser.add_argument("--bfm-dir", default=str(load_data.BFM_DIR),
-                        help="face model folder (default: BFM/).")
     return parser.parse_args(argv)
 
 
@@ -129,7 +127,7 @@ def main(argv=None):
         if command == "export":
             args = parse_export(argv[1:])
             from training.loop import export
-            export(args.log_dir, args.bfm_dir, args.output, log=print)
+            export(args.log_dir, args.output, log=print)
             return 0
         args = parse_train(argv)
         if args.check:

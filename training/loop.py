@@ -216,7 +216,7 @@ def _latest_step(manager):
     return int(latest.rsplit("-", 1)[1]) if latest else -1
 
 
-def export(log_dir, bfm_dir, output, log=print):
+def export(log_dir, output, log=print):
     """Writes the latest checkpoint of a run as a frozen graph demo.py runs.
 
     Raises:

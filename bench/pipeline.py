@@ -123,12 +123,14 @@ def time_network_only(photos, reconstructor, lm3d, batch_size):
     return 1000.0 * (time.perf_counter() - start) / len(photos)
 
 
-def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
+def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir,
+                  outputs=demo.OUTPUT_KINDS):
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     done, failed = demo.run_folder(photos, out_dir, reconstructor, triangles, lm3d,
                                    landmark_mode="file", batch_size=batch_size,
-                                   log=lambda line: print(line, file=sys.stderr))
+                                   log=lambda line: print(line, file=sys.stderr),
+                                   outputs=outputs)
     elapsed = time.perf_counter() - start
     if failed:
         raise RuntimeError(f"streamed run failed on {failed[:3]}")
@@ -193,9 +195,16 @@ def main(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--landmarks", choices=("file", "detect"), default="file",
                         help="detect: also time MTCNN detection per photo")
+    parser.add_argument("--outputs", nargs="+", default=["mat,obj,lm5,vis", "mat"],
+                        help="demo.py --outputs sets to stream, each timed against the same "
+                             "network-only figure (default: all four, then mat alone)")
     parser.add_argument("--memory", action="store_true",
                         help="also measure demo.py's peak memory over 20 and 200 photos")
     args = parser.parse_args(argv)
+    try:
+        output_sets = [demo.parse_outputs(text) for text in args.outputs]
+    except ValueError as error:
+        parser.error(str(error))
     bfm_dir, model = args.assets / "BFM", args.assets / "network" / "FaceReconModel.pb"
     if not model.exists():
         parser.error(f"{model} not found: run `python bench/make_assets.py` first")
@@ -227,6 +236,21 @@ def main(argv=None):
                 "images_per_s": round(1000.0 / total, 2),
                 "total_over_network": round(total / network, 3),
             }
+            by_outputs = report[f"batch_{batch_size}"]["streamed_by_outputs"] = {}
+            for outputs in output_sets:
+                name = ",".join(outputs)
+                if tuple(outputs) == tuple(demo.OUTPUT_KINDS):
+                    streamed = total       # The default run above.
+                else:
+                    subset, _, _ = demo.load_models(bfm_dir, model, outputs)
+                    folder = work / f"streamed_{batch_size}_{'_'.join(outputs)}"
+                    time_streamed(photos[:batch_size], subset, triangles, lm3d, batch_size,
+                                  folder / "warm", outputs)
+                    streamed = time_streamed(photos, subset, triangles, lm3d, batch_size,
+                                             folder, outputs)
+                    subset.close()
+                by_outputs[name] = {"streamed_total_ms": round(streamed, 2),
+                                    "total_over_network": round(streamed / network, 3)}
         if args.landmarks == "detect":
             report["detection_ms"] = round(time_detection(photos), 1)
         report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -254,6 +278,11 @@ def _print_table(report, batch_sizes):
     ]
     for name, get in rows:
         print(f"{name:<24}" + "".join(f"{get(report[f'batch_{b}']):>12.2f}" for b in batch_sizes))
+    names = list(report[f"batch_{batch_sizes[0]}"]["streamed_by_outputs"])
+    for name in names:
+        print(f"{'--outputs ' + name + ' / network':<34}" + "".join(
+            f"{report[f'batch_{b}']['streamed_by_outputs'][name]['total_over_network']:>12.2f}"
+            for b in batch_sizes))
     if "detection_ms" in report:
         print(f"MTCNN detection: {report['detection_ms']:.1f} ms per photo")
     print(f"peak RSS of this process: {report['peak_rss_mb']:.0f} MB")

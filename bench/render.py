@@ -1,138 +1,359 @@
-"""Benchmark of mesh_renderer on a face-sized mesh; prints its figures.
+"""Renderer benchmark: ours, and with --reference the published tf_mesh_renderer, side by side.
 
-Renders a procedural face mesh (35,721 vertices, 70,688 triangles, no
-licensed data) the way the face pipeline does (camera at (0, 0, 10), fov
-2*atan(112/1015) degrees, near 0.01, far 50, ambient light only) and reports
-milliseconds per image for the forward pass and for forward + backward
-(gradients with respect to vertices, normals and colours), at batch sizes 1
-and 8, inside a `tf.function`. Every timed call renders a new scene (other
-poses and colours), as a pipeline does with every batch of faces, so any
-recompilation for new data shows in the figures. Also reports the process's
-peak resident memory.
+    python bench/render.py                 # ours only
+    python bench/render.py --reference     # ours and the reference, same scenes, same run
 
-Usage:
-  python bench/render.py                 # 224x224, batch 1 and 8
-  python bench/render.py --size 1024 --batches 1 --repeats 2
+Scenes (the same arrays are given to both renderers):
+  procedural  a procedural face grid (35,721 vertices, 70,688 triangles) at small
+              random poses;
+  bfm         the BFM front mesh's topology (35,709 vertices, 70,789 triangles):
+              a full-size synthetic model written with the release's index files
+              (../shared/data/bfm_index; the scene is skipped without them), decoded
+              by face_decoder.Face3D from random coefficients (the pipeline's
+              posed vertices, rotated normals and lit colours), scaled about the
+              face's centre so the face covers about 45% of the 224x224 crop.
+Every call renders a new batch of faces from a pool of 16 per scene, with the
+pipeline's camera (eye at (0, 0, 10), the release's field of view, near 0.01,
+far 50, ambient light only).
+
+Modes: `function` (a tf.function per pass, called eagerly) and `session` (a
+TF1-style tf.compat.v1 graph with placeholders, run by a Session with a feed).
+Passes: forward, and forward+backward (gradients of a random weighting of the
+image with respect to the vertices and the colours). Batch 1 and 8.
+
+Each (renderer, scene, mode) runs in a child process of its own, one after the
+other, so that each has its own peak resident memory (VmHWM of the child:
+TensorFlow, the scene pool and the renderer). Figures are the median of
+--repeats timed calls after one warm-up call, in milliseconds per image. With
+--reference the table gives ours / reference for every cell. The last line is
+one JSON object with every figure.
+
+The reference is built on first use by bench/reference_renderer.py (its own
+source distribution, compiled here into a cache folder outside the repository).
 """
-
 import argparse
+import json
 import math
 import os
+import pathlib
+import platform
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
+import numpy as np  # noqa: E402
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
-import mesh_renderer  # pylint: disable=g-import-not-at-top
-from tests.synthetic_assets import procedural_face  # pylint: disable=g-import-not-at-top
-
-
-def face_scene(batch, seed=0):
-  """A batch of face-sized meshes with small random poses and colours."""
-  face = procedural_face(189, 189)
-  vertices = face['vertices'].astype(np.float32)
-  triangles = face['triangles'].astype(np.int32)
-  rng = np.random.default_rng(seed)
-  # Vertex normals from the triangle normals (area weighted).
-  v0, v1, v2 = (vertices[triangles[:, k]] for k in range(3))
-  face_normals = np.cross(v1 - v0, v2 - v0)
-  normals = np.zeros_like(vertices)
-  for k in range(3):
-    np.add.at(normals, triangles[:, k], face_normals)
-  normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-  all_vertices, all_normals = [], []
-  for _ in range(batch):
-    angle = rng.uniform(-0.2, 0.2, 3)
-    cx, cy, cz = np.cos(angle)
-    sx, sy, sz = np.sin(angle)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    rotation = (rz @ ry @ rx).astype(np.float32)
-    shift = rng.uniform(-0.1, 0.1, 3).astype(np.float32)
-    all_vertices.append(vertices @ rotation.T + shift)
-    all_normals.append(normals @ rotation.T)
-  colors = rng.uniform(100.0, 230.0, (batch,) + vertices.shape)
-  return (np.stack(all_vertices), triangles, np.stack(all_normals),
-          colors.astype(np.float32))
+INDEX_DIR = REPO_ROOT.parent / "shared" / "data" / "bfm_index"
+BENCH_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
+POOL = 16
+TARGET_COVERAGE = 0.45
+SIZE = 224
+PASSES = ("forward", "forward+backward")
 
 
-def make_render(size):
-  fov = 2.0 * math.degrees(math.atan(112.0 / 1015.0))
+# ---------------------------------------------------------------------------
+# Scenes: arrays written once by the parent, read by every child.
 
-  def render(vertices, triangles, normals, colors):
-    batch = tf.shape(vertices)[0]
-    return mesh_renderer.mesh_renderer(
-        vertices, triangles, normals, colors,
-        camera_position=tf.constant([0.0, 0.0, 10.0]),
-        camera_lookat=tf.constant([0.0, 0.0, 0.0]),
-        camera_up=tf.constant([0.0, 1.0, 0.0]),
-        light_positions=tf.tile(tf.constant([[[0.0, 0.0, 1e5]]]),
-                                [batch, 1, 1]),
-        light_intensities=tf.zeros([batch, 1, 3]),
-        image_width=size, image_height=size,
-        ambient_color=tf.ones([batch, 3]),
-        fov_y=fov, near_clip=0.01, far_clip=50.0)
-
-  return render
+def _normals(vertices, triangles):
+    v0, v1, v2 = (vertices[triangles[:, k]] for k in range(3))
+    face_normals = np.cross(v1 - v0, v2 - v0)
+    normals = np.zeros_like(vertices)
+    for k in range(3):
+        np.add.at(normals, triangles[:, k], face_normals)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--size', type=int, default=224)
-  parser.add_argument('--batches', type=int, nargs='+', default=[1, 8])
-  parser.add_argument('--repeats', type=int, default=10)
-  args = parser.parse_args()
+def procedural_scene(seed=0):
+    """The procedural face grid at POOL small random poses and colours."""
+    from tests.synthetic_assets import procedural_face
 
-  render = make_render(args.size)
-
-  @tf.function
-  def forward(vertices, triangles, normals, colors):
-    return render(vertices, triangles, normals, colors)
-
-  @tf.function
-  def forward_backward(vertices, triangles, normals, colors, weights):
-    with tf.GradientTape() as tape:
-      tape.watch([vertices, normals, colors])
-      image = render(vertices, triangles, normals, colors)
-      loss = tf.reduce_sum(image * weights)
-    return image, tape.gradient(loss, [vertices, normals, colors])
-
-  print('mesh_renderer benchmark: face mesh 35,721 vertices / 70,688 '
-        'triangles, %dx%d, %d CPU threads visible' %
-        (args.size, args.size, os.cpu_count()))
-  for batch in args.batches:
-    # One warm-up scene, then a new scene for every timed call.
-    scenes = [[tf.constant(a) for a in face_scene(batch, seed)]
-              for seed in range(args.repeats + 1)]
-    weights = tf.constant(np.random.default_rng(1).uniform(
-        size=(batch, args.size, args.size, 4)).astype(np.float32))
-    image = forward(*scenes[0])
-    coverage = float(tf.reduce_mean(image[..., 3]))
-    for name, fn, extra in (('forward', forward, ()),
-                            ('forward+backward', forward_backward,
-                             (weights,))):
-      tf.nest.map_structure(lambda t: t.numpy(), fn(*scenes[0], *extra))
-      times = []
-      for scene in scenes[1:]:
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), fn(*scene, *extra))
-        times.append(time.perf_counter() - start)
-      best = min(times) * 1e3 / batch
-      median = float(np.median(times)) * 1e3 / batch
-      worst = max(times) * 1e3 / batch
-      print('batch %d  %-17s %8.2f ms/image (median %.2f, worst %.2f; '
-            'coverage %.3f)' % (batch, name, best, median, worst, coverage))
-  peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-  print('peak resident memory of the process: %.0f MiB' % peak_mib)
+    face = procedural_face(189, 189)
+    vertices = face["vertices"].astype(np.float64)
+    triangles = face["triangles"].astype(np.int32)
+    normals = _normals(vertices, triangles)
+    rng = np.random.default_rng(seed)
+    all_vertices, all_normals = [], []
+    for _ in range(POOL):
+        cx, cy, cz = np.cos(rng.uniform(-0.2, 0.2, 3))
+        sx, sy, sz = np.sin(rng.uniform(-0.2, 0.2, 3))
+        rotation = (np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+                    @ np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+                    @ np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]]))
+        all_vertices.append(vertices @ rotation.T + rng.uniform(-0.1, 0.1, 3))
+        all_normals.append(normals @ rotation.T)
+    colors = rng.uniform(100.0, 230.0, (POOL,) + vertices.shape)
+    return {"vertices": np.stack(all_vertices).astype(np.float32), "triangles": triangles,
+            "normals": np.stack(all_normals).astype(np.float32),
+            "colors": colors.astype(np.float32)}
 
 
-if __name__ == '__main__':
-  main()
+def bfm_scene(seed=0, log=print):
+    """POOL faces of a full-size synthetic BFM decoded as the pipeline does; None without
+    the release's index files."""
+    if not INDEX_DIR.is_dir():
+        log(f"{INDEX_DIR} is absent: the bfm scene is skipped")
+        return None
+    import load_data
+    from face_decoder import Face3D
+    from tests.synthetic_assets import write_bfm09
+
+    bfm_dir = BENCH_ASSETS / "BFM"
+    if not (bfm_dir / load_data.FRONT_MODEL_NAME).exists():
+        log(f"writing a full-size synthetic face model into {bfm_dir} (once)")
+        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR)
+        load_data.transferBFM09(bfm_dir)
+    face = Face3D(bfm_dir / load_data.FRONT_MODEL_NAME)
+    rng = np.random.default_rng(seed)
+    coeff = np.zeros((POOL, 257), np.float32)
+    coeff[:, 0:80] = 0.5 * rng.standard_normal((POOL, 80))
+    coeff[:, 80:144] = 0.3 * rng.standard_normal((POOL, 64))
+    coeff[:, 144:224] = 0.5 * rng.standard_normal((POOL, 80))
+    coeff[:, 224:227] = rng.uniform(-0.25, 0.25, (POOL, 3))
+    coeff[:, 227:254] = 0.1 * rng.standard_normal((POOL, 27))
+    coeff[:, 254:256] = rng.uniform(-0.1, 0.1, (POOL, 2))
+    face.Reconstruction_Block(coeff, POOL, render_images=True)
+    coverage = float(np.mean(face.render_imgs.numpy()[..., 3] > 0.5))
+    vertices = face.face_shape_t.numpy()
+    # Scale each face about its centre (in the camera's x-y plane) so that the
+    # average coverage is TARGET_COVERAGE; coverage goes with the square of the size.
+    centre = vertices.mean(axis=1, keepdims=True) * np.array([1.0, 1.0, 0.0])
+    vertices = centre + (vertices - centre) * math.sqrt(TARGET_COVERAGE / coverage)
+    return {"vertices": vertices.astype(np.float32),
+            "triangles": face.facemodel.face_buf.astype(np.int32) - 1,
+            "normals": face.face_norm.numpy().astype(np.float32),
+            "colors": np.clip(face.face_color.numpy(), 0.0, 255.0).astype(np.float32)}
+
+
+# ---------------------------------------------------------------------------
+# One (renderer, scene, mode) in a child process.
+
+def _render_fn(module):
+    from face_decoder import CAMERA_DISTANCE, FOV_Y
+
+    def render(vertices, triangles, normals, colors):
+        import tensorflow as tf
+
+        batch = vertices.shape[0]
+
+        def per_image(vector, shape):
+            return tf.tile(tf.reshape(tf.constant(vector, tf.float32), shape),
+                           [batch] + [1] * (len(shape) - 1))
+
+        return module.mesh_renderer(
+            vertices, triangles, normals, colors,
+            per_image([0.0, 0.0, CAMERA_DISTANCE], [1, 3]), per_image([0.0, 0.0, 0.0], [1, 3]),
+            per_image([0.0, 1.0, 0.0], [1, 3]), per_image([0.0, 0.0, 1e5], [1, 1, 3]),
+            per_image([0.0, 0.0, 0.0], [1, 1, 3]), SIZE, SIZE,
+            ambient_color=per_image([1.0, 1.0, 1.0], [1, 3]), fov_y=FOV_Y, near_clip=0.01,
+            far_clip=50.0)
+
+    return render
+
+
+def _batches(scene, batch, calls):
+    """`calls` batches of `batch` faces from the pool, each a different selection."""
+    for call in range(calls):
+        chosen = [(call * batch + i) % POOL for i in range(batch)]
+        if batch == 1:
+            chosen = [call % POOL]
+        yield (scene["vertices"][chosen], scene["normals"][chosen], scene["colors"][chosen])
+
+
+def make_runners(render, scene, batch, mode, weights):
+    """The two passes for one batch size in one mode: ({pass: run(arrays)}, close)."""
+    import tensorflow as tf
+
+    triangles = scene["triangles"]
+    if mode == "function":
+        @tf.function
+        def forward(vertices, normals, colors):
+            return render(vertices, tf.constant(triangles), normals, colors)
+
+        @tf.function
+        def forward_backward(vertices, normals, colors):
+            with tf.GradientTape() as tape:
+                tape.watch([vertices, colors])
+                image = render(vertices, tf.constant(triangles), normals, colors)
+                loss = tf.reduce_sum(image * weights)
+            return image, tape.gradient(loss, [vertices, colors])
+
+        def runner(fn):
+            def run(arrays):
+                return tf.nest.map_structure(lambda t: t.numpy(),
+                                             fn(*[tf.constant(a) for a in arrays]))
+            return run
+
+        return {"forward": runner(forward),
+                "forward+backward": runner(forward_backward)}, (lambda: None)
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = [v1.placeholder(tf.float32, [batch] + list(scene[name].shape[1:]))
+                  for name in ("vertices", "normals", "colors")]
+        image = render(inputs[0], tf.constant(triangles), inputs[1], inputs[2])
+        gradients = tf.gradients(tf.reduce_sum(image * weights), [inputs[0], inputs[2]])
+    session = v1.Session(graph=graph)
+
+    def session_runner(fetches):
+        def run(arrays):
+            return session.run(fetches, dict(zip(inputs, arrays, strict=True)))
+        return run
+
+    return {"forward": session_runner(image),
+            "forward+backward": session_runner([image] + gradients)}, session.close
+
+
+def run_child(renderer, scene_file, mode, batches, repeats):
+    """Times one renderer on one scene in one mode; returns a dict of figures."""
+    if renderer == "reference":
+        from bench.reference_renderer import load_reference
+        module = load_reference(log=lambda line: print(line, file=sys.stderr))
+    else:
+        import mesh_renderer as module
+    render = _render_fn(module)
+    scene = dict(np.load(scene_file))
+    rng = np.random.default_rng(1)
+    figures = {}
+    for batch in batches:
+        weights = rng.uniform(size=(batch, SIZE, SIZE, 4)).astype(np.float32)
+        runners, close = make_runners(render, scene, batch, mode, weights)
+        for name in PASSES:
+            arrays = list(_batches(scene, batch, repeats + 1))
+            start = time.perf_counter()
+            first = runners[name](arrays[0])
+            first_s = time.perf_counter() - start
+            times = []
+            for batch_arrays in arrays[1:]:
+                start = time.perf_counter()
+                runners[name](batch_arrays)
+                times.append(time.perf_counter() - start)
+            image = first[0] if isinstance(first, list | tuple) else first
+            figures[f"{name} b{batch}"] = {
+                "ms_per_image": round(float(np.median(times)) * 1e3 / batch, 3),
+                "best_ms_per_image": round(min(times) * 1e3 / batch, 3),
+                "first_call_s": round(first_s, 2),
+                "coverage": round(float(np.mean(image[..., 3] > 0.5)), 3)}
+        close()
+    figures["peak_rss_mib"] = peak_rss_mib()
+    return figures
+
+
+def peak_rss_mib():
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's
+    peak over the fork and exec that started it)."""
+    with open("/proc/self/status") as stream:
+        for line in stream:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reference", action="store_true",
+                        help="also time the published tf_mesh_renderer (built on first use)")
+    parser.add_argument("--scenes", nargs="+", choices=("procedural", "bfm"),
+                        default=["procedural", "bfm"])
+    parser.add_argument("--modes", nargs="+", choices=("function", "session"),
+                        default=["function", "session"])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per cell (10)")
+    parser.add_argument("--child", nargs=3, metavar=("RENDERER", "SCENE_FILE", "MODE"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(*args.child, args.batches, args.repeats)))
+        return 0
+
+    def log(line):
+        print(line, flush=True)
+
+    renderers = ["ours"] + (["reference"] if args.reference else [])
+    if args.reference:
+        from bench.reference_renderer import build
+        build(log)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="deep3dface-render-bench-"))
+    scene_files, scene_info = {}, {}
+    for name in args.scenes:
+        scene = procedural_scene() if name == "procedural" else bfm_scene(log=log)
+        if scene is None:
+            continue
+        scene_files[name] = work / f"{name}.npz"
+        np.savez(scene_files[name], **scene)
+        scene_info[name] = {"vertices": int(scene["vertices"].shape[1]),
+                            "triangles": int(scene["triangles"].shape[0])}
+    results = {}
+    for scene_name, scene_file in scene_files.items():
+        for mode in args.modes:
+            for renderer in renderers:
+                log(f"timing {renderer} on {scene_name}, {mode} ...")
+                command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--child",
+                           renderer, str(scene_file), mode, "--repeats", str(args.repeats),
+                           "--batches", *map(str, args.batches)]
+                done = subprocess.run(command, capture_output=True, text=True)
+                if done.returncode != 0:
+                    log(done.stderr[-3000:])
+                    raise SystemExit(f"the {renderer} child failed on {scene_name}, {mode}")
+                results[f"{renderer} {scene_name} {mode}"] = json.loads(
+                    done.stdout.strip().splitlines()[-1])
+    report = {"machine": f"{platform.processor() or platform.machine()}, "
+                         f"{os.cpu_count()} cores", "size": SIZE, "repeats": args.repeats,
+              "scenes": scene_info, "results": results}
+    print_table(report, renderers, args)
+    print(json.dumps(report))
+    return 0
+
+
+def print_table(report, renderers, args):
+    import tensorflow as tf
+
+    print()
+    print(f"mesh_renderer, {SIZE}x{SIZE}, median of {args.repeats} calls after a warm-up, "
+          f"ms per image; {report['machine']}; TensorFlow {tf.__version__}")
+    for name, info in report["scenes"].items():
+        print(f"  scene {name}: {info['vertices']} vertices, {info['triangles']} triangles")
+    header = f"{'scene':<11}{'mode':<10}{'pass':<18}{'batch':>6}{'coverage':>10}"
+    header += "".join(f"{r:>12}" for r in renderers)
+    if "reference" in renderers:
+        header += f"{'ours/ref':>10}"
+    print(header)
+    results = report["results"]
+    ratios = {}
+    for scene in report["scenes"]:
+        for mode in args.modes:
+            for batch in args.batches:
+                for name in PASSES:
+                    key = f"{name} b{batch}"
+                    ours = results[f"ours {scene} {mode}"][key]
+                    row = (f"{scene:<11}{mode:<10}{name:<18}{batch:>6}"
+                           f"{ours['coverage']:>10.3f}")
+                    for renderer in renderers:
+                        cell = results[f"{renderer} {scene} {mode}"][key]
+                        row += f"{cell['ms_per_image']:>12.2f}"
+                    if "reference" in renderers:
+                        ratio = (ours["ms_per_image"]
+                                 / results[f"reference {scene} {mode}"][key]["ms_per_image"])
+                        ratios[f"{scene} {mode} {key}"] = round(ratio, 3)
+                        row += f"{ratio:>10.2f}"
+                    print(row)
+    print("peak resident memory, MiB (each child process: TensorFlow, the scene pool, "
+          "the renderer):")
+    for scene in report["scenes"]:
+        for mode in args.modes:
+            print(f"  {scene:<11}{mode:<10}" + "".join(
+                f"{r} {results[f'{r} {scene} {mode}']['peak_rss_mib']:.0f}   "
+                for r in renderers))
+    report["ratios_ours_over_reference"] = ratios
+
+
+if __name__ == "__main__":
+    sys.exit(main())

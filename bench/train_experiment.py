@@ -4,9 +4,9 @@
                                      [--batch-size 16] [--out DIR]
 
 Data: synthetic faces with known coefficients. A small synthetic BFM
-(tests.synthetic_assets.write_bfm09(seed=3), converted by load_data.transferBFM09: 672
-vertices, a procedural face-shaped cap whose bases are random per-vertex noise), random
-coefficients (identity N(0, 1), expression N(0, --exp-std), albedo N(0, 0.5); pose:
+(tests.synthetic_assets.write_bfm09(seed=3, bases=--bases), converted by
+load_data.transferBFM09: 672 vertices, a procedural face-shaped cap), random coefficients
+(identity N(0, 1), expression N(0, --exp-std), albedo N(0, 0.5); pose:
 angles U(+-0.3) rad about x and y, U(+-0.15) roll, translation U(+-0.15) dm in x and y,
 U(+-0.5) dm in z; lighting: first SH coefficient per colour U(--light0) plus a little per
 colour, the other 8 bands U(+-0.1) shared plus U(+-0.02) per colour), rendered by
@@ -19,6 +19,14 @@ skin mask: training.skin.skin_mask_png of the crop when the Bayes classifier fir
 synthetic albedo (mean skin probability over the face's pixels at least 0.5), else
 255 * the render's coverage alpha (--mask auto; the output says which was used).
 
+The model's shape and expression components are smooth by default (--bases smooth:
+each a sum of random sinusoids of the vertex positions, wavelengths 2 dm down to 0.4
+dm, the same size of deformation as the noise ones), because that is what a morphable
+model's components are: a component of the real BFM moves whole regions of the face.
+With --bases noise (the tests' model) every component moves every vertex independently,
+so the 68 landmarks say little about the other vertices and a shape is a noise pattern
+seen only through shading.
+
 Two departures from the obvious recipe, both forced by the synthetic model and both
 flags: (1) expression std 0.15, not 1: the synthetic expression basis (std_exp.txt made
 up as 3e5 / (1 + k)^0.7 micrometres, random per-vertex directions) moves each vertex by
@@ -28,10 +36,14 @@ the decoder adds 0.8 (face_decoder.AMBIENT_LIGHT) to it, and with 0.3-0.6 about 
 the face's pixels of the bright synthetic albedo (RGB 200, 150, 120) clip at 255.
 
 Training: training.loop.train (init none: random weights, no identity network, batch
---batch-size, Adam at the default 1e-4) for a fixed wall-clock budget (--minutes, counted
-from the call of train(), so it includes building and compiling): the progress callback
-raises KeyboardInterrupt when the time is up, and train() saves a checkpoint and returns.
-Every loss term is recorded at every step.
+--batch-size, Adam at --learning-rate, batch norm decay --bn-decay) for a fixed
+wall-clock budget (--minutes, counted from the call of train(), so it includes building
+and compiling): the progress callback raises KeyboardInterrupt when the time is up, and
+train() saves a checkpoint and returns. The batch norm decay is 0.99, not the release's
+0.997: at 0.997 the moving averages keep 22% of their initial values (mean 0, variance
+1, while the R-Net sees raw 0-255 pixels) after 500 steps, and inference mode is then
+far off the batch statistics the network was trained with; at 0.99 that is under 1% after
+500 steps. Every loss term is recorded at every step.
 
 Evaluation on the held-out faces (and, to see the generalisation gap, on as many of the
 training faces), with the trained R-Net in inference mode (training=False: batch norm's
@@ -46,10 +58,9 @@ moving averages) and the decoder:
       the landmarks), which is also what the untrained R-Net outputs (zero heads).
 Diagnostics: pose errors; the trained R-Net with batch statistics (training=True); and,
 last, in inference mode again after re-estimating the batch norms' moving statistics on
---recalibrate-batches batches of training faces (momentum 0.9 while doing so): batch norm
-decay 0.997 (the release's) needs thousands of steps for the moving averages to forget
-their initial values (mean 0, variance 1), while the R-Net sees raw 0-255 pixels, so
-after a short run they lag behind the batch statistics the network was trained with.
+--recalibrate-batches batches of training faces (momentum 0.9 while doing so), which
+shows how much of any gap between inference mode and batch statistics is the moving
+averages' lag.
 
 It prints the run (steps, time, final losses), baseline vs trained for both metrics, a
 loss-curve table (each 10% of the steps: the mean of every term over that tenth), and
@@ -262,6 +273,11 @@ def main(argv=None):
                         help="wall-clock training budget, build and compile included (30)")
     parser.add_argument("--batch-size", type=int, default=16, help="photos per step (16)")
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="Adam (1e-4)")
+    parser.add_argument("--bn-decay", type=float, default=0.99,
+                        help="batch norm moving-average decay (0.99; see the module doc)")
+    parser.add_argument("--bases", choices=("smooth", "noise"), default="smooth",
+                        help="the synthetic model's shape and expression components (smooth; "
+                             "see the module doc)")
     parser.add_argument("--summary-every", type=int, default=10,
                         help="steps between TensorBoard scalars and progress lines (10)")
     parser.add_argument("--id-std", type=float, default=1.0, help="identity std (1)")
@@ -310,7 +326,8 @@ def main(argv=None):
               "tensorflow": tf.__version__, "out": str(out), "backgrounds": photo_source,
               "n_backgrounds": len(photos), "train_faces": args.train,
               "heldout_faces": args.heldout, "batch_size": args.batch_size,
-              "learning_rate": args.learning_rate, "budget_minutes": args.minutes,
+              "learning_rate": args.learning_rate, "bn_decay": args.bn_decay,
+              "bases": args.bases, "budget_minutes": args.minutes,
               "coefficients": {"id_std": args.id_std, "exp_std": args.exp_std,
                                "tex_std": args.tex_std, "light0": list(args.light0)},
               "seed": args.seed}
@@ -320,7 +337,7 @@ def main(argv=None):
     start = time.perf_counter()
     bfm_dir = out / "BFM"
     if not (bfm_dir / "01_MorphableModel.mat").exists():
-        write_bfm09(bfm_dir, seed=3)
+        write_bfm09(bfm_dir, seed=3, bases=args.bases)
     load_data.transferBFM09(bfm_dir)
     face = Face3D(bfm_dir / load_data.FRONT_MODEL_NAME)
     report["mesh_vertices"] = int(face.facemodel.n_vertices)
@@ -340,7 +357,8 @@ def main(argv=None):
     config = TrainConfig(data=[str(train_dir)], log_dir=str(out / "run"), bfm_dir=str(bfm_dir),
                          init=("none",), id_net=None, steps=10 ** 9,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
-                         save_every=10 ** 9, summary_every=args.summary_every, seed=args.seed)
+                         save_every=10 ** 9, summary_every=args.summary_every, seed=args.seed,
+                         bn_decay=args.bn_decay)
     train_start = time.perf_counter()
     deadline = train_start + 60.0 * args.minutes
     first_step_s = []

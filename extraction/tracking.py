@@ -17,8 +17,11 @@ The detector runs again
     cut or a face that moved away);
   - geometry: the 5 points reconstructed on a frame are further than
     `max_drift` eye distances from the points that aligned it.
-The detector first searches a region around the face's last known place
-(a fraction of a 720p frame's cost), then the whole frame. When a periodic
+The detector first searches a region around the face's last known place,
+for faces at least as large as the 5 points' extent (a face's box is about
+2.5 times that, so a face may shrink 2.5-fold between detections), which
+starts MTCNN's image pyramid at a small scale; then the whole frame, for faces
+of any size. When a periodic
 check finds no face while the track looks right, the tracked alignment is
 kept. Otherwise a frame on which the detector finds no face has no alignment
 (`None`), and the detector is tried again on each following frame until a
@@ -38,6 +41,7 @@ _HISTORY = 8                       # reconstructed frames the velocity is fitted
 _SHORT_TRACK = 16                  # a track lost sooner than this many frames is short
 _REGION_SCALE = 4.0                # detection region side / size of the 5 points
 _REGION_MIN = 96                   # pixels
+_REGION_MIN_FACE = 1.0             # smallest face box searched in a region / size of the 5 points
 
 
 def lm5_from_lm68(lm68):
@@ -97,8 +101,10 @@ class FaceTracker:
     frame, call `update` with its reconstructed 68 landmarks (frame pixels).
 
     Args:
-      detect: callable(frame [H,W,3] uint8 RGB) -> [5,2] points, raising
-        `InputError` when it finds no face (a `LandmarkDetector`).
+      detect: callable(frame [H,W,3] uint8 RGB, min_face_size=None) -> [5,2]
+        points, raising `InputError` when it finds no face (a
+        `LandmarkDetector`); min_face_size: the smallest face box to search
+        for, in pixels, or None for any size.
       lm3d: [5,3] standard landmarks of the mean face (`load_data.load_lm3d`).
       redetect_every: run the detector at least every this many frames
         (counted in frames processed, i.e. after `--every`).
@@ -219,19 +225,23 @@ class FaceTracker:
         """Runs the detector on a region around `near` ([5,2] or None), else the whole frame.
 
         A region of `_REGION_SCALE` times the size of the 5 points (at least
-        `_REGION_MIN` pixels a side) costs a fraction of the whole frame; the
-        whole frame is searched when the region holds no face.
+        `_REGION_MIN` pixels a side), searched for faces of at least
+        `_REGION_MIN_FACE` times that size, costs a fraction of the whole
+        frame; the whole frame is searched when the region holds no face.
         """
         if near is not None:
             height, width = frame.shape[:2]
             centre = near.mean(axis=0)
-            half = max(_REGION_SCALE * float(np.ptp(near, axis=0).max()), _REGION_MIN) / 2
+            size = float(np.ptp(near, axis=0).max())
+            half = max(_REGION_SCALE * size, _REGION_MIN) / 2
             x0, y0 = (max(int(c - half), 0) for c in centre)
             x1, y1 = min(int(centre[0] + half), width), min(int(centre[1] + half), height)
             if x1 - x0 >= 32 and y1 - y0 >= 32 and (x1 - x0) * (y1 - y0) < width * height:
                 self.detector_calls += 1
                 try:
-                    return self.detect(np.ascontiguousarray(frame[y0:y1, x0:x1])) + [x0, y0]
+                    region = np.ascontiguousarray(frame[y0:y1, x0:x1])
+                    smallest = max(_REGION_MIN_FACE * size, 20.0)
+                    return self.detect(region, min_face_size=smallest) + [x0, y0]
                 except InputError:
                     pass
         self.detector_calls += 1

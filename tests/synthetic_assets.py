@@ -327,8 +327,38 @@ def _small_index_files(rng, face, n_exp_vertices, n_bfm_vertices):
     return trim_index, front_index, info
 
 
+def smooth_components(rng, positions, count, waves=4):
+    """`count` smooth deformation fields of vertices at `positions`, as basis columns.
+
+    Component k, axis c: the sum of `waves` sinusoids sin(w . p + phase) with
+    random directions, phases and N(0, 1) amplitudes, of wavelength 2 dm / (1 + k / 20).
+
+    Args:
+      rng: a numpy Generator.
+      positions: [V, 3] vertex positions, decimetres.
+      count: number of components.
+      waves: sinusoids per component and axis.
+
+    Returns:
+      [3V, count] float32, rows x0, y0, z0, x1, ...; each column has norm sqrt(3)
+      (the expected norm of the noise components).
+    """
+    directions = rng.standard_normal((count, waves, 3))
+    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+    wavelength = 2.0 / (1.0 + np.arange(count) / 20.0)
+    omega = directions * (2.0 * np.pi / wavelength)[:, None, None]          # [K, F, 3]
+    phase = rng.uniform(0.0, 2.0 * np.pi, (count, waves))
+    amplitude = rng.standard_normal((count, waves, 3))
+    waves_at = np.sin(np.einsum("vd,kfd->vkf", positions, omega) + phase)  # [V, K, F]
+    field = np.einsum("vkf,kfc->vck", waves_at, amplitude)                 # [V, 3, K]
+    field = field.reshape(-1, count)
+    field *= np.sqrt(3.0) / np.linalg.norm(field, axis=0, keepdims=True)
+    return field.astype(np.float32)
+
+
 def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_tex_pc=199,
-                n_rows=28, n_cols=24, n_bfm_vertices=None, bfm_dtype=np.float32):
+                n_rows=28, n_cols=24, n_bfm_vertices=None, bfm_dtype=np.float32,
+                bases="noise"):
     """Writes a synthetic BFM09, expression basis and index files in the release's formats.
 
     Files written in `bfm_dir`:
@@ -364,6 +394,13 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
       n_rows, n_cols: grid of the small model's front mesh.
       n_bfm_vertices: BFM vertex count (default: small N + 60, full 53490).
       bfm_dtype: dtype of the model arrays of 01_MorphableModel.mat.
+      bases: "noise" (default): shape and expression components are independent
+        random numbers per vertex and axis; "smooth": each component is a sum of
+        four random sinusoids of the mean vertex positions per axis (wavelengths
+        from 2 dm for the first component down to about 0.4 dm for the 80th), so
+        that, as in the real BFM, a component moves neighbouring vertices together.
+        Both have the same norm per component (so the same size of deformation);
+        the albedo components are per-vertex noise either way.
 
     Returns:
       A dict: paths ("bfm09", "exp_pca", "std_exp"), n_bfm_vertices,
@@ -435,13 +472,20 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
     skin = np.array([200.0, 150.0, 120.0])
     tex_mu = (skin + rng.uniform(-25.0, 25.0, (n_bfm, 3))).reshape(-1, 1)
 
+    if bases not in ("noise", "smooth"):
+        raise ValueError(f"bases must be 'noise' or 'smooth', not {bases!r}")
+
     def components(n_rows_, k, scale):
         pc = rng.standard_normal((n_rows_, k), dtype=np.float32)
         pc *= np.float32(1.0 / np.sqrt(n_rows_ / 3.0))
         ev = scale / (1.0 + np.arange(k)) ** 0.6
         return pc, ev
 
-    shape_pc, shape_ev = components(3 * n_bfm, n_shape_pc, 4e4)
+    if bases == "smooth":
+        shape_pc = smooth_components(rng, positions, n_shape_pc)
+        shape_ev = 4e4 / (1.0 + np.arange(n_shape_pc)) ** 0.6
+    else:
+        shape_pc, shape_ev = components(3 * n_bfm, n_shape_pc, 4e4)
     tex_pc, tex_ev = components(3 * n_bfm, n_tex_pc, 40.0)
     tl = shape_vertex_of_front[triangles] + 1
     segbin = np.zeros((n_bfm, 4))
@@ -459,8 +503,11 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
     del shape_pc, tex_pc
 
     exp_mu = positions[trim_index].reshape(-1) * 1e5
-    exp_pc = rng.standard_normal((n_exp_pc, 3 * n_exp_vertices), dtype=np.float32)
-    exp_pc *= np.float32(1.0 / np.sqrt(n_exp_vertices))
+    if bases == "smooth":
+        exp_pc = smooth_components(rng, positions[trim_index], n_exp_pc).T.copy()
+    else:
+        exp_pc = rng.standard_normal((n_exp_pc, 3 * n_exp_vertices), dtype=np.float32)
+        exp_pc *= np.float32(1.0 / np.sqrt(n_exp_vertices))
     with open(bfm_dir / "Exp_Pca.bin", "wb") as stream:
         np.array([n_exp_pc], dtype="<i4").tofile(stream)
         exp_mu.astype("<f4").tofile(stream)

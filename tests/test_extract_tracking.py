@@ -47,9 +47,9 @@ def track(oracle, name, **video_options):
     detector = LandmarkDetector()
     calls = []
 
-    def detect(frame):
+    def detect(frame, min_face_size=None):
         calls.append(1)
-        return detector(frame)
+        return detector(frame, min_face_size=min_face_size)
 
     try:
         # The small synthetic model's 5 points are nearly flat; alignment

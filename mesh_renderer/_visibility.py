@@ -123,15 +123,16 @@ def _canonical_cross(p, q):
 
 
 def _corner_values(corners):
-  """Splits gathered corners [N, 3, 4] into x, y, z, w lists of 3 [N] tensors."""
-  return [[corners[:, k, c] for k in range(3)] for c in range(4)]
+  """Splits corner planes [4, 3, N] into x, y, z, w lists of 3 [N] tensors."""
+  return [[corners[c, k] for k in range(3)] for c in range(4)]
 
 
 def _triangle_setup(corners, image_width, image_height):
   """Per-triangle edge functions and candidate pixel range.
 
   Args:
-    corners: [N, 3, 4] float32 clip-space corners of N triangles.
+    corners: [4, 3, N] float32 clip-space corners of N triangles, as planes
+      (coordinate, corner, triangle), so that XLA reads contiguous rows.
     image_width: python int.
     image_height: python int.
 
@@ -193,7 +194,7 @@ def _triangle_setup(corners, image_width, image_height):
   # A triangle is drawn when its clip coordinates are finite and not all of
   # its w are negative. (Overflowing edge functions are rejected per pixel.)
   finite = tf.reduce_all(
-      tf.math.is_finite(tf.reshape(corners, [-1, 12])), axis=1)
+      tf.math.is_finite(tf.reshape(corners, [12, -1])), axis=0)
   drawn = finite & tf.logical_not(all_negative_w)
   box = tf.stack([tf.where(drawn, left, 0.0), tf.where(drawn, bottom, 0.0),
                   tf.where(drawn, right - left, 0.0),
@@ -284,14 +285,17 @@ def _scatter_min(keys, pixel, valid, num_pixels):
 def _setup_kernel(image_width, image_height):
   """Returns the XLA setup kernel.
 
-  It maps the corners [N, 3, 4] of N triangles to their coefs [9, N], sign
-  [N] and box [4, N] (see _triangle_setup). (A kernel of its own: fused
-  into the tile tests, XLA would recompute the setup for every candidate.)
+  It maps the corners [N, 3, 4] of N triangles to their corner planes
+  [4, 3, N] and their coefs [9, N], sign [N] and box [4, N] (see
+  _triangle_setup). (A kernel of its own: fused into the tile tests, XLA
+  would recompute the setup for every candidate.)
   """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
   def kernel(corners):
-    return _triangle_setup(corners, image_width, image_height)
+    planes = tf.transpose(corners, [2, 1, 0])
+    return (planes,) + tuple(_triangle_setup(planes, image_width,
+                                             image_height))
 
   return kernel
 
@@ -300,7 +304,7 @@ def _setup_kernel(image_width, image_height):
 def _small_kernel(image_width, image_height):
   """Returns the XLA kernel testing the small triangles on a 6-pixel tile.
 
-  The kernel maps (corners [N,3,4], coefs [9,N], sign [N], box [4,N],
+  The kernel maps (corners [4,3,N], coefs [9,N], sign [N], box [4,N],
   triangles_per_image T, batch size B) to keys [B*H*W] int64 (the smallest
   depth key per pixel among the small triangles' candidates, _EMPTY where
   none) and large [N] bool (drawn triangles whose candidates do not fit the
@@ -352,8 +356,8 @@ def _large_kernel(image_width, image_height):
              triangles_per_image, total, buffer):
     # fragment, start: [K] int64 global fragment ids and the first id of
     # their triangle; triangle: [K] int32 flat triangle index into
-    # corners [N, 3, 4], coefs [9, N], sign [N], box [4, N].
-    _, _, z, w = _corner_values(tf.gather(corners, triangle))
+    # corners [4, 3, N], coefs [9, N], sign [N], box [4, N].
+    _, _, z, w = _corner_values(tf.gather(corners, triangle, axis=2))
     coef_list = tf.unstack(tf.gather(coefs, triangle, axis=1))
     sign = tf.gather(sign, triangle)
     left, bottom, box_w, _ = tf.unstack(tf.gather(box, triangle, axis=1))
@@ -391,11 +395,13 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
 
   # Setup, and the small triangles merged into the key buffer.
   num_triangles = tf.shape(triangles)[0]
-  # The corners are gathered by TensorFlow's own kernel: XLA's gather with a
-  # batch axis is several times slower on CPU.
+  # The corners are gathered by TensorFlow's own kernel, as rows [N, 3, 4]
+  # (XLA's gather, or TensorFlow's on planes, is several times slower on
+  # CPU), N = B*T in image order; the setup kernel turns them into planes.
   corners = tf.reshape(tf.gather(clip_space_vertices, triangles, axis=1),
                        [-1, 3, 4])
-  coefs, sign, box = _setup_kernel(image_width, image_height)(corners)
+  corners, coefs, sign, box = _setup_kernel(image_width, image_height)(
+      corners)
   buffer, large = _small_kernel(image_width, image_height)(
       corners, coefs, sign, box, num_triangles, batch)
 

@@ -29,15 +29,12 @@ class LandmarkDetector:
         self._mtcnn = None
         self._lock = threading.Lock()
 
-    def __call__(self, image, name="image", min_face_size=None):
+    def __call__(self, image, name="image"):
         """Detects the 5 landmarks of the largest face.
 
         Args:
           image: [H, W, 3] uint8 RGB array (or a PIL RGB image).
           name: the file to name in an error message.
-          min_face_size: the smallest face box searched for, in pixels (MTCNN's
-            default, 20, when None). A larger value starts MTCNN's image pyramid
-            at a smaller scale, which costs much less on a large image.
 
         Returns:
           [5, 2] float64 array of x, y pixel coordinates (x right, y down).
@@ -50,8 +47,7 @@ class LandmarkDetector:
             if self._mtcnn is None:
                 from mtcnn import MTCNN  # Imported here: it loads Keras and its weights.
                 self._mtcnn = MTCNN()
-            options = {} if min_face_size is None else {"min_face_size": float(min_face_size)}
-            faces = self._mtcnn.detect_faces(pixels, **options)
+            faces = self._mtcnn.detect_faces(pixels)
         faces = [f for f in faces if f.get("confidence", 0.0) >= self.min_confidence]
         if not faces:
             raise InputError(f"{name}: no face found by the landmark detector")

@@ -160,12 +160,12 @@ class Extractor:
         """The landmark source: NAME.txt beside a photo when present, else MTCNN."""
         landmark_file = source.with_suffix(".txt")
         if not is_video(source) and landmark_file.exists():
-            def from_file(frame, min_face_size=None):
+            def from_file(frame):
                 return read_landmarks(landmark_file, (frame.shape[1], frame.shape[0]))
             return from_file
 
-        def detect(frame, min_face_size=None):
-            return self.detector(frame, name=str(source), min_face_size=min_face_size)
+        def detect(frame):
+            return self.detector(frame, name=str(source))
         return detect
 
     def close(self):

@@ -47,9 +47,9 @@ def track(oracle, name, **video_options):
     detector = LandmarkDetector()
     calls = []
 
-    def detect(frame, min_face_size=None):
+    def detect(frame):
         calls.append(1)
-        return detector(frame, min_face_size=min_face_size)
+        return detector(frame)
 
     try:
         # The small synthetic model's 5 points are nearly flat; alignment

@@ -118,3 +118,29 @@ def test_align_frame_is_preprocess_reading_only_the_crop():
         np.testing.assert_allclose(lm5_crop, ref_lm5, rtol=0, atol=1e-9)
         worst = max(worst, np.abs(crop - ref_crop[0]).max())
     assert worst <= 2, worst
+
+
+def test_region_detection_maps_scaled_points_back_to_the_frame():
+    # A bright disc on a dark 720p frame; the "detector" returns its centroid
+    # (pixel-centre coordinates) five times, and counts the sizes it was given.
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    yy, xx = np.mgrid[:720, :1280]
+    centre = np.array([701.3, 402.7])
+    frame[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 < 60 ** 2] = 255
+    seen = []
+
+    def detect(image):
+        seen.append(image.shape[:2])
+        weight = image[..., 0].astype(np.float64)
+        ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
+        point = [(xs * weight).sum() / weight.sum(), (ys * weight).sum() / weight.sum()]
+        return np.tile(point, (5, 1))
+
+    tracker = tracking.FaceTracker(detect, lm3d=None)
+    # 5 points spread over 200 pixels: the region is 800 pixels a side,
+    # scaled by 120 / (2.5 * 200) = 0.24 before detection.
+    near = centre + np.array([[-100, -60], [100, -60], [0, 0], [-80, 100], [80, 100]])
+    found = tracker._detect_near(frame, near)
+    assert tracker.detector_calls == 1 and len(seen) == 1
+    assert max(seen[0]) < 0.3 * 800
+    np.testing.assert_allclose(found, np.tile(centre, (5, 1)), atol=0.25)

@@ -7,8 +7,11 @@ Scenes (the same arrays are given to both renderers):
   procedural  a procedural face grid (35,721 vertices, 70,688 triangles) at small
               random poses;
   bfm         the BFM front mesh's topology (35,709 vertices, 70,789 triangles):
-              a full-size synthetic model written with the release's index files
-              (../shared/data/bfm_index; the scene is skipped without them), decoded
+              a full-size synthetic model with smooth components (as a real
+              morphable model's; tests.synthetic_assets.write_bfm09(bases="smooth"))
+              written with the release's index files, once, into
+              ~/.cache/deep3dface-bench/BFM-smooth (../shared/data/bfm_index; the
+              scene is skipped without them), decoded
               by face_decoder.Face3D from random coefficients (the pipeline's
               posed vertices, rotated normals and lit colours), scaled about the
               face's centre so the face covers about 45% of the 224x224 crop.
@@ -103,10 +106,10 @@ def bfm_scene(seed=0, log=print):
     from face_decoder import Face3D
     from tests.synthetic_assets import write_bfm09
 
-    bfm_dir = BENCH_ASSETS / "BFM"
+    bfm_dir = BENCH_ASSETS / "BFM-smooth"
     if not (bfm_dir / load_data.FRONT_MODEL_NAME).exists():
         log(f"writing a full-size synthetic face model into {bfm_dir} (once)")
-        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR)
+        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR, bases="smooth")
         load_data.transferBFM09(bfm_dir)
     face = Face3D(bfm_dir / load_data.FRONT_MODEL_NAME)
     rng = np.random.default_rng(seed)
@@ -227,7 +230,13 @@ def run_child(renderer, scene_file, mode, batches, repeats):
         for name in PASSES:
             arrays = list(_batches(scene, batch, repeats + 1))
             start = time.perf_counter()
-            first = runners[name](arrays[0])
+            try:
+                first = runners[name](arrays[0])
+            except Exception as error:  # noqa: BLE001 (reported in the table)
+                text = str(error).strip().splitlines()
+                figures[f"{name} b{batch}"] = {
+                    "failed": f"{type(error).__name__}: {(text or ['?'])[0][:300]}"}
+                continue
             first_s = time.perf_counter() - start
             times = []
             for batch_arrays in arrays[1:]:
@@ -301,8 +310,12 @@ def main(argv=None):
                            "--batches", *map(str, args.batches)]
                 done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:
-                    log(done.stderr[-3000:])
-                    raise SystemExit(f"the {renderer} child failed on {scene_name}, {mode}")
+                    errors = [line for line in done.stderr.splitlines()
+                              if "Error" in line or "failed" in line]
+                    reason = (errors or done.stderr.strip().splitlines() or ["?"])[-1]
+                    log(f"  the {renderer} renderer failed here: {reason[:300]}")
+                    results[f"{renderer} {scene_name} {mode}"] = {"failed": reason[:300]}
+                    continue
                 results[f"{renderer} {scene_name} {mode}"] = json.loads(
                     done.stdout.strip().splitlines()[-1])
     report = {"machine": f"{platform.processor() or platform.machine()}, "
@@ -333,15 +346,14 @@ def print_table(report, renderers, args):
             for batch in args.batches:
                 for name in PASSES:
                     key = f"{name} b{batch}"
-                    ours = results[f"ours {scene} {mode}"][key]
-                    row = (f"{scene:<11}{mode:<10}{name:<18}{batch:>6}"
-                           f"{ours['coverage']:>10.3f}")
-                    for renderer in renderers:
-                        cell = results[f"{renderer} {scene} {mode}"][key]
-                        row += f"{cell['ms_per_image']:>12.2f}"
-                    if "reference" in renderers:
-                        ratio = (ours["ms_per_image"]
-                                 / results[f"reference {scene} {mode}"][key]["ms_per_image"])
+                    cells = [results[f"{r} {scene} {mode}"].get(key) for r in renderers]
+                    cells = [c if c and "ms_per_image" in c else None for c in cells]
+                    coverage = next((c["coverage"] for c in cells if c), float("nan"))
+                    row = f"{scene:<11}{mode:<10}{name:<18}{batch:>6}{coverage:>10.3f}"
+                    for cell in cells:
+                        row += f"{cell['ms_per_image']:>12.2f}" if cell else f"{'failed':>12}"
+                    if "reference" in renderers and all(cells):
+                        ratio = cells[0]["ms_per_image"] / cells[1]["ms_per_image"]
                         ratios[f"{scene} {mode} {key}"] = round(ratio, 3)
                         row += f"{ratio:>10.2f}"
                     print(row)
@@ -350,7 +362,7 @@ def print_table(report, renderers, args):
     for scene in report["scenes"]:
         for mode in args.modes:
             print(f"  {scene:<11}{mode:<10}" + "".join(
-                f"{r} {results[f'{r} {scene} {mode}']['peak_rss_mib']:.0f}   "
+                f"{r} {results[f'{r} {scene} {mode}'].get('peak_rss_mib', float('nan')):.0f}   "
                 for r in renderers))
     report["ratios_ours_over_reference"] = ratios
 

@@ -10,21 +10,23 @@ Algorithm
 ---------
 The scene is treated as a flat list of B*T triangles (every image of the
 batch draws the same T triangles with its own vertices). A triangle is
-tested only against the pixel centres that lie in its screen bounding box
-(widened by a thousandth of a pixel, far more than the rounding of the
-projected corners, so no centre the edge functions accept is left out); the
-reference tests every pixel whose square meets the box, which gives the same
-coverage at about twice the cost for a face mesh's sub-pixel triangles.
+tested only against the pixel centres that lie in its screen bounding box,
+widened by a thousandth of a pixel (far more than the rounding of the
+projected corners, so no centre that the edge functions accept is left out).
+The reference tests every pixel whose square meets the box; for a face
+mesh's pixel-sized triangles that is about twice the candidates, and six
+times the fragments of the large-triangle path below, for the same coverage.
+The tests are generated in two ways:
 
 1. Setup and small triangles (one XLA-compiled kernel). For every triangle it
    computes the 2D-homogeneous edge functions (Olano and Greer), the depth
    plane, the candidate pixel range and whether the triangle is drawn at all.
    Triangles with at most 2x3 or 3x2 candidate centres (over 90% of a face
    mesh's at 224x224) are tested right away against a fixed tile of 6
-   candidate pixels anchored at the range's corner, so the candidate set is a
-   dense [B*T, 6] array: no enumeration, no pixels x triangles tensor.
+   candidate pixels anchored at the range's corner, so the candidate set is a dense
+   [B*T, 6] array: no enumeration, no gathers, no pixels x triangles tensor.
 2. Larger triangles are compacted and their candidate fragments
-   (triangle, pixel-in-range) are enumerated with a cumulative count and a
+   (triangle, pixel-in-box) are enumerated with a cumulative count and a
    binary search, in chunks of at most 2^19 fragments (fewer, rounded up
    to a power of two, for scenes with fewer) inside a `tf.while_loop`.
    Memory therefore stays bounded whatever the triangle sizes (one
@@ -33,17 +35,13 @@ coverage at about twice the cost for a face mesh's sub-pixel triangles.
    size, the triangle count and the chunk size, so XLA compiles it at most
    once per chunk size, not once per scene.
 
-Depth test. Each candidate that passes (inside the triangle, depth in
-[-1, 1]) becomes one 64-bit key: the depth's float32 bits mapped to an
-integer of the same order in the high 32 bits, 2^31 - 1 minus the triangle's
-flat index in the low 32 bits. The smallest key per pixel, kept by a
-scatter-min inside the kernels (rejected candidates are scattered out of
-bounds, which XLA skips), is then the smallest depth and, among exactly
-equal depths, the largest triangle index. That is exactly the outcome of
-drawing the triangles in list order with a "z <= stored z" test starting
-from a depth buffer of 1: the smallest depth wins and an exact tie goes to
-the later triangle. Both kernels merge into one key buffer, and no fragment
-list is ever compacted.
+Surviving fragments (inside the triangle, depth in [-1, 1]) are compacted and
+merged into a per-pixel depth buffer and id buffer with two segment
+reductions: the minimum depth per pixel, then the largest triangle index
+among the fragments at that minimum depth. That is exactly the outcome of
+drawing the triangles in list order with a "z <= stored z" test starting from
+a depth buffer of 1: the smallest depth wins and an exact tie goes to the
+later triangle.
 
 Edge functions and bit-exact shared edges
 -----------------------------------------
@@ -75,7 +73,7 @@ import tensorflow as tf
 from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflow-import
 
 # Candidate pixels per small triangle: a 2-wide, 3-tall tile, or a 3-wide,
-# 2-tall tile when the candidate range is 3 pixels wide.
+# 2-tall tile when the bounding box is 3 pixels wide.
 _TILE = 6
 # Fragments per chunk of the large-triangle path (bounds its memory). A scene
 # with fewer fragments uses the smallest power of two >= their count, at
@@ -86,10 +84,8 @@ _MIN_CHUNK = 1 << 12
 # projected coordinate (float32 rounds it by 6e-8 of its value).
 _BOX_MARGIN = 1e-3
 _BOX_MARGIN_RELATIVE = 2e-6
-# Depth-test keys: 2^31 - 1 minus the triangle index in the low 32 bits; an
-# empty pixel keeps the largest int64.
-_LOW = 0x7FFFFFFF
-_EMPTY = (1 << 63) - 1
+# Depth value that marks a rejected candidate (any value > 1 would do).
+_REJECTED = 3.0
 
 
 def _canonical_cross(p, q):
@@ -123,16 +119,15 @@ def _canonical_cross(p, q):
 
 
 def _corner_values(corners):
-  """Splits corner planes [4, 3, N] into x, y, z, w lists of 3 [N] tensors."""
-  return [[corners[c, k] for k in range(3)] for c in range(4)]
+  """Splits gathered corners [N, 3, 4] into x, y, z, w lists of 3 [N] tensors."""
+  return [[corners[:, k, c] for k in range(3)] for c in range(4)]
 
 
 def _triangle_setup(corners, image_width, image_height):
-  """Per-triangle edge functions and candidate pixel range.
+  """Per-triangle edge functions and bounding box.
 
   Args:
-    corners: [4, 3, N] float32 clip-space corners of N triangles, as planes
-      (coordinate, corner, triangle), so that XLA reads contiguous rows.
+    corners: [N, 3, 4] float32 clip-space corners of N triangles.
     image_width: python int.
     image_height: python int.
 
@@ -142,8 +137,8 @@ def _triangle_setup(corners, image_width, image_height):
       correction.
     sign: [N] float32, the sign of the determinant (+1 or -1).
     box: [4, N] int32: left, bottom, width, height of the candidate pixels
-      (the pixels whose centres lie in the triangle's widened bounding box;
-      width or height 0 when there is none or the triangle is not drawn).
+      (those whose centres lie in the widened bounding box; width or height 0
+      when there is none or the triangle is not drawn).
   """
   width = float(image_width)
   height = float(image_height)
@@ -194,7 +189,7 @@ def _triangle_setup(corners, image_width, image_height):
   # A triangle is drawn when its clip coordinates are finite and not all of
   # its w are negative. (Overflowing edge functions are rejected per pixel.)
   finite = tf.reduce_all(
-      tf.math.is_finite(tf.reshape(corners, [12, -1])), axis=0)
+      tf.math.is_finite(tf.reshape(corners, [-1, 12])), axis=1)
   drawn = finite & tf.logical_not(all_negative_w)
   box = tf.stack([tf.where(drawn, left, 0.0), tf.where(drawn, bottom, 0.0),
                   tf.where(drawn, right - left, 0.0),
@@ -202,30 +197,9 @@ def _triangle_setup(corners, image_width, image_height):
   return tf.stack(coefs), sign, tf.cast(box, tf.int32)
 
 
-def _depth_keys(depth, triangle):
-  """64-bit keys ordered by depth, then by decreasing triangle index.
-
-  Args:
-    depth: float32 depths in [-1, 1] (finite).
-    triangle: int32 flat triangle indices (< 2^31), same shape.
-
-  Returns:
-    int64 keys: the depth's bits as an order-preserving int32 in the high
-    half, _LOW - triangle in the low half.
-  """
-  depth = tf.where(depth == 0.0, 0.0, depth)      # -0.0 sorts as +0.0
-  bits = tf.bitcast(depth, tf.int32)
-  ordered = tf.where(bits < 0,
-                     tf.bitwise.bitwise_xor(bits, tf.constant(_LOW, tf.int32)),
-                     bits)
-  return (tf.cast(ordered, tf.int64) * (1 << 32) +
-          tf.cast(_LOW - triangle, tf.int64))
-
-
 def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
-                     triangle, triangles_per_image, image_width,
-                     image_height):
-  """Depth keys of candidate pixels; shared by both kernels.
+                     batch_index, image_width, image_height):
+  """Coverage and depth of candidate pixels; shared by both kernels.
 
   All arguments are tensors of one shape (or broadcastable to it), except
   coefs (a list of 9), z and w (lists of 3) and the python ints.
@@ -234,18 +208,15 @@ def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
     coefs: the 9 raw pixel-unit edge coefficients (see _triangle_setup).
     sign: the determinant's sign.
     z, w: clip-space z and w of the three corners.
-    left, bottom: int32 candidate range corner.
-    dx, dy: int32 offsets of the candidate pixels from that corner.
-    valid: bool, candidates inside the range.
-    triangle: int32 flat triangle index b*T + t.
-    triangles_per_image: int32 T.
+    left, bottom: int32 box corner.
+    dx, dy: int32 offsets of the candidate pixels from the box corner.
+    valid: bool, candidates inside the box.
+    batch_index: int32 image index.
     image_width, image_height: python ints.
 
   Returns:
-    key: int64 depth key (see _depth_keys) of accepted candidates, _EMPTY
-      for rejected ones.
-    pixel: int32 flat pixel index b*H*W + iy*W + ix.
-    valid: the argument, passed on.
+    depth: float32, the candidate's NDC depth, or _REJECTED.
+    pixel: int32 flat pixel index b*H*W + iy*W + ix (0 where rejected).
   """
   ix = left + dx
   iy = bottom + dy
@@ -260,42 +231,19 @@ def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
            (e[0] * w[0] + e[1] * w[1] + e[2] * w[2]))
   keep = (valid & inside & (total < float('inf')) & (depth >= -1.0) &
           (depth <= 1.0))
-  key = tf.where(keep, _depth_keys(tf.where(keep, depth, 0.0), triangle),
-                 tf.constant(_EMPTY, tf.int64))
-  batch_index = triangle // tf.maximum(triangles_per_image, 1)
-  image_size = image_width * image_height
-  pixel = batch_index * image_size + iy * image_width + ix
-  return key, pixel, valid
-
-
-def _scatter_min(keys, pixel, valid, num_pixels):
-  """[num_pixels] int64: the smallest key per pixel.
-
-  The index depends only on the candidate's place (`valid`: inside the
-  candidate range), not on its test, so XLA computes the test once, for the
-  key; rejected candidates carry _EMPTY, which changes nothing.
-  """
-  index = tf.where(valid, pixel, num_pixels)
-  merged = tf.math.unsorted_segment_min(
-      tf.reshape(keys, [-1]), tf.reshape(index, [-1]), num_pixels + 1)
-  return merged[:num_pixels]
+  depth = tf.where(keep, depth, _REJECTED)
+  pixel = batch_index * (image_width * image_height) + iy * image_width + ix
+  pixel = tf.where(keep, pixel, 0)
+  return depth, pixel
 
 
 @functools.lru_cache(maxsize=None)
 def _setup_kernel(image_width, image_height):
-  """Returns the XLA setup kernel.
-
-  It maps the corners [N, 3, 4] of N triangles to their corner planes
-  [4, 3, N] and their coefs [9, N], sign [N] and box [4, N] (see
-  _triangle_setup). (A kernel of its own: fused into the tile tests, XLA
-  would recompute the setup for every candidate.)
-  """
+  """Returns the XLA setup kernel: corners [N,3,4] -> coefs, sign, box."""
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
   def kernel(corners):
-    planes = tf.transpose(corners, [2, 1, 0])
-    return (planes,) + tuple(_triangle_setup(planes, image_width,
-                                             image_height))
+    return _triangle_setup(corners, image_width, image_height)
 
   return kernel
 
@@ -304,37 +252,33 @@ def _setup_kernel(image_width, image_height):
 def _small_kernel(image_width, image_height):
   """Returns the XLA kernel testing the small triangles on a 6-pixel tile.
 
-  The kernel maps (corners [4,3,N], coefs [9,N], sign [N], box [4,N],
-  triangles_per_image T, batch size B) to keys [B*H*W] int64 (the smallest
-  depth key per pixel among the small triangles' candidates, _EMPTY where
-  none) and large [N] bool (drawn triangles whose candidates do not fit the
-  tile).
+  The kernel maps (corners [N,3,4], coefs [9,N], sign [N], box [4,N],
+  triangles_per_image) to depth [6, N] float32 (the candidate's depth or
+  _REJECTED) and pixel [6, N] int32 (flat pixel index), and large [N] bool
+  (drawn triangles whose box does not fit the tile).
   """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(corners, coefs, sign, box, triangles_per_image, batch):
-    num_pixels = batch * (image_width * image_height)
+  def kernel(corners, coefs, sign, box, triangles_per_image):
     _, _, z, w = _corner_values(corners)
-    coef_list = tf.unstack(coefs)
+    coefs = tf.unstack(coefs)
     left, bottom, box_w, box_h = tf.unstack(box)
     small = ((box_w <= 2) & (box_h <= 3)) | ((box_w <= 3) & (box_h <= 2))
     wide = box_w > 2
-    triangle = tf.range(tf.shape(left)[0], dtype=tf.int32)
-    keys, pixels, kept = [], [], []
+    batch_index = (tf.range(tf.shape(left)[0], dtype=tf.int32) //
+                   tf.maximum(triangles_per_image, 1))
+    depths, pixels = [], []
     for j in range(_TILE):
       dx = tf.where(wide, j % 3, j % 2)
       dy = tf.where(wide, j // 3, j // 2)
       valid = small & (dx < box_w) & (dy < box_h)
-      key, pixel, keep = _test_candidates(
-          coef_list, sign, z, w, left, bottom, dx, dy, valid, triangle,
-          triangles_per_image, image_width, image_height)
-      keys.append(key)
+      depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, dx, dy,
+                                      valid, batch_index, image_width,
+                                      image_height)
+      depths.append(depth)
       pixels.append(pixel)
-      kept.append(keep)
-    buffer = _scatter_min(tf.stack(keys), tf.stack(pixels), tf.stack(kept),
-                          num_pixels)
     large = tf.logical_not(small) & (box_w > 0) & (box_h > 0)
-    return buffer, large
+    return tf.stack(depths), tf.stack(pixels), large
 
   return kernel
 
@@ -347,32 +291,52 @@ def _large_kernel(image_width, image_height):
   the chunk size (one of 8 powers of two), never by which triangles are
   large, so new scenes reuse the compiled kernels: the per-triangle arrays
   are the full [N] ones (N = B*T) and each fragment carries the flat index
-  of its triangle and the first fragment id of that triangle. The chunk's
-  keys are merged into the key buffer, which is returned.
+  of its triangle and the first fragment id of that triangle.
   """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
   def kernel(fragment, start, triangle, corners, coefs, sign, box,
-             triangles_per_image, total, buffer):
+             triangles_per_image, total):
     # fragment, start: [K] int64 global fragment ids and the first id of
     # their triangle; triangle: [K] int32 flat triangle index into
-    # corners [4, 3, N], coefs [9, N], sign [N], box [4, N].
-    _, _, z, w = _corner_values(tf.gather(corners, triangle, axis=2))
-    coef_list = tf.unstack(tf.gather(coefs, triangle, axis=1))
+    # corners [N, 3, 4], coefs [9, N], sign [N], box [4, N].
+    _, _, z, w = _corner_values(tf.gather(corners, triangle))
+    coefs = tf.unstack(tf.gather(coefs, triangle, axis=1))
     sign = tf.gather(sign, triangle)
     left, bottom, box_w, _ = tf.unstack(tf.gather(box, triangle, axis=1))
+    batch_index = triangle // tf.maximum(triangles_per_image, 1)
     local = tf.cast(fragment - start, tf.int32)
     box_w = tf.maximum(box_w, 1)
     dx = local % box_w
     dy = local // box_w
     valid = fragment < total
-    key, pixel, keep = _test_candidates(
-        coef_list, sign, z, w, left, bottom, dx, dy, valid, triangle,
-        triangles_per_image, image_width, image_height)
-    return tf.minimum(buffer,
-                      _scatter_min(key, pixel, keep, tf.shape(buffer)[0]))
+    return _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
+                            batch_index, image_width, image_height)
 
   return kernel
+
+
+def _merge(depth_buffer, id_buffer, depth, pixel, triangle, num_pixels):
+  """Merges surviving fragments into the depth and id buffers.
+
+  Args:
+    depth_buffer: [N] float32 current minimum depth per pixel (> 1: empty).
+    id_buffer: [N] int32 current winning triangle per pixel (-1: none).
+    depth: [F] float32 depths of surviving fragments.
+    pixel: [F] int32 their flat pixel indices.
+    triangle: [F] int32 their flat triangle indices (b*T + t).
+    num_pixels: scalar int32 N.
+
+  Returns:
+    The updated (depth_buffer, id_buffer).
+  """
+  chunk_min = tf.math.unsorted_segment_min(depth, pixel, num_pixels)
+  new_depth = tf.minimum(depth_buffer, chunk_min)
+  at_min = tf.equal(depth, tf.gather(new_depth, pixel))
+  chunk_id = tf.math.unsorted_segment_max(
+      tf.where(at_min, triangle, -1), pixel, num_pixels)
+  kept = tf.where(tf.equal(depth_buffer, new_depth), id_buffer, -1)
+  return new_depth, tf.maximum(kept, chunk_id)
 
 
 def visible_triangles(clip_space_vertices, triangles, image_width,
@@ -392,22 +356,31 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   """
   clip_space_vertices = tf.stop_gradient(clip_space_vertices)
   batch = tf.shape(clip_space_vertices)[0]
-
-  # Setup, and the small triangles merged into the key buffer.
   num_triangles = tf.shape(triangles)[0]
-  # The corners are gathered by TensorFlow's own kernel, as rows [N, 3, 4]
-  # (XLA's gather, or TensorFlow's on planes, is several times slower on
-  # CPU), N = B*T in image order; the setup kernel turns them into planes.
+  num_pixels = batch * (image_width * image_height)
+
   corners = tf.reshape(tf.gather(clip_space_vertices, triangles, axis=1),
                        [-1, 3, 4])
-  corners, coefs, sign, box = _setup_kernel(image_width, image_height)(
-      corners)
-  buffer, large = _small_kernel(image_width, image_height)(
-      corners, coefs, sign, box, num_triangles, batch)
+  coefs, sign, box = _setup_kernel(image_width, image_height)(corners)
+  depth, pixel, large = _small_kernel(image_width, image_height)(
+      corners, coefs, sign, box, num_triangles)
 
-  # Large triangles: enumerate their candidate pixels chunk by chunk. Only
-  # the fragment enumeration below depends on how many triangles are large;
-  # the compiled kernel sees shapes that do not (besides the chunk size).
+  # Small triangles: compact the surviving candidates and merge them.
+  depth = tf.reshape(depth, [-1])
+  pixel = tf.reshape(pixel, [-1])
+  kept = tf.reshape(tf.where(depth <= 1.0), [-1])
+  fragment_triangle = tf.cast(kept % tf.cast(tf.size(large), tf.int64),
+                              tf.int32)
+  depth_buffer = tf.fill([num_pixels], _REJECTED)
+  id_buffer = tf.fill([num_pixels], -1)
+  depth_buffer, id_buffer = _merge(depth_buffer, id_buffer,
+                                   tf.gather(depth, kept),
+                                   tf.gather(pixel, kept), fragment_triangle,
+                                   num_pixels)
+
+  # Large triangles: enumerate their box pixels chunk by chunk. Only the
+  # fragment enumeration below depends on how many triangles are large; the
+  # compiled kernel sees shapes that do not (besides the chunk size).
   large_ids = tf.cast(tf.reshape(tf.where(large), [-1]), tf.int32)
   large_box = tf.gather(box, large_ids, axis=1)
   counts = (tf.cast(large_box[2], tf.int64) *
@@ -423,27 +396,29 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
 
   # Everything the loop body reads is passed as a loop variable, so that
   # the loop also builds under TF1 control flow (tf.compat.v1 graphs).
-  def _body(base, buffer, loop_inputs):
-    (ends, starts, large_ids, corners, coefs, sign, box, num_triangles, chunk,
-     total) = loop_inputs
+  def _body(base, depth_buffer, id_buffer, loop_inputs):
+    (ends, starts, large_ids, corners, coefs, sign, box, num_triangles,
+     chunk, total) = loop_inputs
     fragment = base + tf.range(chunk, dtype=tf.int64)
     owner = tf.searchsorted(ends, fragment, side='right', out_type=tf.int32)
     owner = tf.minimum(owner, tf.size(ends, out_type=tf.int32) - 1)
-    buffer = chunk_kernel(fragment, tf.gather(starts, owner),
-                          tf.gather(large_ids, owner), corners, coefs, sign,
-                          box, num_triangles, total, buffer)
-    return base + chunk, buffer, loop_inputs
+    triangle = tf.gather(large_ids, owner)
+    frag_depth, frag_pixel = chunk_kernel(fragment, tf.gather(starts, owner),
+                                          triangle, corners, coefs, sign, box,
+                                          num_triangles, total)
+    keep = tf.reshape(tf.where(frag_depth <= 1.0), [-1])
+    depth_buffer, id_buffer = _merge(
+        depth_buffer, id_buffer, tf.gather(frag_depth, keep),
+        tf.gather(frag_pixel, keep), tf.gather(triangle, keep), num_pixels)
+    return base + chunk, depth_buffer, id_buffer, loop_inputs
 
   loop_inputs = (ends, starts, large_ids, corners, coefs, sign, box,
                  num_triangles, chunk, total)
   # In graphs, always build a functional (v2) while loop: it holds the XLA
   # kernel calls correctly even when TF1 control flow is enabled.
   loop = tf.while_loop if tf.executing_eagerly() else while_v2.while_loop
-  _, buffer, _ = loop(
-      lambda base, buffer, loop_inputs: base < loop_inputs[-1],
-      _body, [tf.constant(0, tf.int64), buffer, loop_inputs],
+  _, depth_buffer, id_buffer, _ = loop(
+      lambda base, depth_buffer, id_buffer, loop_inputs: base < loop_inputs[-1],
+      _body, [tf.constant(0, tf.int64), depth_buffer, id_buffer, loop_inputs],
       parallel_iterations=1)
-  low = tf.bitwise.bitwise_and(buffer, tf.constant(0xFFFFFFFF, tf.int64))
-  ids = tf.where(tf.equal(buffer, _EMPTY), tf.constant(-1, tf.int32),
-                 tf.cast(_LOW - low, tf.int32))
-  return tf.reshape(ids, [batch, image_width * image_height])
+  return tf.reshape(id_buffer, [batch, image_width * image_height])

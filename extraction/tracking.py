@@ -18,12 +18,13 @@ The detector runs again
   - geometry: the 5 points reconstructed on a frame are further than
     `max_drift` eye distances from the points that aligned it.
 The detector first searches a region around the face's last known place,
-scaled down (when larger) so that the face's box is about 120 pixels: MTCNN's
-image pyramid then starts small (a region call costs 100-150 ms on this
-machine's CPU instead of 110-260 at full size, and the points differ from a
-full-size detection by no more than full-size detections of a region and of
-the whole frame differ from each other, 2-8% of the eye distance); then the
-whole frame, at full size. When a periodic
+scaled down (when larger) so that the face's box is about 120 pixels, which
+makes MTCNN's image pyramid smaller (on a 2-core CPU a region call took
+100-145 ms alone and 170 ms inside an extraction run, against 110-260 ms and
+270 ms at full size; the points differ from a full-size detection by no more
+than full-size detections of a region and of the whole frame differ from each
+other, 2-8% of the eye distance); then the whole frame, at full size. When a
+periodic
 check finds no face while the track looks right, the tracked alignment is
 kept. Otherwise a frame on which the detector finds no face has no alignment
 (`None`), and the detector is tried again on each following frame until a

@@ -25,9 +25,9 @@ makes MTCNN's image pyramid smaller (on a 2-core CPU a region call took
 than full-size detections of a region and of the whole frame differ from each
 other, 2-8% of the eye distance); then the whole frame, at full size. When a
 periodic check finds no face while the track looks right, the tracked
-alignment is kept. Otherwise a frame on which the detector finds no face has no alignment
-(`None`), and the detector is tried again on each following frame until a
-face is found.
+alignment is kept. Otherwise a frame on which the detector finds no face has
+no alignment (`None`), and the detector is tried again on each following
+frame until a face is found.
 """
 import numpy as np
 

@@ -316,7 +316,7 @@ def illuminate(texture, normals, gamma):
     return tf.transpose(irradiance, [0, 2, 1]) * texture
 
 
-def render(shape, normals, colors, triangles, clip=True):
+def render(shape, normals, colors, triangles, clip=True, renderer=None):
     """Rasterizes the lit face with the release's camera (mesh_renderer).
 
     Args:
@@ -326,12 +326,16 @@ def render(shape, normals, colors, triangles, clip=True):
       triangles: [F, 3] int32, 0-based.
       clip: clip to [0, 255] (the release's inference; its training renders
         are not clipped, so that every pixel keeps its gradient).
+      renderer: a module with tf_mesh_renderer's `mesh_renderer` function;
+        None: this project's `mesh_renderer` (bench/render.py passes the
+        published one, to time both on the same camera).
 
     Returns:
       [B, 224, 224, 4] RGBA float32 (clipped to [0, 255] when `clip`); row 0
       is the top, A is 1 where the face covers the pixel and 0 elsewhere.
     """
-    import mesh_renderer  # imported here: only rendering needs it
+    if renderer is None:
+        import mesh_renderer as renderer  # imported here: only rendering needs it
 
     batch = tf.shape(shape)[0]
 
@@ -339,7 +343,7 @@ def render(shape, normals, colors, triangles, clip=True):
         return tf.tile(tf.reshape(tf.constant(vector, tf.float32), rank_one_shape),
                        [batch] + [1] * (len(rank_one_shape) - 1))
 
-    images = mesh_renderer.mesh_renderer(
+    images = renderer.mesh_renderer(
         shape, triangles, normals, colors,
         camera_position=per_image([0.0, 0.0, CAMERA_DISTANCE], [1, 3]),
         camera_lookat=per_image([0.0, 0.0, 0.0], [1, 3]),

@@ -137,24 +137,13 @@ def bfm_scene(seed=0, log=print):
 # One (renderer, scene, mode) in a child process.
 
 def _render_fn(module):
-    from face_decoder import CAMERA_DISTANCE, FOV_Y
+    """render(vertices, triangles, normals, colors) with `module` and the pipeline's
+    camera (face_decoder.render, unclipped, as in training)."""
+    import face_decoder
 
     def render(vertices, triangles, normals, colors):
-        import tensorflow as tf
-
-        batch = vertices.shape[0]
-
-        def per_image(vector, shape):
-            return tf.tile(tf.reshape(tf.constant(vector, tf.float32), shape),
-                           [batch] + [1] * (len(shape) - 1))
-
-        return module.mesh_renderer(
-            vertices, triangles, normals, colors,
-            per_image([0.0, 0.0, CAMERA_DISTANCE], [1, 3]), per_image([0.0, 0.0, 0.0], [1, 3]),
-            per_image([0.0, 1.0, 0.0], [1, 3]), per_image([0.0, 0.0, 1e5], [1, 1, 3]),
-            per_image([0.0, 0.0, 0.0], [1, 1, 3]), SIZE, SIZE,
-            ambient_color=per_image([1.0, 1.0, 1.0], [1, 3]), fov_y=FOV_Y, near_clip=0.01,
-            far_clip=50.0)
+        return face_decoder.render(vertices, normals, colors, triangles, clip=False,
+                                   renderer=module)
 
     return render
 
@@ -163,8 +152,6 @@ def _batches(scene, batch, calls):
     """`calls` batches of `batch` faces from the pool, each a different selection."""
     for call in range(calls):
         chosen = [(call * batch + i) % POOL for i in range(batch)]
-        if batch == 1:
-            chosen = [call % POOL]
         yield (scene["vertices"][chosen], scene["normals"][chosen], scene["colors"][chosen])
 
 
@@ -257,11 +244,12 @@ def run_child(renderer, scene_file, mode, batches, repeats):
 def peak_rss_mib():
     """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's
     peak over the fork and exec that started it)."""
-    with open("/proc/self/status") as stream:
-        for line in stream:
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    from bench.pipeline import _high_water_mb
+
+    peak = _high_water_mb("self")
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return round(peak, 1)
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,8 @@ class Reconstructor:
         the renderer.
       mesh: also return the mesh (`face_shape`, `face_texture`, `face_color`;
         default: as `render`). With neither, only `coeff` and `lm_68p` come back
-        (what video extraction needs).
+        (what video extraction needs), and only the 68 landmark vertices are
+        computed (`Face3D.landmarks`).
       threads: CPU threads for the session's operations, or None for
         TensorFlow's default (all cores).
 
@@ -51,11 +52,15 @@ class Reconstructor:
             coeff = self.network_coeff[:, :257] if length == 258 else self.network_coeff
             self.coeff_length = int(coeff.shape[-1])
             face = Face3D(front_model_path)
-            face.Reconstruction_Block(coeff, tf.shape(coeff)[0], render_images=render)
-            self.fetches = {"coeff": coeff, "lm_68p": face.landmark_p}
+            mesh = render if mesh is None else mesh
+            if not (render or mesh):   # The 68 landmarks only: no mesh is computed.
+                self.fetches = {"coeff": coeff, "lm_68p": face.landmarks(coeff)}
+            else:
+                face.Reconstruction_Block(coeff, tf.shape(coeff)[0], render_images=render)
+                self.fetches = {"coeff": coeff, "lm_68p": face.landmark_p}
             if render:
                 self.fetches["recon_img"] = face.render_imgs
-            if render if mesh is None else mesh:
+            if mesh:
                 self.fetches.update({
                     "face_shape": face.face_shape_t,
                     "face_texture": face.face_texture,

@@ -261,6 +261,38 @@ def test_landmarks_are_the_projected_keypoints(face, model):
                                    pinhole(face.face_shape_t.numpy()[b][kp]), atol=2e-4)
 
 
+@pytest.mark.parametrize("length", LENGTHS)
+def test_landmarks_alone_match_numpy_twin(face, model, length):
+    coeff = random_coefficients(60 + length, 3, length)
+    landmarks = face.landmarks(coeff).numpy()
+    assert landmarks.shape == (3, 68, 2) and landmarks.dtype == np.float32
+    for b in range(3):
+        twin = reconstruct_mesh.reconstruct(coeff[b], model)["lm_68p"]
+        np.testing.assert_allclose(landmarks[b], twin, rtol=0,
+                                   atol=TOLERANCE["landmark_p"] * np.abs(twin).max())
+
+
+def test_landmarks_alone_in_a_session_with_unknown_batch(face, model):
+    graph = tf.Graph()
+    with graph.as_default():
+        coeff_ph = tf.compat.v1.placeholder(tf.float32, [None, 257])
+        landmarks = face.landmarks(coeff_ph)
+    needed = tf.compat.v1.graph_util.extract_sub_graph(graph.as_graph_def(),
+                                                       [landmarks.op.name])
+    largest = max(tf.make_ndarray(node.attr["value"].tensor).size
+                  for node in needed.node if node.op == "Const")
+    # Nothing of the size of the whole mesh is computed: the largest constant
+    # the landmarks need is the identity basis of the 68 vertices.
+    assert largest == 68 * 3 * 80 < model["idBase"].size
+    coeff = random_coefficients(71, 5, 257)
+    with tf.compat.v1.Session(graph=graph) as session:
+        got = session.run(landmarks, {coeff_ph: coeff})
+    for b in range(5):
+        twin = reconstruct_mesh.reconstruct(coeff[b], model)["lm_68p"]
+        np.testing.assert_allclose(got[b], twin, rtol=0,
+                                   atol=TOLERANCE["landmark_p"] * np.abs(twin).max())
+
+
 @pytest.mark.parametrize("normal", [(0.0, 0.0, 1.0), (-1.0, 0.0, 0.0), (0.36, 0.48, 0.8)])
 def test_sh_lighting_at_known_normals(normal):
     rng = np.random.default_rng(3)

@@ -50,3 +50,23 @@ def test_no_face_is_an_error_naming_the_file(detector):
     blank = np.full((120, 160, 3), 128, np.uint8)
     with pytest.raises(InputError, match="wall.png: no face found"):
         detector(blank, name="wall.png")
+
+
+def test_graph_networks_give_the_eager_networks_points(detector):
+    """The tf.function-wrapped networks change nothing but the speed."""
+    import tensorflow as tf
+    from mtcnn import MTCNN
+
+    eager = MTCNN()
+    photos = sorted(shared_path("data", "images").glob("*.jpg"))
+    assert photos
+    for photo in photos:
+        pixels = np.asarray(image_io.read_image(photo))
+        found = detector(pixels)
+        faces = [f for f in eager.detect_faces(pixels) if f["confidence"] >= 0.9]
+        largest = max(faces, key=lambda f: f["box"][2] * f["box"][3])
+        expected = [largest["keypoints"][k] for k in
+                    ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")]
+        np.testing.assert_allclose(found, expected, atol=1e-3, err_msg=str(photo))
+    for stage in detector._mtcnn.stages:   # every stage of the pinned mtcnn is wrapped
+        assert isinstance(stage._model, tf.types.experimental.GenericFunction), stage.name

@@ -22,21 +22,25 @@ asserted: a table per part, then, as the last line, one JSON object with every f
    - frames/s end to end, on a warm `Extractor` (MTCNN and the session loaded and
      run once on a short video first), writing the .mat included;
    - frames/s of `Reconstructor.network_only` at the same batch size on the same
-     aligned crops (warm), and the ratio of the two (target >= 0.85);
+     aligned crops (warm; each of its --repeat runs right after an end-to-end
+     run, so that a slow spell of the machine hits both), and the ratio of the
+     two bests (target >= 0.85);
    - ms per frame by stage, in a second, instrumented run (the package's callables
      are wrapped in this process, never edited) and each on its own where that
      means something: decode (FrameReader; in the run, the wait for a frame decoded
-     in a thread); align (FaceTracker.align and .update without the detector:
-     prediction, crops, appearance checks; alone: Alignment and the thumbnail with
-     the true points), and within it the crop (extraction.alignment.align_frame,
-     which resamples only the face's region) and the thumbnails
-     (tracking.face_thumbnail(crop, lm5_crop)); detector (MTCNN), its calls on the
-     region around the track (tried before the whole frame) and on whole frames
-     counted apart; network+decoder (the reconstructor call); writing
+     in a thread); align (FaceTracker.align, .update and .prepare without the
+     detector: prediction, crops, appearance checks;
+     alone: Alignment and the thumbnail with the true points, one frame after the
+     other), and within it the crop (extraction.alignment.align_frame, which
+     resamples only the face's region) and the thumbnails
+     (tracking.face_thumbnail(crop, lm5_crop)), both summed over the threads that
+     make a batch's crops together (so they can exceed align); detector (MTCNN), its calls on the
+     region around the track, on the whole frame scaled down and on the whole
+     frame at full size counted apart; network+decoder (the reconstructor call); writing
      (outputs.write_result); other (post-processing, bookkeeping);
    - detector calls per 100 frames with --landmarks track, and with --landmarks
-     detect on a shorter video (--detect-frames); a region that holds no face and
-     the whole-frame search after it are two calls;
+     detect on a shorter video (--detect-frames); each search is one call (a
+     region that holds no face and the whole-frame search after it are two);
    - the mean network batch (a new track's first batches are of 1, 2, 4...).
 
 Other processes on the same cores skew every timing: the load average is printed at
@@ -73,6 +77,7 @@ from bench.extract_scaling import (
     write_face_video,
 )
 
+DETECTOR_KINDS = ("region", "scaled frame", "whole frame")
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
 
 
@@ -137,7 +142,8 @@ def instrumented(extractor):
     FaceTracker by subclasses timing frame waits and align/update; write_result,
     align_frame and face_thumbnail (looked up by name when called) and the
     extractor's reconstructor and detector by timed wrappers (a detector call on an
-    image smaller than the frame being aligned is on a region).
+    image of the frame's size or of its scaled-down size is on the whole frame,
+    any other on a region).
     """
     from extraction import alignment, outputs, tracking, video
 
@@ -169,16 +175,23 @@ def instrumented(extractor):
         def update(self, number, aligned, lm68):
             return probe.timed("align", super().update)(number, aligned, lm68)
 
+        def prepare(self, frames, pool):
+            return probe.timed("align", super().prepare)(frames, pool)
+
     video.FrameReader, video.FaceTracker = TimedReader, TimedTracker
     for (owner, name), fn, stage in zip(patched[2:5], saved[2:5], ("writing", "crop", "thumbnail")):
         setattr(owner, name, probe.timed(stage, fn))
     timed_detector = probe.timed("detector", detector)
-    on_region = probe.timed("detector region", timed_detector)
-    on_frame = probe.timed("detector whole frame", timed_detector)
+    by_kind = {kind: probe.timed(f"detector {kind}", timed_detector) for kind in DETECTOR_KINDS}
 
     def detect(image, *args, **kwargs):
-        whole = np.shape(image)[:2] == probe.frame_shape
-        return (on_frame if whole else on_region)(image, *args, **kwargs)
+        shape = np.shape(image)[:2]
+        height, width = probe.frame_shape
+        scale = tracking._COARSE_SIDE / max(height, width)
+        kind = ("whole frame" if shape == probe.frame_shape else
+                "scaled frame" if shape == (round(height * scale), round(width * scale)) else
+                "region")
+        return by_kind[kind](image, *args, **kwargs)
 
     timed_reconstructor = probe.timed("network+decoder", reconstructor)
 
@@ -237,8 +250,12 @@ def time_batches(fn, batch_list):
     return time.perf_counter() - start
 
 
-def stages_alone(video_path, points, extractor, batch_size, oracle_tensor, repeat):
-    """Decode, align and the network each on its own over the video; ms per frame."""
+def aligned_crops(video_path, points, extractor, batch_size):
+    """Decode and alignment each on its own over the video.
+
+    Returns:
+      (the crops in batches, {stage: seconds}, frames decoded).
+    """
     from extraction.alignment import Alignment
     from extraction.frames import FrameReader
     from extraction.tracking import face_thumbnail
@@ -259,19 +276,22 @@ def stages_alone(video_path, points, extractor, batch_size, oracle_tensor, repea
             thumbnail += time.perf_counter() - cropped
             crops.append(aligned.crop_bgr)
     crop_batches = [np.stack(batch) for batch in batches(crops, batch_size)]
-    del crops
+    return crop_batches, {"decode": decode, "align": crop + thumbnail, "crop": crop,
+                          "thumbnail": thumbnail}, count
+
+
+def stages_alone(crop_batches, figures, count, extractor, network, oracle_tensor, repeat):
+    """The stages on their own, ms per frame: `aligned_crops`' figures, the
+    network (seconds, timed already), the network with the decoder and the oracle."""
     reconstructor = extractor.reconstructor
-    network = min(time_batches(reconstructor.network_only, crop_batches) for _ in range(repeat))
     network_decoder = min(time_batches(reconstructor, crop_batches) for _ in range(repeat))
-    figures = {"decode": decode, "align": crop + thumbnail, "crop": crop,
-               "thumbnail": thumbnail, "network+decoder": network_decoder,
-               "network only": network}
+    figures = dict(figures, **{"network+decoder": network_decoder, "network only": network})
     if oracle_tensor is not None:
         figures["marker oracle"] = time_batches(
             lambda batch: reconstructor.session.run(oracle_tensor,
                                                     {reconstructor.images: batch}),
             crop_batches)
-    return {stage: 1000.0 * value / count for stage, value in figures.items()}, count
+    return {stage: 1000.0 * value / count for stage, value in figures.items()}
 
 
 def part_throughput(args, work, candidates):
@@ -316,18 +336,27 @@ def part_throughput(args, work, candidates):
         start = time.perf_counter()
         run_video(extractor, "warm.mp4")          # loads MTCNN, runs the session once
         warm_s = time.perf_counter() - start
+        crop_batches, align_alone, count = aligned_crops(videos / "main.mp4", points, extractor,
+                                                         args.batch_size)
         log(f"[throughput] extractor loaded in {load_s:.1f} s, warmed in {warm_s:.1f} s; "
-            "end-to-end run ...")
-        runs = [run_video(extractor, "main.mp4") for _ in range(args.repeat)]
+            f"end-to-end and network-only runs, alternating, {args.repeat} of each ...")
+        # Alternated, so that a slow spell of the machine hits both alike.
+        runs, network_runs = [], []
+        for _ in range(args.repeat):
+            runs.append(run_video(extractor, "main.mp4"))
+            network_runs.append(time_batches(extractor.reconstructor.network_only,
+                                             crop_batches))
         row, seconds = min(runs, key=lambda run: run[1])
         log(f"[throughput] {row['frames']} frames in "
-            f"{', '.join(f'{run[1]:.1f}' for run in runs)} s; instrumented run ...")
+            f"{', '.join(f'{run[1]:.1f}' for run in runs)} s end to end, "
+            f"{', '.join(f'{run:.1f}' for run in network_runs)} s network only; "
+            "instrumented run ...")
         with instrumented(extractor) as probe:
             row_i, seconds_i = run_video(extractor, "main.mp4")
         in_run = stages_in_run(probe, row_i, seconds_i)
         log("[throughput] stages on their own ...")
-        alone, count = stages_alone(videos / "main.mp4", points, extractor, args.batch_size,
-                                    oracle_tensor, args.repeat)
+        alone = stages_alone(crop_batches, align_alone, count, extractor, min(network_runs),
+                             oracle_tensor, args.repeat)
         log(f"[throughput] --landmarks detect on {args.detect_frames} frames ...")
         extractor.options = dataclasses.replace(options, landmarks="detect")
         with instrumented(extractor) as probe_detect:
@@ -355,7 +384,7 @@ def part_throughput(args, work, candidates):
             kind: {"calls": probe.calls[f"detector {kind}"],
                    "no_face": probe.failures[f"detector {kind}"],
                    "ms_per_call": round(probe.ms_per_call(f"detector {kind}"), 1)}
-            for kind in ("region", "whole frame")},
+            for kind in DETECTOR_KINDS},
         "detector_calls_per_100": {
             "track": round(100.0 * row["detector_calls"] / frames, 2),
             "detect": round(100.0 * row_d["detector_calls"] / row_d["frames"], 2)},

@@ -51,8 +51,15 @@ def align_frame(frame, points, lm3d):
     x1, y1 = min(left + CROP_SIZE, w), min(up + CROP_SIZE, h)
     if x1 > x0 and y1 > y0:
         sx, sy = w0 / w, h0 / h
-        part = Image.fromarray(frame).resize(
-            (x1 - x0, y1 - y0), Image.BICUBIC, box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
+        box = np.array([x0 * sx, y0 * sy, x1 * sx, y1 * sy])
+        # Only the frame's pixels under the filter (bicubic: 2 source pixels
+        # a side, times the reduction) go to Pillow; the box moves with them.
+        reach = 2.0 * max(sx, sy, 1.0) + 2.0
+        wx0, wy0 = (max(int(v - reach), 0) for v in box[:2])
+        wx1, wy1 = min(int(box[2] + reach) + 1, w0), min(int(box[3] + reach) + 1, h0)
+        window = Image.fromarray(np.ascontiguousarray(frame[wy0:wy1, wx0:wx1]))
+        part = window.resize((x1 - x0, y1 - y0), Image.BICUBIC,
+                             box=tuple(box - [wx0, wy0, wx0, wy0]))
         crop[y0 - up:y1 - up, x0 - left:x1 - left] = np.asarray(part)
     lm_crop = landmarks_in_crop(lm_up, w0, h0, t0, t1, s, CROP_SIZE)
     lm_crop = np.stack([lm_crop[:, 0], CROP_SIZE - 1 - lm_crop[:, 1]], axis=1)

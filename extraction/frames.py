@@ -4,6 +4,7 @@ PyAV (FFmpeg in its wheel) decodes in a background thread into a bounded
 queue; the caller takes frames as it needs them. The frame count is what was
 decoded, not what the container claims.
 """
+import os
 import pathlib
 import queue
 import threading
@@ -80,6 +81,7 @@ class FrameReader:
         return False
 
     def _decode(self, stream):
+        _lower_priority()
         try:
             for frame in self._container.decode(stream):
                 index = self.decoded
@@ -128,3 +130,15 @@ def _first_line(error):
     """FFmpeg's own words for an error (PyAV's errors also repeat the file name)."""
     text = getattr(error, "strerror", None) or str(error).strip()
     return text.splitlines()[0] if text else "no message"
+
+
+def _lower_priority():
+    """Gives the calling thread a lower CPU priority (Linux; elsewhere nothing).
+
+    Decoding needs a few percent of a core; at the default priority it takes
+    the cores from the alignment and the network just when they need them.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass

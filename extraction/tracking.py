@@ -20,14 +20,17 @@ The detector runs again
 The detector first searches a region around the face's last known place,
 scaled down (when larger) so that the face's box is about 120 pixels, which
 makes MTCNN's image pyramid smaller (on a 2-core CPU a region call took
-100-145 ms alone and 170 ms inside an extraction run, against 110-260 ms and
-270 ms at full size; the points differ from a full-size detection by no more
-than full-size detections of a region and of the whole frame differ from each
-other, 2-8% of the eye distance); then the whole frame, at full size. When a
-periodic check finds no face while the track looks right, the tracked
-alignment is kept. Otherwise a frame on which the detector finds no face has
-no alignment (`None`), and the detector is tried again on each following
-frame until a face is found.
+26-50 ms, against 70-240 ms for a whole frame at full size; the points
+differ from a full-size detection by no more than full-size detections of a
+region and of the whole frame differ from each other, 2-8% of the eye
+distance). Without a known place, or when the region holds no face, it
+searches the whole frame scaled down to 400 pixels (long side), then the
+region of the face found there; then the whole frame at full size. With
+`always_detect` (`--landmarks detect`) every frame is searched whole at full
+size, as demo.py does. When a periodic check finds no face while the track
+looks right, the tracked alignment is kept. Otherwise a frame on which the
+detector finds no face has no alignment (`None`), and the detector is tried
+again on each following frame until a face is found.
 """
 import numpy as np
 
@@ -45,6 +48,7 @@ _REGION_SCALE = 4.0                # detection region side / size of the 5 point
 _REGION_MIN = 96                   # pixels
 _FACE_BOX = 2.5                    # MTCNN's face box side / size of the 5 points, about
 _REGION_FACE = 120                 # pixels: a region is scaled down so the face box is this big
+_COARSE_SIDE = 400                 # pixels: long side of a whole frame searched scaled down
 
 
 def _scaled_region(region, scale):
@@ -147,6 +151,8 @@ class FaceTracker:
         self._reference = None        # thumbnail of the last aligned crop
         self._track_start = None      # frame number where the current track began
         self._short_tracks = 0        # consecutive tracks lost within _SHORT_TRACK frames
+        self._prepared = {}           # frame number -> (Alignment or None, thumbnail)
+        self._prepared_for = None     # the (_anchor, _history) objects they come from
 
     def batch_limit(self, batch_size):
         """How many frames may wait for the network before the next frame is aligned.
@@ -194,14 +200,14 @@ class FaceTracker:
         tracked, scheduled, near = None, False, None
         if self._anchor is not None:
             near = self._anchor[1]
-        if not (self.always_detect or self._lost or self._anchor is None):
+        if self._tracking():
             near = self.predicted_points(number)
-            try:
-                tracked = Alignment(frame, near, self.lm3d, False)
-            except ValueError:        # Degenerate points: the track is lost.
-                tracked = None
+            prepared = self._prepared.pop(number, None)
+            basis = self._prepared_for
+            if basis is None or basis[0] is not self._anchor or basis[1] is not self._history:
+                prepared = None       # Predicted before a detection or an update.
+            tracked, thumbnail = prepared or self._tracked_alignment(frame, number)
             if tracked is not None:
-                thumbnail = face_thumbnail(tracked.crop_bgr, tracked.lm5_crop)
                 if self._reference is None or thumbnail @ self._reference >= self.min_similarity:
                     self._reference = thumbnail
                     self._since_detection += 1
@@ -228,6 +234,40 @@ class FaceTracker:
         self._reference = face_thumbnail(aligned.crop_bgr, aligned.lm5_crop)
         return aligned
 
+    def _tracking(self):
+        """Whether the next frame is aligned with predicted points."""
+        return not (self.always_detect or self._lost or self._anchor is None)
+
+    def _tracked_alignment(self, frame, number):
+        """(`Alignment` with the predicted points or None when they are degenerate, its
+        thumbnail or None)."""
+        try:
+            tracked = Alignment(frame, self.predicted_points(number), self.lm3d, False)
+        except ValueError:            # Degenerate points: the track is lost.
+            return None, None
+        return tracked, face_thumbnail(tracked.crop_bgr, tracked.lm5_crop)
+
+    def prepare(self, frames, pool):
+        """Computes the tracked crops of the coming frames at once, in parallel.
+
+        Only a speed-up: `align` uses a prepared crop when nothing it was
+        predicted from has changed since (no detection, no `update`), and
+        computes it again otherwise, so that the results are those of
+        aligning one frame after the other. The crops are the bulk of the
+        alignment's time (Pillow's resampling releases the GIL).
+
+        Args:
+          frames: sequence of (number, frame) about to be aligned, in order.
+          pool: a `concurrent.futures.Executor` with threads.
+        """
+        self._prepared = {}
+        if not self._tracking() or len(frames) < 2:
+            return
+        self._prepared_for = (self._anchor, self._history)   # both replaced, never changed
+        work = pool.map(lambda item: (item[0], self._tracked_alignment(item[1], item[0])),
+                        frames)
+        self._prepared = dict(work)
+
     def _end_track(self, number):
         if not self._lost and self._track_start is not None:
             short = number - self._track_start < _SHORT_TRACK
@@ -236,33 +276,63 @@ class FaceTracker:
         self._reference = None
 
     def _detect_near(self, frame, near):
-        """Runs the detector on a region around `near` ([5,2] or None), else the whole frame.
+        """Runs the detector around `near` ([5,2] or None), else on the whole frame.
+
+        In order, until a face is found: the region around `near`; the whole
+        frame scaled down (`--landmarks track` only), then the region of the
+        face found there; the whole frame at full size.
+        """
+        if near is not None:
+            try:
+                return self._detect_region(frame, near)
+            except InputError:
+                pass
+        if not self.always_detect:
+            try:
+                return self._detect_region(frame, self._detect_scaled_frame(frame))
+            except InputError:
+                pass
+        self.detector_calls += 1
+        return self.detect(frame)
+
+    def _detect_region(self, frame, near):
+        """The detector on the region around `near` [5,2]; raises `InputError` without a face.
 
         A region of `_REGION_SCALE` times the size of the 5 points (at least
         `_REGION_MIN` pixels a side), scaled so that the face's box is about
         `_REGION_FACE` pixels when it is larger, costs a fraction of the
-        whole frame; the whole frame is searched when the region holds no
-        face.
+        whole frame.
         """
-        if near is not None:
-            height, width = frame.shape[:2]
-            centre = near.mean(axis=0)
-            size = float(np.ptp(near, axis=0).max())
-            half = max(_REGION_SCALE * size, _REGION_MIN) / 2
-            x0, y0 = (max(int(c - half), 0) for c in centre)
-            x1, y1 = min(int(centre[0] + half), width), min(int(centre[1] + half), height)
-            if x1 - x0 >= 32 and y1 - y0 >= 32 and (x1 - x0) * (y1 - y0) < width * height:
-                self.detector_calls += 1
-                try:
-                    region, scale = _scaled_region(frame[y0:y1, x0:x1],
-                                                   _REGION_FACE / (_FACE_BOX * max(size, 1.0)))
-                    # Pixel centres: Pillow maps x in the scaled image to
-                    # (x + 0.5) / scale - 0.5 in the original.
-                    return (self.detect(region) + 0.5) / scale - 0.5 + [x0, y0]
-                except InputError:
-                    pass
+        height, width = frame.shape[:2]
+        centre = near.mean(axis=0)
+        size = float(np.ptp(near, axis=0).max())
+        half = max(_REGION_SCALE * size, _REGION_MIN) / 2
+        x0, y0 = (max(int(c - half), 0) for c in centre)
+        x1, y1 = min(int(centre[0] + half), width), min(int(centre[1] + half), height)
+        if x1 - x0 < 32 or y1 - y0 < 32 or (x1 - x0) * (y1 - y0) >= width * height:
+            raise InputError("no region smaller than the frame")
         self.detector_calls += 1
-        return self.detect(frame)
+        region, scale = _scaled_region(frame[y0:y1, x0:x1],
+                                       _REGION_FACE / (_FACE_BOX * max(size, 1.0)))
+        # Pixel centres: Pillow maps x in the scaled image to (x + 0.5) / scale
+        # - 0.5 in the original.
+        return (self.detect(region) + 0.5) / scale - 0.5 + [x0, y0]
+
+    def _detect_scaled_frame(self, frame):
+        """The detector on the whole frame scaled to `_COARSE_SIDE` pixels (long side).
+
+        MTCNN's pyramid on a 1280x720 frame took about 240 ms against 40 at
+        400x225 (2-core CPU); the small frame finds faces from about 20 /
+        scale pixels (64 in a 720p frame, 96 in a 1080p one), whose points
+        are then refined on the face's region. Raises `InputError` when the
+        frame is not much larger than that or holds no face found so.
+        """
+        scale = _COARSE_SIDE / max(frame.shape[:2])
+        if scale > 0.5:
+            raise InputError("the frame is small enough to search at full size")
+        self.detector_calls += 1
+        small, scales = _scaled_region(frame, scale)
+        return (self.detect(small) + 0.5) / scales - 0.5
 
     def update(self, number, aligned, lm68):
         """Takes the reconstruction of frame `number`.

@@ -3,11 +3,17 @@
 Frames are decoded in a thread (`frames.FrameReader`), aligned in order by
 the `tracking.FaceTracker`, and sent to the network `batch_size` at a time;
 each batch's reconstructed landmarks then steer the alignment of the frames
-after it. Only the small per-frame results are kept: memory does not grow
+after it. A batch's crops are made together on a pool of threads
+(`FaceTracker.prepare`), which leaves the results as they would be one frame
+at a time. Only the small per-frame results are kept: memory does not grow
 with the length of the video beyond them (kept as one array per batch;
 bench/extract.py measures the peak by video length).
 """
+import collections
+import concurrent.futures
 import dataclasses
+import itertools
+import os
 import time
 
 import numpy as np
@@ -115,9 +121,20 @@ def reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8, every=1,
             on_frames(len(pending))
         pending.clear()
 
-    with reader:
+    with reader, concurrent.futures.ThreadPoolExecutor(
+            max(1, min(batch_size, os.cpu_count() or 1))) as pool:
         clock = time.perf_counter()
-        for number, (frame_index, frame) in enumerate(reader):
+        decoded = enumerate(reader)
+        ahead = collections.deque()   # decoded frames whose crops are prepared
+        while True:
+            if not ahead:
+                # The next frames up to the batch's end, their crops made together.
+                wanted = tracker.batch_limit(batch_size) - len(pending)
+                ahead.extend(itertools.islice(decoded, max(wanted, 1)))
+                if not ahead:
+                    break
+                tracker.prepare([(number, frame) for number, (_, frame) in ahead], pool)
+            number, (frame_index, frame) = ahead.popleft()
             pending.append((number, frame_index, tracker.align(frame, number)))
             if len(pending) >= tracker.batch_limit(batch_size):
                 seconds["decode+align"] += time.perf_counter() - clock

@@ -4,6 +4,7 @@ import pytest
 from scipy.signal import savgol_filter
 
 from extraction import inputs, postprocess, tracking
+from image_io import InputError
 from tests.synthetic_assets import random_coefficients
 
 
@@ -144,3 +145,114 @@ def test_region_detection_maps_scaled_points_back_to_the_frame():
     assert tracker.detector_calls == 1 and len(seen) == 1
     assert max(seen[0]) < 0.3 * 800
     np.testing.assert_allclose(found, np.tile(centre, (5, 1)), atol=0.25)
+
+
+def test_whole_frame_search_goes_scaled_frame_then_region_then_full_size():
+    # The same disc; a "detector" that finds it only when it is at least 20
+    # pixels across (as MTCNN's smallest face), and returns its centroid.
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    yy, xx = np.mgrid[:720, :1280]
+    seen = []
+
+    def detect(image):
+        seen.append(image.shape[:2])
+        weight = image[..., 0].astype(np.float64)
+        if (weight > 127).sum() < np.pi * 10 ** 2:
+            raise InputError("no face")
+        ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
+        point = [(xs * weight).sum() / weight.sum(), (ys * weight).sum() / weight.sum()]
+        spread = np.sqrt(weight.sum() / 255 / np.pi) * np.array([[-1, -1], [1, -1], [0, 0],
+                                                                [-1, 1], [1, 1]])
+        return point + 0.5 * spread
+
+    # A 160-pixel disc: found in the 400x225 frame (50 pixels there), then
+    # refined in its region; the points are those of the full-size frame.
+    centre = np.array([701.3, 402.7])
+    frame[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 < 80 ** 2] = 255
+    tracker = tracking.FaceTracker(detect, lm3d=None)
+    found = tracker._detect_near(frame, None)
+    assert seen[0] == (225, 400) and max(seen[1]) < 400 and len(seen) == 2
+    assert tracker.detector_calls == 2
+    np.testing.assert_allclose(found[2], centre, atol=0.25)
+    np.testing.assert_allclose(found[1] - found[0], [80, 0], atol=2.5)
+
+    # A 40-pixel disc is 12 pixels in the small frame: the full-size frame finds it.
+    frame[:] = 0
+    frame[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 < 20 ** 2] = 255
+    seen.clear()
+    tracker = tracking.FaceTracker(detect, lm3d=None)
+    found = tracker._detect_near(frame, None)
+    assert seen == [(225, 400), (720, 1280)] and tracker.detector_calls == 2
+    np.testing.assert_allclose(found[2], centre, atol=0.25)
+
+    # --landmarks detect: the full-size frame only, as demo.py.
+    seen.clear()
+    tracker = tracking.FaceTracker(detect, lm3d=None, always_detect=True)
+    tracker._detect_near(frame, None)
+    assert seen == [(720, 1280)]
+
+
+def _disc_points(image):
+    """5 points of the bright disc of an image: its centre, and the centre +-
+    half its radius (eyes and mouth corners). Raises InputError without a disc."""
+    grey = np.asarray(image, np.float64).mean(axis=2)
+    inside = grey > 200
+    if inside.sum() < 30:
+        raise InputError("no face")
+    ys, xs = np.nonzero(inside)
+    centre = np.array([xs.mean(), ys.mean()])
+    half = 0.5 * np.sqrt(inside.sum() / np.pi)
+    return centre + half * np.array([[-1, -1], [1, -1], [0, 0], [-1, 1], [1, 1]])
+
+
+def test_prepared_crops_give_the_results_of_one_frame_at_a_time(tmp_path, monkeypatch):
+    """FaceTracker.prepare only makes crops ahead, in threads: with detections
+    mid-batch (every 5 frames), a lost and a new track, every array of
+    reconstruct_video is the same as when each frame is aligned on its own."""
+    from scipy.ndimage import gaussian_filter
+
+    from extraction import video
+    from tests.synthetic_video import make_video
+
+    rng = np.random.default_rng(7)
+    background = gaussian_filter(rng.uniform(0, 150, (240, 320, 3)), (3, 3, 0))
+    yy, xx = np.mgrid[:240, :320]
+    frames = []
+    for i in range(40):
+        frame = background.copy()
+        if i not in (17, 18):        # the face is gone on two frames
+            cx, cy = 120 + 1.5 * i + 4 * np.sin(i / 5), 100 + 0.8 * i
+            frame[(xx - cx) ** 2 + (yy - cy) ** 2 < 28 ** 2] = 230
+        frames.append(frame.astype(np.uint8))
+    path = tmp_path / "disc.mp4"
+    make_video(path, frames, codec="ffv1")
+    lm3d = np.array([[-0.31, 0.29, 0.13], [0.31, 0.29, 0.13], [0.0, -0.02, 0.55],
+                     [-0.25, -0.36, 0.2], [0.25, -0.36, 0.2]])
+
+    def reconstructor(crops):
+        lm68 = np.zeros((len(crops), 68, 2), np.float32)
+        for lm, crop in zip(lm68, crops):
+            five = _disc_points(crop[:, :, ::-1])
+            lm[[36, 39]], lm[[42, 45]], lm[30], lm[48], lm[54] = five[0], five[1], five[2], \
+                five[3], five[4]
+        return {"coeff": lm68.reshape(len(crops), -1)[:, :257].copy(), "lm_68p": lm68}
+
+    def run():
+        return video.reconstruct_video(path, reconstructor, lm3d, _disc_points,
+                                       batch_size=8, redetect_every=5)
+
+    prepared_calls = []
+    original = tracking.FaceTracker.prepare
+
+    def counting(self, frames, pool):
+        original(self, frames, pool)
+        prepared_calls.append(len(self._prepared))
+    monkeypatch.setattr(tracking.FaceTracker, "prepare", counting)
+    together = run()
+    monkeypatch.setattr(tracking.FaceTracker, "prepare", lambda self, frames, pool: None)
+    one_by_one = run()
+    assert sum(prepared_calls) > 20          # most frames had their crops made ahead
+    assert not together.valid[17:19].any() and together.valid[:17].all()
+    for key in ("frame_index", "valid", "coeff", "lm68", "lm5", "transform_params"):
+        np.testing.assert_array_equal(getattr(together, key), getattr(one_by_one, key), key)
+    assert together.detector_calls == one_by_one.detector_calls

@@ -81,7 +81,7 @@ class FrameReader:
         return False
 
     def _decode(self, stream):
-        _lower_priority()
+        lower_thread_priority()
         try:
             for frame in self._container.decode(stream):
                 index = self.decoded
@@ -132,11 +132,12 @@ def _first_line(error):
     return text.splitlines()[0] if text else "no message"
 
 
-def _lower_priority():
+def lower_thread_priority():
     """Gives the calling thread a lower CPU priority (Linux; elsewhere nothing).
 
-    Decoding needs a few percent of a core; at the default priority it takes
-    the cores from the alignment and the network just when they need them.
+    For background work that should take the cores the network and the
+    alignment leave idle rather than share them: decoding needs a few percent
+    of a core, an early detection a fraction of a second every second or so.
     """
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)

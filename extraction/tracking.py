@@ -23,15 +23,20 @@ makes MTCNN's image pyramid smaller (on a 2-core CPU a region call of the
 shared photos took 23 ms, 29 at 120 pixels, against 70-240 ms for a whole
 frame at full size; MTCNN's last stage sees a face at 48 pixels anyway: the
 points differ from a full-size detection by 5% of the eye distance on
-average and 18% at most, at 72 pixels as at 120). Without a known place, or when the region holds no face, it
-searches the whole frame scaled down to 400 pixels (long side), then the
-region of the face found there; then the whole frame at full size. With
+average and 18% at most, at 72 pixels as at 120). Without a known place,
+or when the region holds no face, it searches the whole frame scaled down to
+400 pixels (long side), then the region of the face found there; then the
+whole frame at full size. A periodic check's region search is started early
+(`detect_ahead`), in the background while the network runs on the frames
+before it. With
 `always_detect` (`--landmarks detect`) every frame is searched whole at full
 size, as demo.py does. When a periodic check finds no face while the track
 looks right, the tracked alignment is kept. Otherwise a frame on which the
 detector finds no face has no alignment (`None`), and the detector is tried
 again on each following frame until a face is found.
 """
+import threading
+
 import numpy as np
 
 from extraction.alignment import Alignment
@@ -144,6 +149,7 @@ class FaceTracker:
         self.min_similarity = min_similarity
         self.max_drift = max_drift
         self.detector_calls = 0
+        self._count_lock = threading.Lock()
         self._lost = True
         self._history = []            # (frame number, [5,2] points) reconstructed, this track
         self._anchor = None           # (frame number, [5,2] points) of the last detection
@@ -153,6 +159,7 @@ class FaceTracker:
         self._short_tracks = 0        # consecutive tracks lost within _SHORT_TRACK frames
         self._prepared = {}           # frame number -> (Alignment or None, thumbnail)
         self._prepared_for = None     # the (_anchor, _history) objects they come from
+        self._early = None            # (frame number, Future of its periodic detection)
 
     def batch_limit(self, batch_size):
         """How many frames may wait for the network before the next frame is aligned.
@@ -216,8 +223,12 @@ class FaceTracker:
                     scheduled = True  # The track looks right: a periodic check.
                 else:
                     tracked = None
+        early, self._early = self._early, None
         try:
-            points = self._detect_near(frame, near if not self.always_detect else None)
+            if scheduled and early is not None and early[0] == number:
+                points = self._early_points(frame, early[1])
+            else:
+                points = self._detect_near(frame, near if not self.always_detect else None)
             aligned = Alignment(frame, points, self.lm3d, True)
         except (InputError, ValueError):
             if scheduled:             # The check missed a face the track still holds.
@@ -233,6 +244,44 @@ class FaceTracker:
         self._since_detection = 0
         self._reference = face_thumbnail(aligned.crop_bgr, aligned.lm5_crop)
         return aligned
+
+    def detect_ahead(self, frames, pool):
+        """Starts the next periodic check's detection early, in the background.
+
+        Called before the network runs on the frames aligned so far, with
+        the frames that come next: when the track goes on as it is, the
+        periodic check falls on the (`redetect_every` - frames since the
+        last detection)-th of them. The detector then searches the region
+        around the points predicted for that frame from the reconstructions
+        known now (one batch older than `align` would use; the region is
+        four times the size of the face), while the network runs. `align`
+        uses the result if the check does fall on that frame, and searches
+        the whole frame if the region holds no face.
+
+        Args:
+          frames: sequence of (number, frame) that follow the frames aligned
+            so far, in order.
+          pool: a `concurrent.futures.Executor` with a thread for it.
+        """
+        self._early = None
+        if not self._tracking():
+            return
+        due = self.redetect_every - self._since_detection
+        if 1 <= due <= len(frames):
+            number, frame = frames[due - 1]
+            self._early = (number, pool.submit(self._detect_region, frame,
+                                               self.predicted_points(number)))
+
+    def _early_points(self, frame, future):
+        """The points of an early region detection, else of the whole frame."""
+        try:
+            return future.result()
+        except InputError:
+            return self._detect_near(frame, None)
+
+    def _count_call(self):
+        with self._count_lock:        # Early detections count from their own thread.
+            self.detector_calls += 1
 
     def _tracking(self):
         """Whether the next frame is aligned with predicted points."""
@@ -292,7 +341,7 @@ class FaceTracker:
                 return self._detect_region(frame, self._detect_scaled_frame(frame))
             except InputError:
                 pass
-        self.detector_calls += 1
+        self._count_call()
         return self.detect(frame)
 
     def _detect_region(self, frame, near):
@@ -311,7 +360,7 @@ class FaceTracker:
         x1, y1 = min(int(centre[0] + half), width), min(int(centre[1] + half), height)
         if x1 - x0 < 32 or y1 - y0 < 32 or (x1 - x0) * (y1 - y0) >= width * height:
             raise InputError("no region smaller than the frame")
-        self.detector_calls += 1
+        self._count_call()
         region, scale = _scaled_region(frame[y0:y1, x0:x1],
                                        _REGION_FACE / (_FACE_BOX * max(size, 1.0)))
         # Pixel centres: Pillow maps x in the scaled image to (x + 0.5) / scale
@@ -330,7 +379,7 @@ class FaceTracker:
         scale = _COARSE_SIDE / max(frame.shape[:2])
         if scale > 0.5:
             raise InputError("the frame is small enough to search at full size")
-        self.detector_calls += 1
+        self._count_call()
         small, scales = _scaled_region(frame, scale)
         return (self.detect(small) + 0.5) / scales - 0.5
 

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from extraction.frames import FrameReader
+from extraction.frames import FrameReader, lower_thread_priority
 from extraction.tracking import FaceTracker
 from image_io import InputError
 from preprocess_img import map_to_original
@@ -121,24 +121,35 @@ def reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8, every=1,
             on_frames(len(pending))
         pending.clear()
 
-    with reader, concurrent.futures.ThreadPoolExecutor(
-            max(1, min(batch_size, os.cpu_count() or 1))) as pool:
+    crop_pool = concurrent.futures.ThreadPoolExecutor(max(1, min(batch_size, os.cpu_count() or 1)))
+    detect_pool = concurrent.futures.ThreadPoolExecutor(1, initializer=lower_thread_priority)
+    with reader, crop_pool, detect_pool:
         clock = time.perf_counter()
         decoded = enumerate(reader)
-        ahead = collections.deque()   # decoded frames whose crops are prepared
+        ahead = collections.deque()   # decoded frames, not aligned yet
+        prepared = 0                  # how many of them have their crops made
         while True:
-            if not ahead:
-                # The next frames up to the batch's end, their crops made together.
-                wanted = tracker.batch_limit(batch_size) - len(pending)
-                ahead.extend(itertools.islice(decoded, max(wanted, 1)))
+            if not prepared:
+                # The frames up to the batch's end, their crops made together.
+                wanted = max(tracker.batch_limit(batch_size) - len(pending), 1)
+                ahead.extend(itertools.islice(decoded, max(wanted - len(ahead), 0)))
                 if not ahead:
                     break
-                tracker.prepare([(number, frame) for number, (_, frame) in ahead], pool)
+                prepared = min(wanted, len(ahead))
+                tracker.prepare([(number, frame) for number, (_, frame)
+                                 in itertools.islice(ahead, prepared)], crop_pool)
             number, (frame_index, frame) = ahead.popleft()
+            prepared -= 1
             pending.append((number, frame_index, tracker.align(frame, number)))
             if len(pending) >= tracker.batch_limit(batch_size):
+                # The next batch's frames, and its periodic detection started,
+                # while the network runs.
+                ahead.extend(itertools.islice(decoded, batch_size - len(ahead)))
+                tracker.detect_ahead([(number, frame) for number, (_, frame) in ahead],
+                                     detect_pool)
                 seconds["decode+align"] += time.perf_counter() - clock
                 flush()
+                prepared = 0
                 clock = time.perf_counter()
         seconds["decode+align"] += time.perf_counter() - clock
         if pending:

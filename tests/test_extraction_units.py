@@ -205,13 +205,11 @@ def _disc_points(image):
     return centre + half * np.array([[-1, -1], [1, -1], [0, 0], [-1, 1], [1, 1]])
 
 
-def test_prepared_crops_give_the_results_of_one_frame_at_a_time(tmp_path, monkeypatch):
-    """FaceTracker.prepare only makes crops ahead, in threads: with detections
-    mid-batch (every 5 frames), a lost and a new track, every array of
-    reconstruct_video is the same as when each frame is aligned on its own."""
+def _disc_video(tmp_path):
+    """40 frames of a disc moving over a textured background, gone on frames 17
+    and 18; returns (path, lm3d, a reconstructor giving the disc's points)."""
     from scipy.ndimage import gaussian_filter
 
-    from extraction import video
     from tests.synthetic_video import make_video
 
     rng = np.random.default_rng(7)
@@ -236,6 +234,16 @@ def test_prepared_crops_give_the_results_of_one_frame_at_a_time(tmp_path, monkey
             lm[[36, 39]], lm[[42, 45]], lm[30], lm[48], lm[54] = five[0], five[1], five[2], \
                 five[3], five[4]
         return {"coeff": lm68.reshape(len(crops), -1)[:, :257].copy(), "lm_68p": lm68}
+    return path, lm3d, reconstructor
+
+
+def test_prepared_crops_give_the_results_of_one_frame_at_a_time(tmp_path, monkeypatch):
+    """FaceTracker.prepare only makes crops ahead, in threads: with detections
+    mid-batch (every 5 frames), a lost and a new track, every array of
+    reconstruct_video is the same as when each frame is aligned on its own."""
+    from extraction import video
+
+    path, lm3d, reconstructor = _disc_video(tmp_path)
 
     def run():
         return video.reconstruct_video(path, reconstructor, lm3d, _disc_points,
@@ -256,3 +264,47 @@ def test_prepared_crops_give_the_results_of_one_frame_at_a_time(tmp_path, monkey
     for key in ("frame_index", "valid", "coeff", "lm68", "lm5", "transform_params"):
         np.testing.assert_array_equal(getattr(together, key), getattr(one_by_one, key), key)
     assert together.detector_calls == one_by_one.detector_calls
+
+
+def test_early_periodic_detections_run_in_the_background_and_agree(tmp_path, monkeypatch):
+    """FaceTracker.detect_ahead: periodic checks searched while the network runs,
+    in another thread, give the points the check would find on its own."""
+    import threading
+
+    from extraction import video
+
+    path, lm3d, reconstructor = _disc_video(tmp_path)
+    threads, used = [], []
+
+    def detect(image):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return _disc_points(image)
+
+    original = tracking.FaceTracker._early_points
+
+    def counting(self, frame, future):
+        used.append(1)
+        return original(self, frame, future)
+    monkeypatch.setattr(tracking.FaceTracker, "_early_points", counting)
+
+    def run():
+        threads.clear()
+        return video.reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8,
+                                       redetect_every=5)
+
+    early = run()
+    in_main = list(threads)
+    monkeypatch.setattr(tracking.FaceTracker, "detect_ahead",
+                        lambda self, frames, pool: None)
+    used_before = len(used)
+    at_once = run()
+    assert used_before >= 3 and len(used) == used_before      # used, then not at all
+    # Some early searches go unused (the track was lost before their frame);
+    # they still count as detector calls.
+    assert in_main.count(False) >= used_before and all(threads)
+    assert early.detector_calls == at_once.detector_calls + in_main.count(False) - used_before
+    np.testing.assert_array_equal(early.valid, at_once.valid)
+    valid = at_once.valid
+    eye = np.linalg.norm(at_once.lm5[valid, 1] - at_once.lm5[valid, 0], axis=1)
+    error = np.linalg.norm(early.lm5[valid] - at_once.lm5[valid], axis=2).max(axis=1) / eye
+    assert error.max() < 0.02, np.round(error, 4)

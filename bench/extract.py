@@ -477,8 +477,8 @@ OPTIONS = (
     ("--size", parse_size, (1280, 720), "frame size WIDTHxHEIGHT (default 1280x720)"),
     ("--short-minutes", float, 1.0, "the short video of the memory part (default 1)"),
     ("--long-minutes", float, 10.0, "the long video of the memory part (default 10)"),
-    ("--repeat", int, 2, "throughput: best of this many end-to-end and network runs "
-                         "(default 2; other processes share the cores)"),
+    ("--repeat", int, 3, "throughput: best of this many end-to-end and network runs "
+                         "(default 3; other processes share the cores)"),
     ("--ray-videos", int, 4, None), ("--ray-frames", int, 100, None),
     ("--workers", int, 2, "Ray workers (default 2)"),
     ("--photo", pathlib.Path, None, "photo with a NAME.txt 5-point file, tried first "

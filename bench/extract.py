@@ -1,8 +1,8 @@
 """Throughput and stage costs of the video extractor (extract.py); entry point of all three parts.
 
     python bench/make_assets.py            # once: full-size model and ResNet-50 R-Net
-    python bench/extract.py                # all three parts (about 15 minutes on 2 cores)
-    python bench/extract.py --skip-long    # without the 10-minute video (about 5 minutes)
+    python bench/extract.py                # all three parts (about 7 minutes on 2 cores)
+    python bench/extract.py --skip-long    # without the 10-minute video (about 3 minutes)
     python bench/extract.py --frames 100 --long-minutes 1      # a quick check
 
 Part 1 is measured here; parts 2 (peak memory by video length) and 3 (Ray against

@@ -61,7 +61,7 @@ def _with_graph_networks(mtcnn):
     mtcnn 1.0.0 calls its Keras networks eagerly, once per pyramid level and
     stage, and most of a call's time goes to dispatching single operations
     (on a 2-core CPU about 100 ms for a 190-pixel region and 170 ms for a
-    600x400 photo, against 26 and 71 ms as graphs; bench/extract.py). Each
+    600x400 photo, against 26 and 71 ms as graphs, each timed alone). Each
     stage's network is wrapped in a `tf.function` that takes any batch and
     image size, so it is traced once. The networks and their weights are
     unchanged: the results are the same (tests/test_landmark_detector.py).

@@ -213,7 +213,7 @@ class FaceTracker:
             basis = self._prepared_for
             if basis is None or basis[0] is not self._anchor or basis[1] is not self._history:
                 prepared = None       # Predicted before a detection or an update.
-            tracked, thumbnail = prepared or self._tracked_alignment(frame, number)
+            tracked, thumbnail = prepared or self._tracked_alignment(frame, near)
             if tracked is not None:
                 if self._reference is None or thumbnail @ self._reference >= self.min_similarity:
                     self._reference = thumbnail
@@ -287,11 +287,11 @@ class FaceTracker:
         """Whether the next frame is aligned with predicted points."""
         return not (self.always_detect or self._lost or self._anchor is None)
 
-    def _tracked_alignment(self, frame, number):
+    def _tracked_alignment(self, frame, points):
         """(`Alignment` with the predicted points or None when they are degenerate, its
         thumbnail or None)."""
         try:
-            tracked = Alignment(frame, self.predicted_points(number), self.lm3d, False)
+            tracked = Alignment(frame, points, self.lm3d, False)
         except ValueError:            # Degenerate points: the track is lost.
             return None, None
         return tracked, face_thumbnail(tracked.crop_bgr, tracked.lm5_crop)
@@ -313,8 +313,8 @@ class FaceTracker:
         if not self._tracking() or len(frames) < 2:
             return
         self._prepared_for = (self._anchor, self._history)   # both replaced, never changed
-        work = pool.map(lambda item: (item[0], self._tracked_alignment(item[1], item[0])),
-                        frames)
+        work = pool.map(lambda item: (item[0], self._tracked_alignment(
+            item[1], self.predicted_points(item[0]))), frames)
         self._prepared = dict(work)
 
     def _end_track(self, number):
@@ -360,12 +360,8 @@ class FaceTracker:
         x1, y1 = min(int(centre[0] + half), width), min(int(centre[1] + half), height)
         if x1 - x0 < 32 or y1 - y0 < 32 or (x1 - x0) * (y1 - y0) >= width * height:
             raise InputError("no region smaller than the frame")
-        self._count_call()
-        region, scale = _scaled_region(frame[y0:y1, x0:x1],
-                                       _REGION_FACE / (_FACE_BOX * max(size, 1.0)))
-        # Pixel centres: Pillow maps x in the scaled image to (x + 0.5) / scale
-        # - 0.5 in the original.
-        return (self.detect(region) + 0.5) / scale - 0.5 + [x0, y0]
+        return self._detect_scaled(frame[y0:y1, x0:x1],
+                                   _REGION_FACE / (_FACE_BOX * max(size, 1.0))) + [x0, y0]
 
     def _detect_scaled_frame(self, frame):
         """The detector on the whole frame scaled to `_COARSE_SIDE` pixels (long side).
@@ -379,9 +375,15 @@ class FaceTracker:
         scale = _COARSE_SIDE / max(frame.shape[:2])
         if scale > 0.5:
             raise InputError("the frame is small enough to search at full size")
+        return self._detect_scaled(frame, scale)
+
+    def _detect_scaled(self, image, scale):
+        """The detector on `image` scaled by min(scale, 1); points in `image`'s pixels."""
         self._count_call()
-        small, scales = _scaled_region(frame, scale)
-        return (self.detect(small) + 0.5) / scales - 0.5
+        scaled, scales = _scaled_region(image, scale)
+        # Pixel centres: Pillow maps x in the scaled image to (x + 0.5) / scale
+        # - 0.5 in the original.
+        return (self.detect(scaled) + 0.5) / scales - 0.5
 
     def update(self, number, aligned, lm68):
         """Takes the reconstruction of frame `number`.

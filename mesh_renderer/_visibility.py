@@ -14,34 +14,36 @@ tested only against the pixel centres that lie in its screen bounding box,
 widened by a thousandth of a pixel (far more than the rounding of the
 projected corners, so no centre that the edge functions accept is left out).
 The reference tests every pixel whose square meets the box; for a face
-mesh's pixel-sized triangles that is about twice the candidates, and six
-times the fragments of the large-triangle path below, for the same coverage.
-The tests are generated in two ways:
+mesh's pixel-sized triangles that is about twice the candidates for the same
+coverage. At 224x224 a face mesh's triangle has at most one candidate centre
+in over 90% of cases (a third have none), so the work is split in two:
 
-1. Setup and small triangles (one XLA-compiled kernel). For every triangle it
-   computes the 2D-homogeneous edge functions (Olano and Greer), the depth
-   plane, the candidate pixel range and whether the triangle is drawn at all.
-   Triangles with at most 2x3 or 3x2 candidate centres (over 90% of a face
-   mesh's at 224x224) are tested right away against a fixed tile of 6
-   candidate pixels anchored at the range's corner, so the candidate set is a dense
-   [B*T, 6] array: no enumeration, no gathers, no pixels x triangles tensor.
-2. Larger triangles are compacted and their candidate fragments
+1. One XLA-compiled kernel over all triangles gathers each triangle's
+   corners, computes its 2D-homogeneous edge functions (Olano and Greer),
+   its candidate pixel range and, when that range holds exactly one pixel
+   centre, tests it. Its only output is one int64 per triangle: the
+   surviving fragment (pixel index and depth, packed), "nothing", or "large"
+   with the triangle's candidate count. A single output matters on CPU: XLA
+   computes each output of a kernel in a loop of its own, and every loop
+   would redo the triangle setup.
+2. Large triangles (two or more candidates) are compacted, padded to a
+   power-of-two count (so the kernels below compile for a few sizes only),
+   set up again by a small kernel, and their candidate fragments
    (triangle, pixel-in-box) are enumerated with a cumulative count and a
-   binary search, in chunks of at most 2^19 fragments (fewer, rounded up
-   to a power of two, for scenes with fewer) inside a `tf.while_loop`.
-   Memory therefore stays bounded whatever the triangle sizes (one
-   triangle covering a 1024x1024 image is just 2^20 fragments, processed a
-   chunk at a time). The chunk kernel sees only shapes fixed by the batch
-   size, the triangle count and the chunk size, so XLA compiles it at most
-   once per chunk size, not once per scene.
+   binary search, in chunks of at most 2^19 fragments (fewer, rounded up to
+   a power of two, for scenes with fewer) inside a `tf.while_loop`. Memory
+   therefore stays bounded whatever the triangle sizes (one triangle
+   covering a 1024x1024 image is just 2^20 fragments, processed a chunk at
+   a time).
 
-Surviving fragments (inside the triangle, depth in [-1, 1]) are compacted and
-merged into a per-pixel depth buffer and id buffer with two segment
-reductions: the minimum depth per pixel, then the largest triangle index
-among the fragments at that minimum depth. That is exactly the outcome of
-drawing the triangles in list order with a "z <= stored z" test starting from
-a depth buffer of 1: the smallest depth wins and an exact tie goes to the
-later triangle.
+The depth test is one segment reduction. Each surviving fragment carries a
+64-bit key: its depth, mapped to an integer of the same order, in the high
+32 bits, and (2^32 - 1 - triangle index) in the low 32 bits. The minimum key
+per pixel is the fragment with the smallest depth and, among fragments at
+exactly that depth, the largest triangle index. That is exactly the outcome
+of drawing the triangles in list order with a "z <= stored z" test starting
+from a depth buffer of 1: the smallest depth wins and an exact tie goes to
+the later triangle.
 
 Edge functions and bit-exact shared edges
 -----------------------------------------
@@ -72,9 +74,10 @@ import functools
 import tensorflow as tf
 from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflow-import
 
-# Candidate pixels per small triangle: a 2-wide, 3-tall tile, or a 3-wide,
-# 2-tall tile when the bounding box is 3 pixels wide.
-_TILE = 6
+# Triangles with at least this many candidate pixels take the enumerated path.
+_LARGE = 2
+# The large triangles are padded to a power-of-two count, at least this.
+_MIN_LARGE_BUCKET = 1 << 10
 # Fragments per chunk of the large-triangle path (bounds its memory). A scene
 # with fewer fragments uses the smallest power of two >= their count, at
 # least _MIN_CHUNK, so the chunk kernel is compiled for a few sizes only.
@@ -86,6 +89,11 @@ _BOX_MARGIN = 1e-3
 _BOX_MARGIN_RELATIVE = 2e-6
 # Depth value that marks a rejected candidate (any value > 1 would do).
 _REJECTED = 3.0
+# Packed first-pass value of a triangle without a surviving fragment.
+_NOTHING = -1
+# Depth-test key of a pixel that no fragment reached.
+_EMPTY_KEY = (1 << 63) - 1
+_LOW_32 = (1 << 32) - 1
 
 
 def _canonical_cross(p, q):
@@ -123,8 +131,13 @@ def _corner_values(corners):
   return [[corners[:, k, c] for k in range(3)] for c in range(4)]
 
 
+def _project(coordinate, w, size):
+  """Pixel-unit screen coordinate (c / w + 1) * size / 2 of a clip coordinate."""
+  return (coordinate / w + 1.0) * (0.5 * size)
+
+
 def _triangle_setup(corners, image_width, image_height):
-  """Per-triangle edge functions and bounding box.
+  """Per-triangle edge functions and candidate pixel range.
 
   Args:
     corners: [N, 3, 4] float32 clip-space corners of N triangles.
@@ -132,13 +145,13 @@ def _triangle_setup(corners, image_width, image_height):
     image_height: python int.
 
   Returns:
-    coefs: [9, N] float32, for each edge i the pixel-unit coefficients
+    coefs: list of 9 [N] float32, for each edge i the pixel-unit coefficients
       (A_i, B_i, C_i) with e_i(ix, iy) = A_i*ix + B_i*iy + C_i before the sign
       correction.
     sign: [N] float32, the sign of the determinant (+1 or -1).
-    box: [4, N] int32: left, bottom, width, height of the candidate pixels
-      (those whose centres lie in the widened bounding box; width or height 0
-      when there is none or the triangle is not drawn).
+    box: list of 4 [N] int32: left, bottom, width, height of the candidate
+      pixels (those whose centres lie in the widened bounding box; width or
+      height 0 when there is none or the triangle is not drawn).
   """
   width = float(image_width)
   height = float(image_height)
@@ -166,9 +179,8 @@ def _triangle_setup(corners, image_width, image_height):
   # lo, hi are the min and max of the projected corners in pixel units and m
   # the margin; the whole image unless all w > 0.
   def _pixel_range(coords, size):
-    half = 0.5 * size
-    safe_w = [tf.where(all_positive_w, wk, 1.0) for wk in w]
-    proj = [(ck / wk + 1.0) * half for ck, wk in zip(coords, safe_w)]
+    proj = [_project(ck, tf.where(all_positive_w, wk, 1.0), size)
+            for ck, wk in zip(coords, w)]
     lo = tf.minimum(tf.minimum(proj[0], proj[1]), proj[2])
     hi = tf.maximum(tf.maximum(proj[0], proj[1]), proj[2])
     lo -= _BOX_MARGIN + _BOX_MARGIN_RELATIVE * tf.abs(lo)
@@ -191,10 +203,9 @@ def _triangle_setup(corners, image_width, image_height):
   finite = tf.reduce_all(
       tf.math.is_finite(tf.reshape(corners, [-1, 12])), axis=1)
   drawn = finite & tf.logical_not(all_negative_w)
-  box = tf.stack([tf.where(drawn, left, 0.0), tf.where(drawn, bottom, 0.0),
-                  tf.where(drawn, right - left, 0.0),
-                  tf.where(drawn, top - bottom, 0.0)])
-  return tf.stack(coefs), sign, tf.cast(box, tf.int32)
+  box = [tf.cast(tf.where(drawn, value, 0.0), tf.int32)
+         for value in (left, bottom, right - left, top - bottom)]
+  return coefs, sign, box
 
 
 def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
@@ -237,48 +248,79 @@ def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
   return depth, pixel
 
 
+def _depth_order(depth):
+  """int32 values ordered as the float32 depths (-0 and +0 equal)."""
+  bits = tf.bitcast(tf.where(depth == 0.0, 0.0, depth), tf.int32)
+  return tf.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+
+
+def _depth_key(depth, triangle):
+  """The depth test's int64 key: depth order high, later triangle lower."""
+  return (tf.bitwise.left_shift(tf.cast(_depth_order(depth), tf.int64), 32) |
+          (_LOW_32 - tf.cast(triangle, tf.int64)))
+
+
 @functools.lru_cache(maxsize=None)
-def _setup_kernel(image_width, image_height):
-  """Returns the XLA setup kernel: corners [N,3,4] -> coefs, sign, box."""
+def _first_pass_kernel(image_width, image_height):
+  """Returns the XLA kernel (clip [B,V,4], triangles [T,3]) -> packed [B*T].
+
+  Packed int64 per triangle b*T + t: (pixel << 32) | depth order (low 32
+  bits) for the fragment of a triangle with one candidate pixel that
+  survives; _NOTHING when none does; -1 - count (<= -3) for a triangle with
+  count >= _LARGE candidate pixels, left to the enumerated path.
+  """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(corners):
-    return _triangle_setup(corners, image_width, image_height)
+  def kernel(clip_space_vertices, triangles):
+    batch = tf.shape(clip_space_vertices)[0]
+    vertex_count = tf.shape(clip_space_vertices)[1]
+    triangle_count = tf.shape(triangles)[0]
+    # One gather of whole corner rows: XLA keeps it a single copy, where
+    # twelve per-coordinate gathers would be twelve.
+    vertex_ids = (triangles[None] +
+                  (tf.range(batch) * vertex_count)[:, None, None])
+    corners = tf.reshape(
+        tf.gather(tf.reshape(clip_space_vertices, [-1, 4]),
+                  tf.reshape(vertex_ids, [-1])), [-1, 3, 4])
+    _, _, z, w = _corner_values(corners)
+    coefs, sign, (left, bottom, box_w, box_h) = _triangle_setup(
+        corners, image_width, image_height)
+    count = box_w * box_h
+    batch_index = (tf.range(tf.shape(left)[0], dtype=tf.int32) //
+                   tf.maximum(triangle_count, 1))
+    depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, 0, 0,
+                                    count == 1, batch_index, image_width,
+                                    image_height)
+    packed = (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
+              (tf.cast(_depth_order(depth), tf.int64) & _LOW_32))
+    packed = tf.where(depth <= 1.0, packed, _NOTHING)
+    return tf.where(count >= _LARGE, -1 - tf.cast(count, tf.int64), packed)
 
   return kernel
 
 
 @functools.lru_cache(maxsize=None)
-def _small_kernel(image_width, image_height):
-  """Returns the XLA kernel testing the small triangles on a 6-pixel tile.
+def _large_setup_kernel(image_width, image_height):
+  """Returns the XLA kernel setting up the (padded) large triangles.
 
-  The kernel maps (corners [N,3,4], coefs [9,N], sign [N], box [4,N],
-  triangles_per_image) to depth [6, N] float32 (the candidate's depth or
-  _REJECTED) and pixel [6, N] int32 (flat pixel index), and large [N] bool
-  (drawn triangles whose box does not fit the tile).
+  Maps (clip [B,V,4], triangles [T,3], ids [P] int64 flat triangle indices,
+  valid [P] bool) to corners [P,3,4], coefs [9,P], sign [P] and box [4,P]
+  (zero boxes where not valid).
   """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(corners, coefs, sign, box, triangles_per_image):
-    _, _, z, w = _corner_values(corners)
-    coefs = tf.unstack(coefs)
-    left, bottom, box_w, box_h = tf.unstack(box)
-    small = ((box_w <= 2) & (box_h <= 3)) | ((box_w <= 3) & (box_h <= 2))
-    wide = box_w > 2
-    batch_index = (tf.range(tf.shape(left)[0], dtype=tf.int32) //
-                   tf.maximum(triangles_per_image, 1))
-    depths, pixels = [], []
-    for j in range(_TILE):
-      dx = tf.where(wide, j % 3, j % 2)
-      dy = tf.where(wide, j // 3, j // 2)
-      valid = small & (dx < box_w) & (dy < box_h)
-      depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, dx, dy,
-                                      valid, batch_index, image_width,
-                                      image_height)
-      depths.append(depth)
-      pixels.append(pixel)
-    large = tf.logical_not(small) & (box_w > 0) & (box_h > 0)
-    return tf.stack(depths), tf.stack(pixels), large
+  def kernel(clip_space_vertices, triangles, ids, valid):
+    vertex_count = tf.shape(clip_space_vertices)[1]
+    triangle_count = tf.maximum(tf.shape(triangles)[0], 1)
+    ids = tf.cast(ids, tf.int32)
+    vertex_ids = (tf.gather(triangles, ids % triangle_count) +
+                  (ids // triangle_count * vertex_count)[:, None])
+    corners = tf.reshape(
+        tf.gather(tf.reshape(clip_space_vertices, [-1, 4]),
+                  tf.reshape(vertex_ids, [-1])), [-1, 3, 4])
+    coefs, sign, box = _triangle_setup(corners, image_width, image_height)
+    box = [tf.where(valid, value, 0) for value in box]
+    return corners, tf.stack(coefs), sign, tf.stack(box)
 
   return kernel
 
@@ -287,56 +329,48 @@ def _small_kernel(image_width, image_height):
 def _large_kernel(image_width, image_height):
   """Returns the XLA kernel testing one chunk of large-triangle fragments.
 
-  Every argument has a shape fixed by the batch size, the triangle count and
-  the chunk size (one of 8 powers of two), never by which triangles are
-  large, so new scenes reuse the compiled kernels: the per-triangle arrays
-  are the full [N] ones (N = B*T) and each fragment carries the flat index
-  of its triangle and the first fragment id of that triangle.
+  Every argument has a shape fixed by the padded large-triangle count and
+  the chunk size (both powers of two), so new scenes mostly reuse compiled
+  kernels. Each fragment carries the index of its (padded) large triangle
+  and the first fragment id of that triangle. Returns the depth-test key of
+  every fragment (_EMPTY_KEY where rejected) and its flat pixel index.
   """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(fragment, start, triangle, corners, coefs, sign, box,
+  def kernel(fragment, start, owner, ids, corners, coefs, sign, box,
              triangles_per_image, total):
     # fragment, start: [K] int64 global fragment ids and the first id of
-    # their triangle; triangle: [K] int32 flat triangle index into
-    # corners [N, 3, 4], coefs [9, N], sign [N], box [4, N].
-    _, _, z, w = _corner_values(tf.gather(corners, triangle))
-    coefs = tf.unstack(tf.gather(coefs, triangle, axis=1))
-    sign = tf.gather(sign, triangle)
-    left, bottom, box_w, _ = tf.unstack(tf.gather(box, triangle, axis=1))
-    batch_index = triangle // tf.maximum(triangles_per_image, 1)
+    # their triangle; owner: [K] int32 index into ids [P] (flat triangle
+    # indices), corners [P, 3, 4], coefs [9, P], sign [P], box [4, P].
+    _, _, z, w = _corner_values(tf.gather(corners, owner))
+    coefs = tf.unstack(tf.gather(coefs, owner, axis=1))
+    sign = tf.gather(sign, owner)
+    left, bottom, box_w, _ = tf.unstack(tf.gather(box, owner, axis=1))
+    triangle = tf.gather(ids, owner)
+    batch_index = tf.cast(triangle // tf.cast(
+        tf.maximum(triangles_per_image, 1), tf.int64), tf.int32)
     local = tf.cast(fragment - start, tf.int32)
     box_w = tf.maximum(box_w, 1)
     dx = local % box_w
     dy = local // box_w
     valid = fragment < total
-    return _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
-                            batch_index, image_width, image_height)
+    depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, dx, dy,
+                                    valid, batch_index, image_width,
+                                    image_height)
+    key = tf.where(depth <= 1.0, _depth_key(depth, triangle), _EMPTY_KEY)
+    return key, pixel
 
   return kernel
 
 
-def _merge(depth_buffer, id_buffer, depth, pixel, triangle, num_pixels):
-  """Merges surviving fragments into the depth and id buffers.
-
-  Args:
-    depth_buffer: [N] float32 current minimum depth per pixel (> 1: empty).
-    id_buffer: [N] int32 current winning triangle per pixel (-1: none).
-    depth: [F] float32 depths of surviving fragments.
-    pixel: [F] int32 their flat pixel indices.
-    triangle: [F] int32 their flat triangle indices (b*T + t).
-    num_pixels: scalar int32 N.
-
-  Returns:
-    The updated (depth_buffer, id_buffer).
-  """
-  chunk_min = tf.math.unsorted_segment_min(depth, pixel, num_pixels)
-  new_depth = tf.minimum(depth_buffer, chunk_min)
-  at_min = tf.equal(depth, tf.gather(new_depth, pixel))
-  chunk_id = tf.math.unsorted_segment_max(
-      tf.where(at_min, triangle, -1), pixel, num_pixels)
-  kept = tf.where(tf.equal(depth_buffer, new_depth), id_buffer, -1)
-  return new_depth, tf.maximum(kept, chunk_id)
+def _power_of_two_at_least(value, smallest, largest=None):
+  """Smallest power of two >= value (an int64 tensor), clipped to the range."""
+  bits = tf.math.ceil(tf.math.log(tf.cast(tf.maximum(value, 1), tf.float64)) /
+                      tf.math.log(tf.constant(2.0, tf.float64)))
+  bits = tf.maximum(bits, smallest.bit_length() - 1)
+  if largest is not None:
+    bits = tf.minimum(bits, largest.bit_length() - 1)
+  return tf.cast(2.0 ** bits, tf.int64)
 
 
 def visible_triangles(clip_space_vertices, triangles, image_width,
@@ -359,66 +393,58 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   num_triangles = tf.shape(triangles)[0]
   num_pixels = batch * (image_width * image_height)
 
-  corners = tf.reshape(tf.gather(clip_space_vertices, triangles, axis=1),
-                       [-1, 3, 4])
-  coefs, sign, box = _setup_kernel(image_width, image_height)(corners)
-  depth, pixel, large = _small_kernel(image_width, image_height)(
-      corners, coefs, sign, box, num_triangles)
+  # Triangles with one candidate pixel: their surviving fragments.
+  packed = _first_pass_kernel(image_width, image_height)(
+      clip_space_vertices, triangles)
+  kept = tf.reshape(tf.where(packed >= 0), [-1])
+  fragments = tf.gather(packed, kept)
+  # Shifting the packed value left by 32 leaves its depth order, sign and
+  # all, in the high half.
+  keys = (tf.bitwise.left_shift(fragments, 32) |
+          (_LOW_32 - kept))
+  pixels = tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
+  key_buffer = tf.math.unsorted_segment_min(keys, pixels, num_pixels)
 
-  # Small triangles: compact the surviving candidates and merge them.
-  depth = tf.reshape(depth, [-1])
-  pixel = tf.reshape(pixel, [-1])
-  kept = tf.reshape(tf.where(depth <= 1.0), [-1])
-  fragment_triangle = tf.cast(kept % tf.cast(tf.size(large), tf.int64),
-                              tf.int32)
-  depth_buffer = tf.fill([num_pixels], _REJECTED)
-  id_buffer = tf.fill([num_pixels], -1)
-  depth_buffer, id_buffer = _merge(depth_buffer, id_buffer,
-                                   tf.gather(depth, kept),
-                                   tf.gather(pixel, kept), fragment_triangle,
-                                   num_pixels)
-
-  # Large triangles: enumerate their box pixels chunk by chunk. Only the
-  # fragment enumeration below depends on how many triangles are large; the
-  # compiled kernel sees shapes that do not (besides the chunk size).
-  large_ids = tf.cast(tf.reshape(tf.where(large), [-1]), tf.int32)
-  large_box = tf.gather(box, large_ids, axis=1)
-  counts = (tf.cast(large_box[2], tf.int64) *
-            tf.cast(large_box[3], tf.int64))
+  # Large triangles: set up again (padded to a power-of-two count), then
+  # their box pixels enumerated chunk by chunk.
+  large_ids = tf.reshape(tf.where(packed < _NOTHING), [-1])
+  large_count = tf.size(large_ids, out_type=tf.int64)
+  padded = _power_of_two_at_least(large_count, _MIN_LARGE_BUCKET)
+  ids = tf.concat([large_ids, tf.zeros([padded - large_count], tf.int64)], 0)
+  valid = tf.range(padded) < large_count
+  corners, coefs, sign, box = _large_setup_kernel(image_width, image_height)(
+      clip_space_vertices, triangles, ids, valid)
+  counts = tf.cast(box[2], tf.int64) * tf.cast(box[3], tf.int64)
   ends = tf.cumsum(counts)
-  total = tf.reduce_sum(counts)
+  total = ends[-1]
   starts = ends - counts
   chunk_kernel = _large_kernel(image_width, image_height)
-  bits = tf.math.ceil(tf.math.log(tf.cast(tf.maximum(total, 1), tf.float64)) /
-                      tf.math.log(tf.constant(2.0, tf.float64)))
-  chunk = tf.cast(2.0 ** tf.clip_by_value(bits, _MIN_CHUNK.bit_length() - 1,
-                                          _CHUNK.bit_length() - 1), tf.int64)
+  chunk = _power_of_two_at_least(total, _MIN_CHUNK, _CHUNK)
 
   # Everything the loop body reads is passed as a loop variable, so that
   # the loop also builds under TF1 control flow (tf.compat.v1 graphs).
-  def _body(base, depth_buffer, id_buffer, loop_inputs):
-    (ends, starts, large_ids, corners, coefs, sign, box, num_triangles,
-     chunk, total) = loop_inputs
+  def _body(base, key_buffer, loop_inputs):
+    (ends, starts, ids, corners, coefs, sign, box, num_triangles, chunk,
+     total) = loop_inputs
     fragment = base + tf.range(chunk, dtype=tf.int64)
     owner = tf.searchsorted(ends, fragment, side='right', out_type=tf.int32)
     owner = tf.minimum(owner, tf.size(ends, out_type=tf.int32) - 1)
-    triangle = tf.gather(large_ids, owner)
-    frag_depth, frag_pixel = chunk_kernel(fragment, tf.gather(starts, owner),
-                                          triangle, corners, coefs, sign, box,
-                                          num_triangles, total)
-    keep = tf.reshape(tf.where(frag_depth <= 1.0), [-1])
-    depth_buffer, id_buffer = _merge(
-        depth_buffer, id_buffer, tf.gather(frag_depth, keep),
-        tf.gather(frag_pixel, keep), tf.gather(triangle, keep), num_pixels)
-    return base + chunk, depth_buffer, id_buffer, loop_inputs
+    key, pixel = chunk_kernel(fragment, tf.gather(starts, owner), owner, ids,
+                              corners, coefs, sign, box, num_triangles, total)
+    key_buffer = tf.minimum(
+        key_buffer, tf.math.unsorted_segment_min(key, pixel, num_pixels))
+    return base + chunk, key_buffer, loop_inputs
 
-  loop_inputs = (ends, starts, large_ids, corners, coefs, sign, box,
-                 num_triangles, chunk, total)
+  loop_inputs = (ends, starts, ids, corners, coefs, sign, box, num_triangles,
+                 chunk, total)
   # In graphs, always build a functional (v2) while loop: it holds the XLA
   # kernel calls correctly even when TF1 control flow is enabled.
   loop = tf.while_loop if tf.executing_eagerly() else while_v2.while_loop
-  _, depth_buffer, id_buffer, _ = loop(
-      lambda base, depth_buffer, id_buffer, loop_inputs: base < loop_inputs[-1],
-      _body, [tf.constant(0, tf.int64), depth_buffer, id_buffer, loop_inputs],
+  _, key_buffer, _ = loop(
+      lambda base, key_buffer, loop_inputs: base < loop_inputs[-1],
+      _body, [tf.constant(0, tf.int64), key_buffer, loop_inputs],
       parallel_iterations=1)
-  return tf.reshape(id_buffer, [batch, image_width * image_height])
+  # tf.equal, not ==: TF1 graphs compare tensors by identity.
+  ids = tf.where(tf.equal(key_buffer, _EMPTY_KEY), -1,
+                 tf.cast(_LOW_32 - (key_buffer & _LOW_32), tf.int32))
+  return tf.reshape(ids, [batch, image_width * image_height])

@@ -112,7 +112,8 @@ def _canonical_cross(p, q):
   """
   px, py, pw = p
   qx, qy, qw = q
-  in_order = (px < qx) | ((px == qx) & ((py < qy) | ((py == qy) & (pw <= qw))))
+  in_order = (px < qx) | (tf.equal(px, qx) & (
+      (py < qy) | (tf.equal(py, qy) & (pw <= qw))))
   lx = tf.where(in_order, px, qx)
   ly = tf.where(in_order, py, qy)
   lw = tf.where(in_order, pw, qw)
@@ -191,8 +192,10 @@ def _triangle_setup(corners, image_width, image_height):
     end = tf.clip_by_value(
         tf.floor(tf.clip_by_value(hi, -1.0, size + 1.0) - 0.5) + 1.0, 0.0,
         size)
-    first = tf.where(all_positive_w & (first == first), first, 0.0)
-    end = tf.where(all_positive_w & (end == end), end, size)
+    first = tf.where(all_positive_w & tf.logical_not(tf.math.is_nan(first)),
+                     first, 0.0)
+    end = tf.where(all_positive_w & tf.logical_not(tf.math.is_nan(end)), end,
+                   size)
     return first, tf.maximum(end, first)
 
   left, right = _pixel_range(x, width)
@@ -250,7 +253,7 @@ def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
 
 def _depth_order(depth):
   """int32 values ordered as the float32 depths (-0 and +0 equal)."""
-  bits = tf.bitcast(tf.where(depth == 0.0, 0.0, depth), tf.int32)
+  bits = tf.bitcast(tf.where(tf.equal(depth, 0.0), 0.0, depth), tf.int32)
   return tf.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
 
 
@@ -289,7 +292,7 @@ def _first_pass_kernel(image_width, image_height):
     batch_index = (tf.range(tf.shape(left)[0], dtype=tf.int32) //
                    tf.maximum(triangle_count, 1))
     depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, 0, 0,
-                                    count == 1, batch_index, image_width,
+                                    tf.equal(count, 1), batch_index, image_width,
                                     image_height)
     packed = (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
               (tf.cast(_depth_order(depth), tf.int64) & _LOW_32))
@@ -444,7 +447,6 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
       lambda base, key_buffer, loop_inputs: base < loop_inputs[-1],
       _body, [tf.constant(0, tf.int64), key_buffer, loop_inputs],
       parallel_iterations=1)
-  # tf.equal, not ==: TF1 graphs compare tensors by identity.
   ids = tf.where(tf.equal(key_buffer, _EMPTY_KEY), -1,
                  tf.cast(_LOW_32 - (key_buffer & _LOW_32), tf.int32))
   return tf.reshape(ids, [batch, image_width * image_height])

@@ -123,16 +123,27 @@ def id_attributes(clip, triangles):
     return new_clip, attrs, np.arange(3 * count, dtype=np.int32).reshape(-1, 3)
 
 
-def render_ids(clip, triangles, width, height):
-    """Our rasterizer's ids (-1 where uncovered) and barycentrics."""
+def render_ids(clip, triangles, width, height, session=False):
+    """Our rasterizer's ids (-1 where uncovered) and barycentrics.
+
+    With session=True the rasterizer is built in a tf.Graph and run by a
+    tf.compat.v1.Session (TF1-style), otherwise eagerly.
+    """
     new_clip, attrs, tris = id_attributes(clip, triangles)
-    out = rasterize_triangles.rasterize_clip_space(
-        new_clip, attrs, tris, width, height, [0.0, 0.0, 0.0, 0.0]).numpy()
+    if session:
+        with tf.Graph().as_default():
+            image = rasterize_triangles.rasterize_clip_space(
+                new_clip, attrs, tris, width, height, [0.0, 0.0, 0.0, 0.0])
+            with tf.compat.v1.Session() as sess:
+                out = sess.run(image)
+    else:
+        out = rasterize_triangles.rasterize_clip_space(
+            new_clip, attrs, tris, width, height, [0.0, 0.0, 0.0, 0.0]).numpy()
     return np.rint(out[..., 0]).astype(np.int64) - 1, out[..., 1:]
 
 
-def assert_matches_reference(clip, triangles, width, height):
-    ours_ids, ours_bary = render_ids(clip, triangles, width, height)
+def assert_matches_reference(clip, triangles, width, height, session=False):
+    ours_ids, ours_bary = render_ids(clip, triangles, width, height, session)
     for b in range(clip.shape[0]):
         ids, bary, margin = numpy_rasterize(clip[b], triangles, width, height)
         # Pixels within rounding distance of an edge may legitimately differ.

@@ -76,8 +76,8 @@ from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflo
 
 # Triangles with at least this many candidate pixels take the enumerated path.
 _LARGE = 2
-# The large triangles are padded to a power-of-two count, at least this.
-_MIN_LARGE_BUCKET = 1 << 10
+# Compacted triangle lists are padded to a power-of-two length, at least this.
+_MIN_BUCKET = 1 << 10
 # Fragments per chunk of the large-triangle path (bounds its memory). A scene
 # with fewer fragments uses the smallest power of two >= their count, at
 # least _MIN_CHUNK, so the chunk kernel is compiled for a few sizes only.
@@ -263,41 +263,76 @@ def _depth_key(depth, triangle):
           (_LOW_32 - tf.cast(triangle, tf.int64)))
 
 
-@functools.lru_cache(maxsize=None)
-def _first_pass_kernel(image_width, image_height):
-  """Returns the XLA kernel (clip [B,V,4], triangles [T,3]) -> packed [B*T].
+def _gather_corners(clip_space_vertices, triangles, ids):
+  """Clip-space corners [P, 3, 4] and image index [P] of triangles.
 
-  Packed int64 per triangle b*T + t: (pixel << 32) | depth order (low 32
-  bits) for the fragment of a triangle with one candidate pixel that
-  survives; _NOTHING when none does; -1 - count (<= -3) for a triangle with
-  count >= _LARGE candidate pixels, left to the enumerated path.
+  ids: None for all B*T triangles in order, else [P] int64 flat triangle
+  indices b*T + t, where negative ones (padding) read triangle 0.
   """
-
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(clip_space_vertices, triangles):
-    batch = tf.shape(clip_space_vertices)[0]
-    vertex_count = tf.shape(clip_space_vertices)[1]
-    triangle_count = tf.shape(triangles)[0]
-    # One gather of whole corner rows: XLA keeps it a single copy, where
-    # twelve per-coordinate gathers would be twelve.
+  batch = tf.shape(clip_space_vertices)[0]
+  vertex_count = tf.shape(clip_space_vertices)[1]
+  triangle_count = tf.maximum(tf.shape(triangles)[0], 1)
+  if ids is None:
     vertex_ids = (triangles[None] +
                   (tf.range(batch) * vertex_count)[:, None, None])
-    corners = tf.reshape(
-        tf.gather(tf.reshape(clip_space_vertices, [-1, 4]),
-                  tf.reshape(vertex_ids, [-1])), [-1, 3, 4])
+    batch_index = tf.range(batch * tf.shape(triangles)[0]) // triangle_count
+  else:
+    ids = tf.cast(tf.maximum(ids, 0), tf.int32)
+    batch_index = ids // triangle_count
+    vertex_ids = (tf.gather(triangles, ids % triangle_count) +
+                  (batch_index * vertex_count)[:, None])
+  # One gather of whole corner rows: XLA keeps it a single copy, where
+  # twelve per-coordinate gathers would be twelve.
+  corners = tf.reshape(
+      tf.gather(tf.reshape(clip_space_vertices, [-1, 4]),
+                tf.reshape(vertex_ids, [-1])), [-1, 3, 4])
+  return corners, batch_index
+
+
+@functools.lru_cache(maxsize=None)
+def _tile_kernel(image_width, image_height, tile_width, tile_height,
+                 all_triangles):
+  """Returns the XLA kernel testing triangles on a fixed tile of candidates.
+
+  The kernel maps (clip [B,V,4], triangles [T,3], ids [P] int64) to packed
+  [S, P] int64, S = tile_width * tile_height: candidate j of a triangle is
+  the pixel (left + j % tile_width, bottom + j // tile_width) of its
+  candidate range. Each entry is (pixel << 32) | depth order (low 32 bits)
+  for a surviving fragment, _NOTHING otherwise; a triangle whose candidate
+  range does not fit the tile gets -1 - count (<= -2) in row 0, count being
+  its number of candidate pixels. With all_triangles the ids argument is
+  ignored and P = B*T (every triangle in order); otherwise negative ids are
+  padding, never drawn.
+  """
+  slots = tile_width * tile_height
+
+  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  def kernel(clip_space_vertices, triangles, ids):
+    corners, batch_index = _gather_corners(
+        clip_space_vertices, triangles, None if all_triangles else ids)
     _, _, z, w = _corner_values(corners)
     coefs, sign, (left, bottom, box_w, box_h) = _triangle_setup(
         corners, image_width, image_height)
-    count = box_w * box_h
-    batch_index = (tf.range(tf.shape(left)[0], dtype=tf.int32) //
-                   tf.maximum(triangle_count, 1))
-    depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, 0, 0,
-                                    tf.equal(count, 1), batch_index, image_width,
-                                    image_height)
+    if not all_triangles:
+      present = ids >= 0
+      box_w = tf.where(present, box_w, 0)
+      box_h = tf.where(present, box_h, 0)
+    fits = (box_w <= tile_width) & (box_h <= tile_height)
+    slot = tf.range(slots)[:, None]
+    dx = slot % tile_width
+    dy = slot // tile_width
+    valid = fits[None] & (dx < box_w[None]) & (dy < box_h[None])
+    row = lambda value: value[None]  # noqa: E731
+    depth, pixel = _test_candidates(
+        [row(c) for c in coefs], row(sign), [row(c) for c in z],
+        [row(c) for c in w], row(left), row(bottom), dx, dy, valid,
+        row(batch_index), image_width, image_height)
     packed = (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
               (tf.cast(_depth_order(depth), tf.int64) & _LOW_32))
     packed = tf.where(depth <= 1.0, packed, _NOTHING)
-    return tf.where(count >= _LARGE, -1 - tf.cast(count, tf.int64), packed)
+    count = tf.cast(box_w, tf.int64) * tf.cast(box_h, tf.int64)
+    large = (tf.logical_not(fits) & (count > 0))[None] & tf.equal(slot, 0)
+    return tf.where(large, -1 - count[None], packed)
 
   return kernel
 
@@ -307,22 +342,15 @@ def _large_setup_kernel(image_width, image_height):
   """Returns the XLA kernel setting up the (padded) large triangles.
 
   Maps (clip [B,V,4], triangles [T,3], ids [P] int64 flat triangle indices,
-  valid [P] bool) to corners [P,3,4], coefs [9,P], sign [P] and box [4,P]
-  (zero boxes where not valid).
+  negative for padding) to corners [P,3,4], coefs [9,P], sign [P] and box
+  [4,P] (zero boxes for padding).
   """
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-  def kernel(clip_space_vertices, triangles, ids, valid):
-    vertex_count = tf.shape(clip_space_vertices)[1]
-    triangle_count = tf.maximum(tf.shape(triangles)[0], 1)
-    ids = tf.cast(ids, tf.int32)
-    vertex_ids = (tf.gather(triangles, ids % triangle_count) +
-                  (ids // triangle_count * vertex_count)[:, None])
-    corners = tf.reshape(
-        tf.gather(tf.reshape(clip_space_vertices, [-1, 4]),
-                  tf.reshape(vertex_ids, [-1])), [-1, 3, 4])
+  def kernel(clip_space_vertices, triangles, ids):
+    corners, _ = _gather_corners(clip_space_vertices, triangles, ids)
     coefs, sign, box = _triangle_setup(corners, image_width, image_height)
-    box = [tf.where(valid, value, 0) for value in box]
+    box = [tf.where(ids >= 0, value, 0) for value in box]
     return corners, tf.stack(coefs), sign, tf.stack(box)
 
   return kernel
@@ -376,6 +404,30 @@ def _power_of_two_at_least(value, smallest, largest=None):
   return tf.cast(2.0 ** bits, tf.int64)
 
 
+def _padded(ids):
+  """ids [L] int64 padded with -1 to a power-of-two length >= _MIN_BUCKET.
+
+  The kernels that take them compile once per length, so for a few lengths.
+  """
+  count = tf.size(ids, out_type=tf.int64)
+  length = _power_of_two_at_least(count, _MIN_BUCKET)
+  return tf.concat([ids, -tf.ones([length - count], tf.int64)], 0)
+
+
+def _fragment_keys(packed, triangle):
+  """Depth-test keys of packed fragments of flat triangle indices [F] int64.
+
+  Shifting a packed value left by 32 leaves its depth order, sign and all,
+  in the high half.
+  """
+  return tf.bitwise.left_shift(packed, 32) | (_LOW_32 - triangle)
+
+
+def _fragment_pixels(packed):
+  """Flat pixel indices [F] int32 of packed fragments."""
+  return tf.cast(tf.bitwise.right_shift(packed, 32), tf.int32)
+
+
 def visible_triangles(clip_space_vertices, triangles, image_width,
                       image_height):
   """Computes the index of the visible triangle at every pixel.
@@ -395,28 +447,35 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   batch = tf.shape(clip_space_vertices)[0]
   num_triangles = tf.shape(triangles)[0]
   num_pixels = batch * (image_width * image_height)
+  no_ids = tf.zeros([0], tf.int64)
 
-  # Triangles with one candidate pixel: their surviving fragments.
-  packed = _first_pass_kernel(image_width, image_height)(
-      clip_space_vertices, triangles)
+  # 1. Every triangle, on its single candidate pixel if it has one.
+  packed = tf.reshape(
+      _tile_kernel(image_width, image_height, 1, 1, True)(
+          clip_space_vertices, triangles, no_ids), [-1])
   kept = tf.reshape(tf.where(packed >= 0), [-1])
-  fragments = tf.gather(packed, kept)
-  # Shifting the packed value left by 32 leaves its depth order, sign and
-  # all, in the high half.
-  keys = (tf.bitwise.left_shift(fragments, 32) |
-          (_LOW_32 - kept))
-  pixels = tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
-  key_buffer = tf.math.unsorted_segment_min(keys, pixels, num_pixels)
+  keys = [_fragment_keys(tf.gather(packed, kept), kept)]
+  pixels = [_fragment_pixels(tf.gather(packed, kept))]
 
-  # Large triangles: set up again (padded to a power-of-two count), then
-  # their box pixels enumerated chunk by chunk.
-  large_ids = tf.reshape(tf.where(packed < _NOTHING), [-1])
-  large_count = tf.size(large_ids, out_type=tf.int64)
-  padded = _power_of_two_at_least(large_count, _MIN_LARGE_BUCKET)
-  ids = tf.concat([large_ids, tf.zeros([padded - large_count], tf.int64)], 0)
-  valid = tf.range(padded) < large_count
+  # 2. Triangles with more candidates, on a 2x2 tile if they fit it.
+  ids = _padded(tf.reshape(tf.where(packed < _NOTHING), [-1]))
+  packed = _tile_kernel(image_width, image_height, 2, 2, False)(
+      clip_space_vertices, triangles, ids)
+  flat = tf.reshape(packed, [-1])
+  kept = tf.reshape(tf.where(flat >= 0), [-1])
+  fragments = tf.gather(flat, kept)
+  keys.append(_fragment_keys(
+      fragments, tf.gather(ids, kept % tf.size(ids, out_type=tf.int64))))
+  pixels.append(_fragment_pixels(fragments))
+  key_buffer = tf.math.unsorted_segment_min(
+      tf.concat(keys, 0), tf.concat(pixels, 0), num_pixels)
+
+  # 3. Larger triangles: set up again, then their candidate pixels
+  # enumerated chunk by chunk.
+  ids = _padded(tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING),
+                                          [-1])))
   corners, coefs, sign, box = _large_setup_kernel(image_width, image_height)(
-      clip_space_vertices, triangles, ids, valid)
+      clip_space_vertices, triangles, ids)
   counts = tf.cast(box[2], tf.int64) * tf.cast(box[3], tf.int64)
   ends = tf.cumsum(counts)
   total = ends[-1]

@@ -178,6 +178,7 @@ def transform_homogeneous(matrices, vertices):
       vertices.shape.rank != 3 or vertices.shape[2] not in (None, 3)):
     raise ValueError('vertices must have shape [batch_size, vertex_count, 3],'
                      ' got shape %s.' % vertices.shape)
-  ones = tf.ones_like(vertices[:, :, :1])
-  homogeneous = tf.concat([vertices, ones], axis=2)
-  return tf.matmul(homogeneous, matrices, transpose_b=True)
+  # M (x, y, z, 1)^T without forming (x, y, z, 1): a concatenation of
+  # narrow rows is slow.
+  return (tf.matmul(vertices, matrices[:, :, :3], transpose_b=True) +
+          matrices[:, None, :, 3])

@@ -38,12 +38,10 @@ interpolated values; a pixel centre lying within rounding distance of an edge
 may fall to either of the two triangles that share it.
 """
 
-import functools
-
 import numpy as np
 import tensorflow as tf
 
-from mesh_renderer import _compiled, _visibility, camera_utils
+from mesh_renderer import _interpolation, _visibility, camera_utils
 
 
 def _check_image_size(image_width, image_height):
@@ -78,12 +76,6 @@ def _check_shape(tensor, name, rank, last=None, shape_text='',
   if bad:
     raise ValueError('%s must have shape %s, got shape %s.' %
                      (name, shape_text, shape))
-
-
-def _pixel_centres(size):
-  """NDC coordinates of the pixel centres along one axis, as the reference."""
-  return ((np.arange(size, dtype=np.float64) + 0.5) / (0.5 * size) -
-          1.0).astype(np.float32)
 
 
 def rasterize(world_space_vertices, attributes, triangles, camera_matrices,
@@ -191,141 +183,20 @@ def rasterize_clip_space(clip_space_vertices, attributes, triangles,
                      '%s, got shape %s.' % (attributes.shape[2:],
                                             background_value.shape))
 
+  return _rasterize_parts(clip_space_vertices, [attributes], triangles,
+                          image_width, image_height, background_value)
+
+
+def _rasterize_parts(clip_space_vertices, attribute_parts, triangles,
+                     image_width, image_height, background_value):
+  """rasterize_clip_space of checked tensors, the attributes in parts.
+
+  The parts ([B, V, A_i] float32 tensors) are interpolated as their
+  concatenation along the last axis, which is formed inside the compiled
+  kernels (a concatenation of narrow rows is slow as a separate op).
+  """
   triangle_ids = _visibility.visible_triangles(
       clip_space_vertices, triangles, image_width, image_height)
-
-  return _interpolation(image_width, image_height)(
-      [clip_space_vertices, attributes, background_value],
-      [triangles, triangle_ids])
-
-
-@functools.lru_cache(maxsize=None)
-def _interpolation(image_width, image_height):
-  """The XLA-compiled interpolation (and its gradient) for one image size."""
-
-  def _run(differentiable, constants):
-    clip_space_vertices, attributes, background_value = differentiable
-    triangles, triangle_ids = constants
-    return _interpolate(clip_space_vertices, attributes, triangles,
-                        triangle_ids, image_width, image_height,
-                        background_value)
-
-  return _compiled.compiled(_run)
-
-
-def _interpolate(clip_space_vertices, attributes, triangles, triangle_ids,
-                 image_width, image_height, background_value):
-  """Differentiable barycentric interpolation at the visible triangles.
-
-  Args:
-    clip_space_vertices: [B, V, 4] float32.
-    attributes: [B, V, A] float32.
-    triangles: [T, 3] int32.
-    triangle_ids: [B, H*W] int32, b*T + t of the visible triangle or -1.
-    image_width, image_height: python ints.
-    background_value: [A] float32.
-
-  Returns:
-    [B, H, W, A] float32 attributes blended with the background.
-  """
-  batch = tf.shape(clip_space_vertices)[0]
-  vertex_count = tf.shape(clip_space_vertices)[1]
-  triangle_count = tf.maximum(tf.shape(triangles)[0], 1)
-  attribute_count = tf.shape(attributes)[2]
-
-  covered = triangle_ids >= 0                                   # [B, P]
-  local_ids = tf.maximum(triangle_ids, 0) % triangle_count
-  vertex_ids = tf.gather(triangles, local_ids)                  # [B, P, 3]
-  vertex_ids += (tf.range(batch) * vertex_count)[:, None, None]
-  # Uncovered pixels read a harmless placeholder triangle instead of
-  # triangle 0, so that non-finite vertices elsewhere cannot leak NaNs into
-  # the output or the gradients.
-  vertex_ids = tf.where(covered[:, :, None], vertex_ids, 0)
-
-  px = np.tile(_pixel_centres(image_width), image_height)
-  py = np.repeat(_pixel_centres(image_height), image_width)
-  px = tf.constant(px[None, :])
-  py = tf.constant(py[None, :])
-  placeholder = tf.constant([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0],
-                             [0.0, 1.0, 0.0, 1.0]])
-  flat_ids = tf.reshape(vertex_ids, [-1])
-  vertex_rows = batch * vertex_count
-
-  # The gradient is written out: XLA's own gradient of this function runs
-  # three to four times slower on CPU, mostly in the clip-space part (the
-  # [B, P, 3, 4] corner tensors' tiny minor dimensions).
-  @tf.custom_gradient
-  def _blend(clip_space_vertices, attributes, background_value):
-    flat_clip = tf.reshape(clip_space_vertices, [-1, 4])
-    corners = tf.reshape(tf.gather(flat_clip, flat_ids), [batch, -1, 3, 4])
-    corners = tf.where(covered[:, :, None, None], corners, placeholder)
-    x = [corners[:, :, k, 0] for k in range(3)]
-    y = [corners[:, :, k, 1] for k in range(3)]
-    w = [corners[:, :, k, 3] for k in range(3)]
-
-    def _edge(j, k):
-      # (v_j x v_k) . (px, py, 1) over the (x, y, w) coordinates.
-      return ((y[j] * w[k] - w[j] * y[k]) * px +
-              (w[j] * x[k] - x[j] * w[k]) * py +
-              (x[j] * y[k] - y[j] * x[k]))
-
-    edges = [_edge(1, 2), _edge(2, 0), _edge(0, 1)]
-    total = edges[0] + edges[1] + edges[2]
-    total = tf.where(covered, total, 1.0)
-    zero = tf.zeros_like(total)
-    barycentrics = [tf.where(covered, e / total, zero) for e in edges]
-
-    flat_attributes = tf.reshape(attributes, [-1, attribute_count])
-    corner_attributes = tf.reshape(tf.gather(flat_attributes, flat_ids),
-                                   [batch, -1, 3, attribute_count])
-    corner_attributes = tf.where(covered[:, :, None, None], corner_attributes,
-                                 0.0)
-    interpolated = (barycentrics[0][:, :, None] * corner_attributes[:, :, 0] +
-                    barycentrics[1][:, :, None] * corner_attributes[:, :, 1] +
-                    barycentrics[2][:, :, None] * corner_attributes[:, :, 2])
-    alpha = tf.clip_by_value(
-        2.0 * (barycentrics[0] + barycentrics[1] + barycentrics[2]), 0.0,
-        1.0)[:, :, None]
-    result = alpha * interpolated + (1.0 - alpha) * background_value
-
-    def _gradient(upstream):
-      # alpha is 1 on covered pixels (2 * sum(b) = 2, clipped: no gradient)
-      # and 0 elsewhere, where the barycentrics are constant zeros.
-      upstream = tf.reshape(upstream, [batch, -1, attribute_count])
-      d_interpolated = alpha * upstream
-      d_background = tf.reduce_sum((1.0 - alpha) * upstream, axis=[0, 1])
-      d_corner_attributes = tf.stack(
-          [b[:, :, None] * d_interpolated for b in barycentrics], axis=2)
-      d_attributes = tf.math.unsorted_segment_sum(
-          tf.reshape(d_corner_attributes, [-1, attribute_count]), flat_ids,
-          vertex_rows)
-      # b_i = e_i / sum(e): d e_i = (d b_i - sum_k d b_k b_k) / sum(e).
-      d_b = [tf.reduce_sum(d_interpolated * corner_attributes[:, :, k], -1)
-             for k in range(3)]
-      mean = d_b[0] * barycentrics[0] + d_b[1] * barycentrics[1] + (
-          d_b[2] * barycentrics[2])
-      d_e = [tf.where(covered, (d_b[k] - mean) / total, zero)
-             for k in range(3)]
-      # e_i = det[v_j, v_k, p] with p = (px, py, 1): d/dv_j = v_k x p and
-      # d/dv_k = p x v_j, for (i, j, k) = (0, 1, 2), (1, 2, 0), (2, 0, 1).
-      d_x, d_y, d_w = [zero] * 3, [zero] * 3, [zero] * 3
-      for i, j, k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-        d_x[j] += d_e[i] * (y[k] - w[k] * py)
-        d_y[j] += d_e[i] * (w[k] * px - x[k])
-        d_w[j] += d_e[i] * (x[k] * py - y[k] * px)
-        d_x[k] += d_e[i] * (w[j] * py - y[j])
-        d_y[k] += d_e[i] * (x[j] - w[j] * px)
-        d_w[k] += d_e[i] * (y[j] * px - x[j] * py)
-      d_corners = tf.stack(
-          [tf.stack([d_x[k], d_y[k], zero, d_w[k]], axis=-1)
-           for k in range(3)], axis=2)                      # [B, P, 3, 4]
-      d_clip = tf.math.unsorted_segment_sum(
-          tf.reshape(d_corners, [-1, 4]), flat_ids, vertex_rows)
-      return (tf.reshape(d_clip, tf.shape(clip_space_vertices)),
-              tf.reshape(d_attributes, tf.shape(attributes)), d_background)
-
-    return result, _gradient
-
-  result = _blend(clip_space_vertices, attributes, background_value)
-  return tf.reshape(result,
-                    [batch, image_height, image_width, attribute_count])
+  return _interpolation.interpolate(clip_space_vertices, attribute_parts,
+                                    background_value, triangles, triangle_ids,
+                                    image_width, image_height)

@@ -10,7 +10,6 @@ including the reference's quirks that its golden images depend on, follow
 import functools
 import numbers
 
-import numpy as np
 import tensorflow as tf
 
 from mesh_renderer import _compiled, camera_utils, rasterize_triangles
@@ -335,8 +334,6 @@ def mesh_renderer(vertices,
     if rank == 2:
       per_vertex_shininess = True
       attributes.append(shininess_coefficients[:, :, None])
-  vertex_attributes = tf.concat(attributes, axis=2)
-
   camera_matrices = camera_utils.look_at(camera_position, camera_lookat,
                                          camera_up)
   projections = camera_utils.perspective(image_width / image_height, fov_y,
@@ -345,9 +342,12 @@ def mesh_renderer(vertices,
 
   attribute_count = 9 + (3 if specular_colors is not None else 0) + (
       1 if per_vertex_shininess else 0)
-  pixel_attributes = rasterize_triangles.rasterize(
-      vertices, vertex_attributes, triangles, clip_space_transforms,
-      image_width, image_height, -np.ones([attribute_count], np.float32))
+  # rasterize(vertices, concat(attributes), ...), the concatenation formed
+  # inside the rasterizer's compiled kernels.
+  pixel_attributes = rasterize_triangles._rasterize_parts(  # pylint: disable=protected-access
+      camera_utils.transform_homogeneous(clip_space_transforms, vertices),
+      attributes, tf.cast(triangles, tf.int32), image_width, image_height,
+      -tf.ones([attribute_count]))
 
   has_specular = specular_colors is not None
   has_ambient = ambient_color is not None

@@ -55,3 +55,27 @@ def compiled(fn):
     return _op(*differentiable)
 
   return call
+
+
+def padded_length(count, smallest):
+  """A length >= count (an int64 scalar tensor) that takes few values.
+
+  Kernels compile once per input shape; data-dependent lengths padded to
+  these compile for few shapes: at least `smallest`, and above it the next
+  multiple of 2^(n - 3) for an n-bit count (four lengths per octave, so at
+  most 25% padding).
+
+  Args:
+    count: int64 scalar tensor >= 0.
+    smallest: python int, a power of two.
+
+  Returns:
+    An int64 scalar tensor.
+  """
+  count = tf.maximum(count, smallest)
+  bits = tf.cast(tf.math.floor(tf.math.log(tf.cast(count, tf.float64)) /
+                               tf.math.log(tf.constant(2.0, tf.float64))),
+                 tf.int64) + 1
+  step = tf.bitwise.left_shift(tf.constant(1, tf.int64),
+                               tf.maximum(bits - 3, 0))
+  return (count + step - 1) // step * step

@@ -28,9 +28,9 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-# Compacted pixel lists are padded to a length with at most this many
-# significant bits (4 lengths per octave), and at least _MIN_PIXELS.
-_LENGTH_BITS = 3
+from mesh_renderer import _compiled
+
+# Compacted pixel lists are padded to at least this length.
 _MIN_PIXELS = 1 << 10
 
 
@@ -204,21 +204,6 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
   return d_clip, d_background, d_parts
 
 
-def _padded_length(count):
-  """The compacted length for count entries: few distinct values."""
-  count = tf.maximum(count, _MIN_PIXELS)
-  step = tf.bitwise.left_shift(
-      tf.constant(1, tf.int64),
-      tf.maximum(_bit_length(count) - _LENGTH_BITS, 0))
-  return (count + step - 1) // step * step
-
-
-def _bit_length(value):
-  """Number of bits of a positive int64 scalar tensor."""
-  return tf.cast(tf.math.floor(tf.math.log(tf.cast(value, tf.float64)) /
-                               np.log(2.0)), tf.int64) + 1
-
-
 @functools.lru_cache(maxsize=None)
 def _kernels(image_width, image_height):
   """The forward and backward XLA kernels for one image size."""
@@ -272,7 +257,7 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
       count = tf.size(covered, out_type=tf.int64)
       pixels = tf.concat(
           [tf.cast(covered, tf.int32),
-           -tf.ones([_padded_length(count) - count], tf.int32)], 0)
+           -tf.ones([_compiled.padded_length(count, _MIN_PIXELS) - count], tf.int32)], 0)
       d_clip, d_background, d_parts = backward(
           upstream, clip_space_vertices, list(attribute_parts), triangles,
           triangle_ids, pixels)

@@ -74,8 +74,12 @@ import functools
 import tensorflow as tf
 from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflow-import
 
-# Triangles with at least this many candidate pixels take the enumerated path.
-_LARGE = 2
+from mesh_renderer import _compiled
+
+# Candidate pixels per triangle tested by each tile pass: all triangles on
+# one, those with more on two, then on six; triangles with more than that
+# take the enumerated path.
+_TILE_SLOTS = (1, 2, 6)
 # Compacted triangle lists are padded to a power-of-two length, at least this.
 _MIN_BUCKET = 1 << 10
 # Fragments per chunk of the large-triangle path (bounds its memory). A scene
@@ -290,21 +294,22 @@ def _gather_corners(clip_space_vertices, triangles, ids):
 
 
 @functools.lru_cache(maxsize=None)
-def _tile_kernel(image_width, image_height, tile_width, tile_height,
-                 all_triangles):
-  """Returns the XLA kernel testing triangles on a fixed tile of candidates.
+def _tile_kernel(image_width, image_height, slots, all_triangles):
+  """Returns the XLA kernel testing triangles with at most `slots` candidates.
 
   The kernel maps (clip [B,V,4], triangles [T,3], ids [P] int64) to packed
-  [S, P] int64, S = tile_width * tile_height: candidate j of a triangle is
-  the pixel (left + j % tile_width, bottom + j // tile_width) of its
-  candidate range. Each entry is (pixel << 32) | depth order (low 32 bits)
-  for a surviving fragment, _NOTHING otherwise; a triangle whose candidate
-  range does not fit the tile gets -1 - count (<= -2) in row 0, count being
-  its number of candidate pixels. With all_triangles the ids argument is
+  [slots, P] int64: entry j of a triangle with at most `slots` candidate
+  pixels tests its j-th candidate in row-major order within its candidate
+  range. Each entry is (pixel << 32) | depth order (low 32 bits) for a
+  surviving fragment, _NOTHING otherwise; a triangle with more candidates
+  gets -1 - count (< -1) in row 0. With all_triangles the ids argument is
   ignored and P = B*T (every triangle in order); otherwise negative ids are
   padding, never drawn.
+
+  XLA computes each element of the output on its own, so the setup of a
+  triangle is computed once per slot: passes with more slots are meant for
+  the few triangles that need them.
   """
-  slots = tile_width * tile_height
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
   def kernel(clip_space_vertices, triangles, ids):
@@ -313,26 +318,23 @@ def _tile_kernel(image_width, image_height, tile_width, tile_height,
     _, _, z, w = _corner_values(corners)
     coefs, sign, (left, bottom, box_w, box_h) = _triangle_setup(
         corners, image_width, image_height)
+    count = box_w * box_h
     if not all_triangles:
-      present = ids >= 0
-      box_w = tf.where(present, box_w, 0)
-      box_h = tf.where(present, box_h, 0)
-    fits = (box_w <= tile_width) & (box_h <= tile_height)
+      count = tf.where(ids >= 0, count, 0)
     slot = tf.range(slots)[:, None]
-    dx = slot % tile_width
-    dy = slot // tile_width
-    valid = fits[None] & (dx < box_w[None]) & (dy < box_h[None])
+    row_length = tf.maximum(box_w, 1)[None]
+    valid = (slot < count[None]) & (count <= slots)[None]
     row = lambda value: value[None]  # noqa: E731
     depth, pixel = _test_candidates(
         [row(c) for c in coefs], row(sign), [row(c) for c in z],
-        [row(c) for c in w], row(left), row(bottom), dx, dy, valid,
-        row(batch_index), image_width, image_height)
+        [row(c) for c in w], row(left), row(bottom), slot % row_length,
+        slot // row_length, valid, row(batch_index), image_width,
+        image_height)
     packed = (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
               (tf.cast(_depth_order(depth), tf.int64) & _LOW_32))
     packed = tf.where(depth <= 1.0, packed, _NOTHING)
-    count = tf.cast(box_w, tf.int64) * tf.cast(box_h, tf.int64)
-    large = (tf.logical_not(fits) & (count > 0))[None] & tf.equal(slot, 0)
-    return tf.where(large, -1 - count[None], packed)
+    large = (count > slots)[None] & tf.equal(slot, 0)
+    return tf.where(large, -1 - tf.cast(count, tf.int64)[None], packed)
 
   return kernel
 
@@ -405,12 +407,12 @@ def _power_of_two_at_least(value, smallest, largest=None):
 
 
 def _padded(ids):
-  """ids [L] int64 padded with -1 to a power-of-two length >= _MIN_BUCKET.
+  """ids [L] int64 padded with -1 to one of a few lengths (see padded_length).
 
-  The kernels that take them compile once per length, so for a few lengths.
+  The kernels that take them compile once per length.
   """
   count = tf.size(ids, out_type=tf.int64)
-  length = _power_of_two_at_least(count, _MIN_BUCKET)
+  length = _compiled.padded_length(count, _MIN_BUCKET)
   return tf.concat([ids, -tf.ones([length - count], tf.int64)], 0)
 
 
@@ -449,31 +451,31 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   num_pixels = batch * (image_width * image_height)
   no_ids = tf.zeros([0], tf.int64)
 
-  # 1. Every triangle, on its single candidate pixel if it has one.
-  packed = tf.reshape(
-      _tile_kernel(image_width, image_height, 1, 1, True)(
-          clip_space_vertices, triangles, no_ids), [-1])
-  kept = tf.reshape(tf.where(packed >= 0), [-1])
-  keys = [_fragment_keys(tf.gather(packed, kept), kept)]
-  pixels = [_fragment_pixels(tf.gather(packed, kept))]
-
-  # 2. Triangles with more candidates, on a 2x2 tile if they fit it.
-  ids = _padded(tf.reshape(tf.where(packed < _NOTHING), [-1]))
-  packed = _tile_kernel(image_width, image_height, 2, 2, False)(
-      clip_space_vertices, triangles, ids)
-  flat = tf.reshape(packed, [-1])
-  kept = tf.reshape(tf.where(flat >= 0), [-1])
-  fragments = tf.gather(flat, kept)
-  keys.append(_fragment_keys(
-      fragments, tf.gather(ids, kept % tf.size(ids, out_type=tf.int64))))
-  pixels.append(_fragment_pixels(fragments))
+  # Tile passes: every triangle on its single candidate pixel if it has
+  # one, then those with more candidates, compacted, on more slots.
+  keys, pixels = [], []
+  ids = None
+  for slots in _TILE_SLOTS:
+    if ids is None:
+      packed = _tile_kernel(image_width, image_height, slots, True)(
+          clip_space_vertices, triangles, no_ids)
+    else:
+      packed = _tile_kernel(image_width, image_height, slots, False)(
+          clip_space_vertices, triangles, ids)
+    flat = tf.reshape(packed, [-1])
+    kept = tf.reshape(tf.where(flat >= 0), [-1])
+    fragments = tf.gather(flat, kept)
+    triangle = kept if ids is None else tf.gather(
+        ids, kept % tf.size(ids, out_type=tf.int64))
+    keys.append(_fragment_keys(fragments, triangle))
+    pixels.append(_fragment_pixels(fragments))
+    larger = tf.reshape(tf.where(packed[0] < _NOTHING), [-1])
+    ids = _padded(larger if ids is None else tf.gather(ids, larger))
   key_buffer = tf.math.unsorted_segment_min(
       tf.concat(keys, 0), tf.concat(pixels, 0), num_pixels)
 
   # 3. Larger triangles: set up again, then their candidate pixels
   # enumerated chunk by chunk.
-  ids = _padded(tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING),
-                                          [-1])))
   corners, coefs, sign, box = _large_setup_kernel(image_width, image_height)(
       clip_space_vertices, triangles, ids)
   counts = tf.cast(box[2], tf.int64) * tf.cast(box[3], tf.int64)

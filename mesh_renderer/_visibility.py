@@ -141,11 +141,13 @@ def _project(coordinate, w, size):
   return (coordinate / w + 1.0) * (0.5 * size)
 
 
-def _triangle_setup(corners, image_width, image_height):
+def _triangle_setup(corners, screen, image_width, image_height):
   """Per-triangle edge functions and candidate pixel range.
 
   Args:
     corners: [N, 3, 4] float32 clip-space corners of N triangles.
+    screen: [N, 3, 2] float32, the corners projected to pixel units
+      (_project; used only where all three w are > 0).
     image_width: python int.
     image_height: python int.
 
@@ -183,9 +185,7 @@ def _triangle_setup(corners, image_width, image_height):
   # Candidate pixels i have their centre i + 0.5 in [lo - m, hi + m], where
   # lo, hi are the min and max of the projected corners in pixel units and m
   # the margin; the whole image unless all w > 0.
-  def _pixel_range(coords, size):
-    proj = [_project(ck, tf.where(all_positive_w, wk, 1.0), size)
-            for ck, wk in zip(coords, w)]
+  def _pixel_range(proj, size):
     lo = tf.minimum(tf.minimum(proj[0], proj[1]), proj[2])
     hi = tf.maximum(tf.maximum(proj[0], proj[1]), proj[2])
     lo -= _BOX_MARGIN + _BOX_MARGIN_RELATIVE * tf.abs(lo)
@@ -202,14 +202,15 @@ def _triangle_setup(corners, image_width, image_height):
                    size)
     return first, tf.maximum(end, first)
 
-  left, right = _pixel_range(x, width)
-  bottom, top = _pixel_range(y, height)
+  left, right = _pixel_range([screen[:, k, 0] for k in range(3)], width)
+  bottom, top = _pixel_range([screen[:, k, 1] for k in range(3)], height)
 
   # A triangle is drawn when its clip coordinates are finite and not all of
   # its w are negative. (Overflowing edge functions are rejected per pixel.)
-  finite = tf.reduce_all(
-      tf.math.is_finite(tf.reshape(corners, [-1, 12])), axis=1)
-  drawn = finite & tf.logical_not(all_negative_w)
+  drawn = tf.logical_not(all_negative_w)
+  for k in range(3):
+    for c in range(4):
+      drawn &= tf.math.is_finite(corners[:, k, c])
   box = [tf.cast(tf.where(drawn, value, 0.0), tf.int32)
          for value in (left, bottom, right - left, top - bottom)]
   return coefs, sign, box
@@ -267,8 +268,12 @@ def _depth_key(depth, triangle):
           (_LOW_32 - tf.cast(triangle, tf.int64)))
 
 
-def _gather_corners(clip_space_vertices, triangles, ids):
-  """Clip-space corners [P, 3, 4] and image index [P] of triangles.
+def _gather_corners(clip_space_vertices, triangles, ids, image_width,
+                    image_height):
+  """Corners of triangles: clip-space [P, 3, 4], screen [P, 3, 2], image [P].
+
+  The screen coordinates are the clip coordinates projected to pixel units
+  (_project), computed per vertex (meaningful only where w > 0).
 
   ids: None for all B*T triangles in order, else [P] int64 flat triangle
   indices b*T + t, where negative ones (padding) read triangle 0.
@@ -285,12 +290,15 @@ def _gather_corners(clip_space_vertices, triangles, ids):
     batch_index = ids // triangle_count
     vertex_ids = (tf.gather(triangles, ids % triangle_count) +
                   (batch_index * vertex_count)[:, None])
-  # One gather of whole corner rows: XLA keeps it a single copy, where
-  # twelve per-coordinate gathers would be twelve.
-  corners = tf.reshape(
-      tf.gather(tf.reshape(clip_space_vertices, [-1, 4]),
-                tf.reshape(vertex_ids, [-1])), [-1, 3, 4])
-  return corners, batch_index
+  vertex_ids = tf.reshape(vertex_ids, [-1])
+  rows = tf.reshape(clip_space_vertices, [-1, 4])
+  screen = tf.stack([_project(rows[:, 0], rows[:, 3], image_width),
+                     _project(rows[:, 1], rows[:, 3], image_height)], axis=1)
+  # Gathers of whole rows: XLA keeps each a single copy, where one gather
+  # per coordinate would be one copy each.
+  corners = tf.reshape(tf.gather(rows, vertex_ids), [-1, 3, 4])
+  screen = tf.reshape(tf.gather(screen, vertex_ids), [-1, 3, 2])
+  return corners, screen, batch_index
 
 
 @functools.lru_cache(maxsize=None)
@@ -313,23 +321,29 @@ def _tile_kernel(image_width, image_height, slots, all_triangles):
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
   def kernel(clip_space_vertices, triangles, ids):
-    corners, batch_index = _gather_corners(
-        clip_space_vertices, triangles, None if all_triangles else ids)
+    corners, screen, batch_index = _gather_corners(
+        clip_space_vertices, triangles, None if all_triangles else ids,
+        image_width, image_height)
     _, _, z, w = _corner_values(corners)
     coefs, sign, (left, bottom, box_w, box_h) = _triangle_setup(
-        corners, image_width, image_height)
+        corners, screen, image_width, image_height)
     count = box_w * box_h
     if not all_triangles:
       count = tf.where(ids >= 0, count, 0)
     slot = tf.range(slots)[:, None]
-    row_length = tf.maximum(box_w, 1)[None]
     valid = (slot < count[None]) & (count <= slots)[None]
+    # Row and column of the slot in the box, without an integer division
+    # (which would keep XLA from vectorizing the loop): dy counts the whole
+    # rows before the slot.
+    dy = tf.zeros_like(slot)
+    for full_rows in range(1, slots):
+      dy += tf.cast(slot >= full_rows * box_w[None], tf.int32)
+    dx = slot - dy * box_w[None]
     row = lambda value: value[None]  # noqa: E731
     depth, pixel = _test_candidates(
         [row(c) for c in coefs], row(sign), [row(c) for c in z],
-        [row(c) for c in w], row(left), row(bottom), slot % row_length,
-        slot // row_length, valid, row(batch_index), image_width,
-        image_height)
+        [row(c) for c in w], row(left), row(bottom), dx, dy, valid,
+        row(batch_index), image_width, image_height)
     packed = (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
               (tf.cast(_depth_order(depth), tf.int64) & _LOW_32))
     packed = tf.where(depth <= 1.0, packed, _NOTHING)
@@ -350,8 +364,10 @@ def _large_setup_kernel(image_width, image_height):
 
   @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
   def kernel(clip_space_vertices, triangles, ids):
-    corners, _ = _gather_corners(clip_space_vertices, triangles, ids)
-    coefs, sign, box = _triangle_setup(corners, image_width, image_height)
+    corners, screen, _ = _gather_corners(clip_space_vertices, triangles, ids,
+                                         image_width, image_height)
+    coefs, sign, box = _triangle_setup(corners, screen, image_width,
+                                       image_height)
     box = [tf.where(ids >= 0, value, 0) for value in box]
     return corners, tf.stack(coefs), sign, tf.stack(box)
 

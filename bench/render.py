@@ -27,7 +27,9 @@ image with respect to the vertices and the colours). Batch 1 and 8.
 Each (renderer, scene, mode) runs in a child process of its own, one after the
 other, so that each has its own peak resident memory (VmHWM of the child:
 TensorFlow, the scene pool and the renderer). Figures are the median of
---repeats timed calls after one warm-up call, in milliseconds per image. With
+--repeats timed calls after a warm-up (one call, then every face of the pool once,
+untimed: ours compiles its kernels for a few data-dependent list lengths, see
+warmup_s in the JSON), in milliseconds per image. With
 --reference the table gives ours / reference for every cell. The last line is
 one JSON object with every figure.
 
@@ -225,6 +227,16 @@ def run_child(renderer, scene_file, mode, batches, repeats):
                     "failed": f"{type(error).__name__}: {(text or ['?'])[0][:300]}"}
                 continue
             first_s = time.perf_counter() - start
+            # Then every other face of the pool once, untimed: our kernels
+            # compile once per input shape, and the compacted lists they take
+            # have data-dependent lengths (padded to two lengths per octave),
+            # so the first renders of new scenes can compile a kernel. The
+            # timed calls measure the steady state; warmup_s says what the
+            # warm-up cost.
+            start = time.perf_counter()
+            for warm in _batches(scene, batch, math.ceil(POOL / batch)):
+                runners[name](warm)
+            warmup_s = time.perf_counter() - start
             times = []
             for batch_arrays in arrays[1:]:
                 start = time.perf_counter()
@@ -235,6 +247,7 @@ def run_child(renderer, scene_file, mode, batches, repeats):
                 "ms_per_image": round(float(np.median(times)) * 1e3 / batch, 3),
                 "best_ms_per_image": round(min(times) * 1e3 / batch, 3),
                 "first_call_s": round(first_s, 2),
+                "warmup_s": round(warmup_s, 2),
                 "coverage": round(float(np.mean(image[..., 3] > 0.5)), 3)}
         close()
     figures["peak_rss_mib"] = peak_rss_mib()
@@ -318,8 +331,8 @@ def print_table(report, renderers, args):
     import tensorflow as tf
 
     print()
-    print(f"mesh_renderer, {SIZE}x{SIZE}, median of {args.repeats} calls after a warm-up, "
-          f"ms per image; {report['machine']}; TensorFlow {tf.__version__}")
+    print(f"mesh_renderer, {SIZE}x{SIZE}, median of {args.repeats} calls after a warm-up "
+          f"over the pool, ms per image; {report['machine']}; TensorFlow {tf.__version__}")
     for name, info in report["scenes"].items():
         print(f"  scene {name}: {info['vertices']} vertices, {info['triangles']} triangles")
     header = f"{'scene':<11}{'mode':<10}{'pass':<18}{'batch':>6}{'coverage':>10}"

@@ -60,10 +60,11 @@ def compiled(fn):
 def padded_length(count, smallest):
   """A length >= count (an int64 scalar tensor) that takes few values.
 
-  Kernels compile once per input shape; data-dependent lengths padded to
-  these compile for few shapes: at least `smallest`, and above it the next
-  multiple of 2^(n - 3) for an n-bit count (four lengths per octave, so at
-  most 25% padding).
+  Kernels compile once per input shape (a few tenths of a second each on
+  CPU); data-dependent lengths padded to these compile for few shapes: at
+  least `smallest`, above it 2^k or 1.5 * 2^k (two lengths per octave, so at
+  most a third of padding). Scenes alike give the same lengths, so a
+  training run compiles each kernel a few times, not once per batch.
 
   Args:
     count: int64 scalar tensor >= 0.
@@ -77,5 +78,5 @@ def padded_length(count, smallest):
                                tf.math.log(tf.constant(2.0, tf.float64))),
                  tf.int64) + 1
   step = tf.bitwise.left_shift(tf.constant(1, tf.int64),
-                               tf.maximum(bits - 3, 0))
+                               tf.maximum(bits - 2, 0))
   return (count + step - 1) // step * step

@@ -172,11 +172,14 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
       [-1, 3, attribute_count])
 
   # b_i = e_i / sum(e): d e_i = (d b_i - sum_k d b_k b_k) / sum(e).
-  d_b = [tf.reduce_sum(d_interpolated * corner_attributes[:, k], -1)
-         for k in range(3)]
+  d_b = tf.unstack(tf.reduce_sum(d_interpolated[:, None] * corner_attributes,
+                                 axis=2), axis=1)
   mean = (d_b[0] * barycentrics[0] + d_b[1] * barycentrics[1] +
           d_b[2] * barycentrics[2])
-  d_e = [tf.where(valid, (d_b[k] - mean) / total, zero) for k in range(3)]
+  # One division of the stacked values: XLA then keeps d_e in memory, where
+  # three divisions would be recomputed inside the scatter rows below.
+  d_e = tf.unstack(tf.where(valid[None], (tf.stack(d_b) - mean[None]) /
+                            total[None], 0.0))
   # e_i = det[v_j, v_k, p] with p = (px, py, 1): d/dv_j = v_k x p and
   # d/dv_k = p x v_j, for (i, j, k) = (0, 1, 2), (1, 2, 0), (2, 0, 1).
   d_x, d_y, d_w = [zero] * 3, [zero] * 3, [zero] * 3
@@ -187,19 +190,24 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
     d_x[k] += d_e[i] * (w[j] * py - y[j])
     d_y[k] += d_e[i] * (x[j] - w[j] * px)
     d_w[k] += d_e[i] * (y[j] * px - x[j] * py)
-  # One scatter-add of rows (d_x, d_y, 0, d_w, d_attributes) per corner.
-  rows = tf.stack(
-      [tf.concat([tf.stack([d_x[k], d_y[k], zero, d_w[k]], axis=1),
-                  barycentrics[k][:, None] * d_interpolated], axis=1)
-       for k in range(3)], axis=1)                           # [K, 3, 4 + A]
-  summed = tf.math.unsorted_segment_sum(
-      tf.reshape(rows, [-1, 4 + attribute_count]), flat_ids, vertex_rows)
-  d_clip = tf.reshape(summed[:, :4], tf.shape(clip_space_vertices))
+  # Scatter-adds of the corners' rows: (d_x, d_y, 0, d_w) to the clip-space
+  # vertices, b_k * d_interpolated to the attributes. (One scatter of
+  # concatenated rows is slower: XLA builds the concatenation column by
+  # column.)
+  d_clip = tf.reshape(tf.math.unsorted_segment_sum(
+      tf.reshape(tf.stack([tf.stack([d_x[k], d_y[k], zero, d_w[k]], axis=1)
+                           for k in range(3)], axis=1), [-1, 4]),
+      flat_ids, vertex_rows), tf.shape(clip_space_vertices))
+  d_attributes = tf.math.unsorted_segment_sum(
+      tf.reshape(tf.stack([barycentrics[k][:, None] * d_interpolated
+                           for k in range(3)], axis=1),
+                 [-1, attribute_count]), flat_ids, vertex_rows)
   d_parts = []
-  start = 4
+  start = 0
   for part in attribute_parts:
     size = tf.shape(part)[2]
-    d_parts.append(tf.reshape(summed[:, start:start + size], tf.shape(part)))
+    d_parts.append(tf.reshape(d_attributes[:, start:start + size],
+                              tf.shape(part)))
     start += size
   return d_clip, d_background, d_parts
 

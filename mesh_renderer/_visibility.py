@@ -235,7 +235,8 @@ def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
 
   Returns:
     depth: float32, the candidate's NDC depth, or _REJECTED.
-    pixel: int32 flat pixel index b*H*W + iy*W + ix (0 where rejected).
+    pixel: int32 flat pixel index b*H*W + iy*W + ix of the candidate
+      (meaningful only where the depth is not rejected).
   """
   ix = left + dx
   iy = bottom + dy
@@ -251,8 +252,9 @@ def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
   keep = (valid & inside & (total < float('inf')) & (depth >= -1.0) &
           (depth <= 1.0))
   depth = tf.where(keep, depth, _REJECTED)
+  # Not masked: a caller that keeps only depths <= 1 needs no mask, and XLA
+  # then computes the pixel without redoing the edge tests.
   pixel = batch_index * (image_width * image_height) + iy * image_width + ix
-  pixel = tf.where(keep, pixel, 0)
   return depth, pixel
 
 
@@ -406,8 +408,9 @@ def _large_kernel(image_width, image_height):
     depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, dx, dy,
                                     valid, batch_index, image_width,
                                     image_height)
-    key = tf.where(depth <= 1.0, _depth_key(depth, triangle), _EMPTY_KEY)
-    return key, pixel
+    kept = depth <= 1.0
+    return (tf.where(kept, _depth_key(depth, triangle), _EMPTY_KEY),
+            tf.where(kept, pixel, 0))
 
   return kernel
 

@@ -57,18 +57,21 @@ def compiled(fn):
   return call
 
 
-def padded_length(count, smallest):
+def padded_length(count, smallest, per_octave=2):
   """A length >= count (an int64 scalar tensor) that takes few values.
 
   Kernels compile once per input shape (a few tenths of a second each on
   CPU); data-dependent lengths padded to these compile for few shapes: at
-  least `smallest`, above it 2^k or 1.5 * 2^k (two lengths per octave, so at
-  most a third of padding). Scenes alike give the same lengths, so a
-  training run compiles each kernel a few times, not once per batch.
+  least `smallest`, above it the next multiple of 2^k / per_octave for a
+  count in the octave [2^k, 2^(k+1)): per_octave lengths per octave, and
+  padding of at most 1 / per_octave of the count.
+  Scenes alike give the same lengths, so a training run compiles each kernel
+  a few times, not once per batch.
 
   Args:
     count: int64 scalar tensor >= 0.
     smallest: python int, a power of two.
+    per_octave: python int, a power of two.
 
   Returns:
     An int64 scalar tensor.
@@ -77,6 +80,7 @@ def padded_length(count, smallest):
   bits = tf.cast(tf.math.floor(tf.math.log(tf.cast(count, tf.float64)) /
                                tf.math.log(tf.constant(2.0, tf.float64))),
                  tf.int64) + 1
+  shift = per_octave.bit_length()
   step = tf.bitwise.left_shift(tf.constant(1, tf.int64),
-                               tf.maximum(bits - 2, 0))
+                               tf.maximum(bits - shift, 0))
   return (count + step - 1) // step * step

@@ -30,7 +30,9 @@ import tensorflow as tf
 
 from mesh_renderer import _compiled
 
-# Compacted pixel lists are padded to at least this length.
+# Compacted pixel lists are padded to at least this length, eight lengths
+# per octave (coverage changes slowly, so few compiles; an eighth of padding
+# at most).
 _MIN_PIXELS = 1 << 10
 
 
@@ -263,9 +265,9 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
       covered = tf.reshape(tf.where(tf.reshape(triangle_ids, [-1]) >= 0),
                            [-1])
       count = tf.size(covered, out_type=tf.int64)
-      pixels = tf.concat(
-          [tf.cast(covered, tf.int32),
-           -tf.ones([_compiled.padded_length(count, _MIN_PIXELS) - count], tf.int32)], 0)
+      length = _compiled.padded_length(count, _MIN_PIXELS, 8)
+      pixels = tf.concat([tf.cast(covered, tf.int32),
+                          -tf.ones([length - count], tf.int32)], 0)
       d_clip, d_background, d_parts = backward(
           upstream, clip_space_vertices, list(attribute_parts), triangles,
           triangle_ids, pixels)

@@ -16,25 +16,31 @@ projected corners, so no centre that the edge functions accept is left out).
 The reference tests every pixel whose square meets the box; for a face
 mesh's pixel-sized triangles that is about twice the candidates for the same
 coverage. At 224x224 a face mesh's triangle has at most one candidate centre
-in over 90% of cases (a third have none), so the work is split in two:
+in over 90% of cases (a third have none), so the work is split in passes:
 
 1. One XLA-compiled kernel over all triangles gathers each triangle's
    corners, computes its 2D-homogeneous edge functions (Olano and Greer),
    its candidate pixel range and, when that range holds exactly one pixel
    centre, tests it. Its only output is one int64 per triangle: the
-   surviving fragment (pixel index and depth, packed), "nothing", or "large"
+   surviving fragment (pixel index and depth, packed), "nothing", or "more"
    with the triangle's candidate count. A single output matters on CPU: XLA
    computes each output of a kernel in a loop of its own, and every loop
    would redo the triangle setup.
-2. Large triangles (two or more candidates) are compacted, padded to a
-   power-of-two count (so the kernels below compile for a few sizes only),
-   set up again by a small kernel, and their candidate fragments
-   (triangle, pixel-in-box) are enumerated with a cumulative count and a
-   binary search, in chunks of at most 2^19 fragments (fewer, rounded up to
-   a power of two, for scenes with fewer) inside a `tf.while_loop`. Memory
-   therefore stays bounded whatever the triangle sizes (one triangle
-   covering a 1024x1024 image is just 2^20 fragments, processed a chunk at
-   a time).
+2. The triangles with more candidates are compacted, padded to one of a few
+   lengths (so the kernels compile for few shapes), and tested the same way
+   on their first two candidates (row-major in the range); those with more
+   again on their first six.
+3. Triangles with still more candidates are set up again by a small kernel,
+   and their candidate fragments (triangle, pixel-in-box) are enumerated
+   with a cumulative count and a binary search, in chunks of at most 2^19
+   fragments (fewer, rounded up to a power of two, for scenes with fewer)
+   inside a `tf.while_loop`. Memory therefore stays bounded whatever the
+   triangle sizes (one triangle covering a 1024x1024 image is just 2^20
+   fragments, processed a chunk at a time).
+
+Each pass recomputes a triangle's setup and sends on every triangle with
+more candidates than it tests, so no candidate is lost even if two kernels
+were to round a candidate range differently.
 
 The depth test is one segment reduction. Each surviving fragment carries a
 64-bit key: its depth, mapped to an integer of the same order, in the high

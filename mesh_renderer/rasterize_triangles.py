@@ -6,18 +6,24 @@ whose C++ op no longer builds. Rendering is split in two passes:
 1. Visibility (no gradient, `_visibility.visible_triangles`): for each pixel,
    the index of the triangle that survives the depth test, found by testing
    every triangle against the pixel centres of its screen bounding box with
-   2D-homogeneous edge functions and resolving depth with two segment
-   reductions. Small triangles are tested on a fixed 6-pixel tile by one
-   XLA-compiled kernel; larger ones are enumerated fragment by fragment in
-   fixed-size chunks, so memory stays bounded (nothing of size
+   2D-homogeneous edge functions and resolving depth with one segment
+   reduction of 64-bit (depth, triangle) keys. Triangles are tested by XLA
+   kernels on their first one, two or six candidate pixels (most of a face
+   mesh's have at most one); larger ones are enumerated fragment by fragment
+   in fixed-size chunks, so memory stays bounded (nothing of size
    pixels x triangles is ever built). See `_visibility.py` for details.
-2. Interpolation (differentiable, this module): each covered pixel gathers
-   its triangle's three clip-space vertices, recomputes the edge functions
-   at its centre and the perspective-correct barycentrics
-   b_i = e_i / (e_0 + e_1 + e_2), and interpolates the vertex attributes.
-   Gradients flow to the clip-space vertices through the barycentrics (and
-   from there through the camera matrices to world space) and to the
-   attributes; none flow through the choice of visible triangle.
+2. Interpolation (differentiable, `_interpolation.interpolate`): each
+   covered pixel gathers its triangle's three clip-space vertices,
+   recomputes the edge functions at its centre and the perspective-correct
+   barycentrics b_i = e_i / (e_0 + e_1 + e_2), and interpolates the vertex
+   attributes. Gradients flow to the clip-space vertices through the
+   barycentrics (and from there through the camera matrices to world space)
+   and to the attributes; none flow through the choice of visible triangle.
+
+The kernels see some data-dependent lengths (the compacted lists of larger
+triangles and of covered pixels), padded to a few values per octave: XLA
+compiles a kernel once per length, so the first renders of new kinds of
+scene compile (a few tenths of a second each) and later ones reuse them.
 
 Uncovered pixels have triangle id 0 and barycentrics (0, 0, 0); they take
 the background value through alpha = clip(2 (b_0 + b_1 + b_2), 0, 1) and

@@ -292,7 +292,9 @@ def _gather_corners(clip_space_vertices, triangles, ids, image_width,
   if ids is None:
     vertex_ids = (triangles[None] +
                   (tf.range(batch) * vertex_count)[:, None, None])
-    batch_index = tf.range(batch * tf.shape(triangles)[0]) // triangle_count
+    # A broadcast, not range // T: XLA vectorizes no integer division.
+    batch_index = tf.reshape(tf.broadcast_to(
+        tf.range(batch)[:, None], [batch, tf.shape(triangles)[0]]), [-1])
   else:
     ids = tf.cast(tf.maximum(ids, 0), tf.int32)
     batch_index = ids // triangle_count

@@ -71,6 +71,38 @@ def _corner_vertex_ids(triangles, triangle_ids, vertex_count):
           (triangle_ids // triangle_count * vertex_count)[..., None])
 
 
+def _barycentrics(clip_space_vertices, flat_ids, covered, px, py):
+  """The corners and the barycentrics of covered pixels.
+
+  Args:
+    clip_space_vertices: [B, V, 4] float32.
+    flat_ids: [N * 3] int32 flat vertex rows (b*V + v) of the pixels'
+      triangles' corners, N the number of elements of covered.
+    covered: bool tensor of any shape, the pixels to compute; the others
+      read a harmless placeholder triangle instead of their corners, so that
+      non-finite vertices elsewhere cannot leak NaNs into the results.
+    px, py: float32 pixel centres in NDC, broadcastable to covered.
+
+  Returns:
+    x, y, w: lists of 3 float32 tensors of covered's shape, the corners'
+      clip-space x, y and w.
+    total: float32, e_0 + e_1 + e_2 (1 where not covered).
+    barycentrics: list of 3 float32 tensors, b_i = e_i / total (0 where not
+      covered).
+  """
+  placeholder = tf.constant([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0],
+                             [0.0, 1.0, 0.0, 1.0]])
+  corners = tf.reshape(
+      tf.gather(tf.reshape(clip_space_vertices, [-1, 4]), flat_ids),
+      tf.concat([tf.shape(covered), [3, 4]], 0))
+  corners = tf.where(covered[..., None, None], corners, placeholder)
+  x, y, w = [[corners[..., k, c] for k in range(3)] for c in (0, 1, 3)]
+  edges = _edges(x, y, w, px, py)
+  total = tf.where(covered, edges[0] + edges[1] + edges[2], 1.0)
+  zero = tf.zeros_like(total)
+  return x, y, w, total, [tf.where(covered, e / total, zero) for e in edges]
+
+
 def _forward(clip_space_vertices, attribute_parts, background_value,
              triangles, triangle_ids, image_width, image_height):
   """Interpolated attributes [B, H, W, A] of every pixel (see module doc)."""
@@ -80,26 +112,14 @@ def _forward(clip_space_vertices, attribute_parts, background_value,
   attribute_count = tf.shape(attributes)[2]
 
   covered = triangle_ids >= 0                                   # [B, P]
-  # Uncovered pixels read a harmless placeholder triangle instead of
-  # triangle 0, so that non-finite vertices elsewhere cannot leak NaNs into
-  # the output.
   flat_ids = tf.reshape(tf.where(
       covered[:, :, None],
       _corner_vertex_ids(triangles, tf.maximum(triangle_ids, 0),
                          vertex_count), 0), [-1])
   px = tf.constant(np.tile(_pixel_centres(image_width), image_height)[None])
   py = tf.constant(np.repeat(_pixel_centres(image_height), image_width)[None])
-  placeholder = tf.constant([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0],
-                             [0.0, 1.0, 0.0, 1.0]])
-  corners = tf.reshape(
-      tf.gather(tf.reshape(clip_space_vertices, [-1, 4]), flat_ids),
-      [batch, -1, 3, 4])
-  corners = tf.where(covered[:, :, None, None], corners, placeholder)
-  x, y, w = [[corners[:, :, k, c] for k in range(3)] for c in (0, 1, 3)]
-  edges = _edges(x, y, w, px, py)
-  total = tf.where(covered, edges[0] + edges[1] + edges[2], 1.0)
-  zero = tf.zeros_like(total)
-  barycentrics = [tf.where(covered, e / total, zero) for e in edges]
+  _, _, _, _, barycentrics = _barycentrics(clip_space_vertices, flat_ids,
+                                           covered, px, py)
 
   corner_attributes = tf.reshape(
       tf.gather(tf.reshape(attributes, [-1, attribute_count]), flat_ids),
@@ -158,17 +178,9 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
   px = tf.gather(tf.constant(_pixel_centres(image_width)), local % image_width)
   py = tf.gather(tf.constant(_pixel_centres(image_height)),
                  local // image_width)
-  placeholder = tf.constant([[0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 1.0],
-                             [0.0, 1.0, 0.0, 1.0]])
-  corners = tf.reshape(
-      tf.gather(tf.reshape(clip_space_vertices, [-1, 4]), flat_ids),
-      [-1, 3, 4])
-  corners = tf.where(valid[:, None, None], corners, placeholder)
-  x, y, w = [[corners[:, k, c] for k in range(3)] for c in (0, 1, 3)]
-  edges = _edges(x, y, w, px, py)
-  total = tf.where(valid, edges[0] + edges[1] + edges[2], 1.0)
+  x, y, w, total, barycentrics = _barycentrics(clip_space_vertices, flat_ids,
+                                               valid, px, py)
   zero = tf.zeros_like(total)
-  barycentrics = [tf.where(valid, e / total, zero) for e in edges]
   corner_attributes = tf.reshape(
       tf.gather(tf.reshape(attributes, [-1, attribute_count]), flat_ids),
       [-1, 3, attribute_count])

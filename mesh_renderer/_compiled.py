@@ -64,9 +64,9 @@ def padded_length(count, smallest, per_octave=2):
   CPU); data-dependent lengths padded to these compile for few shapes: at
   least `smallest`, above it the next multiple of 2^k / per_octave for a
   count in the octave [2^k, 2^(k+1)): per_octave lengths per octave, and
-  padding of at most 1 / per_octave of the count.
-  Scenes alike give the same lengths, so a training run compiles each kernel
-  a few times, not once per batch.
+  padding of at most 1 / per_octave of the count. Scenes alike give the
+  same lengths, so a training run compiles each kernel a few times, not once
+  per batch.
 
   Args:
     count: int64 scalar tensor >= 0.

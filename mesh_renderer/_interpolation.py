@@ -227,16 +227,28 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
 
 
 @functools.lru_cache(maxsize=None)
-def _kernels(image_width, image_height):
-  """The forward and backward XLA kernels for one image size."""
+def _kernels(image_width, image_height, part_count):
+  """The forward and backward XLA kernels for one image size.
 
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  Their input signatures leave the batch, vertex, triangle and pixel counts
+  unknown, so each kernel is traced once; XLA compiles it per shape.
+  """
+  clip_spec = tf.TensorSpec([None, None, 4], tf.float32)
+  parts_spec = [tf.TensorSpec([None, None, None], tf.float32)] * part_count
+  triangles_spec = tf.TensorSpec([None, 3], tf.int32)
+  ids_spec = tf.TensorSpec([None, None], tf.int32)
+
+  @tf.function(jit_compile=True, autograph=False, input_signature=(
+      clip_spec, parts_spec, tf.TensorSpec([None], tf.float32),
+      triangles_spec, ids_spec))
   def forward(clip_space_vertices, attribute_parts, background_value,
               triangles, triangle_ids):
     return _forward(clip_space_vertices, attribute_parts, background_value,
                     triangles, triangle_ids, image_width, image_height)
 
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  @tf.function(jit_compile=True, autograph=False, input_signature=(
+      tf.TensorSpec([None, None, None, None], tf.float32), clip_spec,
+      parts_spec, triangles_spec, ids_spec, tf.TensorSpec([None], tf.int32)))
   def backward(upstream, clip_space_vertices, attribute_parts, triangles,
                triangle_ids, pixels):
     return _backward(upstream, clip_space_vertices, attribute_parts,
@@ -265,8 +277,8 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
     NDC y = -1. Gradients flow to clip_space_vertices, the attribute parts
     and background_value.
   """
-  forward, backward = _kernels(image_width, image_height)
   part_count = len(attribute_parts)
+  forward, backward = _kernels(image_width, image_height, part_count)
 
   @tf.custom_gradient
   def _interpolate(clip_space_vertices, background_value, *attribute_parts):

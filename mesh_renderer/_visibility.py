@@ -106,6 +106,27 @@ _EMPTY_KEY = (1 << 63) - 1
 _LOW_32 = (1 << 32) - 1
 
 
+# The kernels' input signatures: lengths that vary with the scene are left
+# unknown, so a kernel is traced once; XLA still compiles it for each
+# concrete shape (a traced function per shape would also be retraced per
+# shape, which TensorFlow warns about when it happens often).
+_TRIANGLE_KERNEL_SIGNATURE = (
+    tf.TensorSpec([None, None, 4], tf.float32),   # clip-space vertices
+    tf.TensorSpec([None, 3], tf.int32),           # triangles
+    tf.TensorSpec([None], tf.int64))              # flat triangle indices
+_CHUNK_KERNEL_SIGNATURE = (
+    tf.TensorSpec([None], tf.int64),              # fragment
+    tf.TensorSpec([None], tf.int64),              # start
+    tf.TensorSpec([None], tf.int32),              # owner
+    tf.TensorSpec([None], tf.int64),              # ids
+    tf.TensorSpec([None, 3, 4], tf.float32),      # corners
+    tf.TensorSpec([9, None], tf.float32),         # coefs
+    tf.TensorSpec([None], tf.float32),            # sign
+    tf.TensorSpec([4, None], tf.int32),           # box
+    tf.TensorSpec([], tf.int32),                  # triangles per image
+    tf.TensorSpec([], tf.int64))                  # total
+
+
 def _canonical_cross(p, q):
   """Cross product p x q of (x, y, w) triples, order-independent up to sign.
 
@@ -329,7 +350,8 @@ def _tile_kernel(image_width, image_height, slots, all_triangles):
   the few triangles that need them.
   """
 
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  @tf.function(jit_compile=True, autograph=False,
+               input_signature=_TRIANGLE_KERNEL_SIGNATURE)
   def kernel(clip_space_vertices, triangles, ids):
     corners, screen, batch_index = _gather_corners(
         clip_space_vertices, triangles, None if all_triangles else ids,
@@ -372,7 +394,8 @@ def _large_setup_kernel(image_width, image_height):
   [4,P] (zero boxes for padding).
   """
 
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  @tf.function(jit_compile=True, autograph=False,
+               input_signature=_TRIANGLE_KERNEL_SIGNATURE)
   def kernel(clip_space_vertices, triangles, ids):
     corners, screen, _ = _gather_corners(clip_space_vertices, triangles, ids,
                                          image_width, image_height)
@@ -395,7 +418,8 @@ def _large_kernel(image_width, image_height):
   every fragment (_EMPTY_KEY where rejected) and its flat pixel index.
   """
 
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  @tf.function(jit_compile=True, autograph=False,
+               input_signature=_CHUNK_KERNEL_SIGNATURE)
   def kernel(fragment, start, owner, ids, corners, coefs, sign, box,
              triangles_per_image, total):
     # fragment, start: [K] int64 global fragment ids and the first id of

@@ -525,8 +525,8 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   key_buffer = tf.math.unsorted_segment_min(
       tf.concat(keys, 0), tf.concat(pixels, 0), num_pixels)
 
-  # 3. Larger triangles: set up again, then their candidate pixels
-  # enumerated chunk by chunk.
+  # Larger triangles: set up again, then their candidate pixels enumerated
+  # chunk by chunk.
   corners, coefs, sign, box = _large_setup_kernel(image_width, image_height)(
       clip_space_vertices, triangles, ids)
   counts = tf.cast(box[2], tf.int64) * tf.cast(box[3], tf.int64)

@@ -138,7 +138,8 @@ def _forward(clip_space_vertices, attribute_parts, background_value,
 
 
 def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
-              triangle_ids, pixels, image_width, image_height):
+              triangle_ids, pixels, image_width, image_height,
+              background_gradient=True):
   """Gradients of _forward's result, given its upstream gradient.
 
   Args:
@@ -148,6 +149,8 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
     pixels: [K] int32 flat indices b*H*W + p of covered pixels, -1 for
       padding.
     image_width, image_height: python ints.
+    background_gradient: python bool; False skips the background's gradient
+      (a sum over the whole upstream) and returns None for it.
 
   Returns:
     The gradients with respect to clip_space_vertices [B, V, 4], the
@@ -166,8 +169,10 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
   pixel = tf.maximum(pixels, 0)
   d_interpolated = tf.where(valid[:, None], tf.gather(flat_upstream, pixel),
                             0.0)                             # [K, A]
-  d_background = (tf.reduce_sum(flat_upstream, axis=0) -
-                  tf.reduce_sum(d_interpolated, axis=0))
+  d_background = None
+  if background_gradient:
+    d_background = (tf.reduce_sum(flat_upstream, axis=0) -
+                    tf.reduce_sum(d_interpolated, axis=0))
 
   triangle = tf.maximum(tf.gather(tf.reshape(triangle_ids, [-1]), pixel), 0)
   vertex_ids = tf.where(valid[:, None],
@@ -227,7 +232,7 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
 
 
 @functools.lru_cache(maxsize=None)
-def _kernels(image_width, image_height, part_count):
+def _kernels(image_width, image_height, part_count, background_gradient):
   """The forward and backward XLA kernels for one image size.
 
   Their input signatures leave the batch, vertex, triangle and pixel counts
@@ -251,15 +256,19 @@ def _kernels(image_width, image_height, part_count):
       parts_spec, triangles_spec, ids_spec, tf.TensorSpec([None], tf.int32)))
   def backward(upstream, clip_space_vertices, attribute_parts, triangles,
                triangle_ids, pixels):
-    return _backward(upstream, clip_space_vertices, attribute_parts,
-                     triangles, triangle_ids, pixels, image_width,
-                     image_height)
+    d_clip, d_background, d_parts = _backward(
+        upstream, clip_space_vertices, attribute_parts, triangles,
+        triangle_ids, pixels, image_width, image_height, background_gradient)
+    if d_background is None:
+      return d_clip, d_parts
+    return d_clip, d_background, d_parts
 
   return forward, backward
 
 
 def interpolate(clip_space_vertices, attribute_parts, background_value,
-                triangles, triangle_ids, image_width, image_height):
+                triangles, triangle_ids, image_width, image_height,
+                background_gradient=True):
   """Differentiable barycentric interpolation at the visible triangles.
 
   Args:
@@ -271,14 +280,41 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
     triangle_ids: [B, H*W] int32 tensor, b*T + t of the visible triangle or
       -1 (from _visibility.visible_triangles).
     image_width, image_height: python ints.
+    background_gradient: python bool; False treats background_value as a
+      constant (no gradient), which saves a pass over the upstream gradient.
 
   Returns:
     [B, H, W, A] float32 attributes blended with the background, row 0 at
     NDC y = -1. Gradients flow to clip_space_vertices, the attribute parts
-    and background_value.
+    and (with background_gradient) background_value.
   """
   part_count = len(attribute_parts)
-  forward, backward = _kernels(image_width, image_height, part_count)
+  forward, backward = _kernels(image_width, image_height, part_count,
+                               background_gradient)
+
+  def _pixels():
+    """The covered pixels, compacted, padded with -1 to few lengths."""
+    covered = tf.reshape(tf.where(tf.reshape(triangle_ids, [-1]) >= 0), [-1])
+    count = tf.size(covered, out_type=tf.int64)
+    length = _compiled.padded_length(count, _MIN_PIXELS, 8)
+    return tf.concat([tf.cast(covered, tf.int32),
+                      -tf.ones([length - count], tf.int32)], 0)
+
+  if not background_gradient:
+    @tf.custom_gradient
+    def _interpolate_to_constant(clip_space_vertices, *attribute_parts):
+      result = forward(clip_space_vertices, list(attribute_parts),
+                       background_value, triangles, triangle_ids)
+
+      def _gradient(upstream):
+        d_clip, d_parts = backward(upstream, clip_space_vertices,
+                                   list(attribute_parts), triangles,
+                                   triangle_ids, _pixels())
+        return [d_clip] + list(d_parts)[:part_count]
+
+      return result, _gradient
+
+    return _interpolate_to_constant(clip_space_vertices, *attribute_parts)
 
   @tf.custom_gradient
   def _interpolate(clip_space_vertices, background_value, *attribute_parts):
@@ -286,15 +322,9 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
                      background_value, triangles, triangle_ids)
 
     def _gradient(upstream):
-      covered = tf.reshape(tf.where(tf.reshape(triangle_ids, [-1]) >= 0),
-                           [-1])
-      count = tf.size(covered, out_type=tf.int64)
-      length = _compiled.padded_length(count, _MIN_PIXELS, 8)
-      pixels = tf.concat([tf.cast(covered, tf.int32),
-                          -tf.ones([length - count], tf.int32)], 0)
       d_clip, d_background, d_parts = backward(
           upstream, clip_space_vertices, list(attribute_parts), triangles,
-          triangle_ids, pixels)
+          triangle_ids, _pixels())
       return [d_clip, d_background] + list(d_parts)[:part_count]
 
     return result, _gradient

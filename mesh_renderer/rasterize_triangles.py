@@ -194,15 +194,18 @@ def rasterize_clip_space(clip_space_vertices, attributes, triangles,
 
 
 def _rasterize_parts(clip_space_vertices, attribute_parts, triangles,
-                     image_width, image_height, background_value):
+                     image_width, image_height, background_value,
+                     background_gradient=True):
   """rasterize_clip_space of checked tensors, the attributes in parts.
 
   The parts ([B, V, A_i] float32 tensors) are interpolated as their
   concatenation along the last axis, which is formed inside the compiled
-  kernels (a concatenation of narrow rows is slow as a separate op).
+  kernels (a concatenation of narrow rows is slow as a separate op). With
+  background_gradient False the background value gets no gradient.
   """
   triangle_ids = _visibility.visible_triangles(
       clip_space_vertices, triangles, image_width, image_height)
   return _interpolation.interpolate(clip_space_vertices, attribute_parts,
                                     background_value, triangles, triangle_ids,
-                                    image_width, image_height)
+                                    image_width, image_height,
+                                    background_gradient)

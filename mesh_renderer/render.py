@@ -347,7 +347,7 @@ def mesh_renderer(vertices,
   pixel_attributes = rasterize_triangles._rasterize_parts(  # pylint: disable=protected-access
       camera_utils.transform_homogeneous(clip_space_transforms, vertices),
       attributes, tf.cast(triangles, tf.int32), image_width, image_height,
-      -tf.ones([attribute_count]))
+      -tf.ones([attribute_count]), background_gradient=False)
 
   has_specular = specular_colors is not None
   has_ambient = ambient_color is not None

@@ -19,8 +19,8 @@ the tiny minor dimensions of the [B, P, 3, 4] corner tensors), and it works
 on the covered pixels only, compacted (padded to a length that takes few
 values, so the kernel compiles for few shapes): an uncovered pixel only
 passes its upstream gradient to the background. The per-corner gradients
-of a pixel, 4 clip-space coordinates and A attributes, are accumulated into
-the vertices by one scatter-add of (4 + A)-wide rows.
+of a pixel are accumulated into the vertices by two scatter-adds, of 4-wide
+clip-space rows and of A-wide attribute rows.
 """
 
 import functools

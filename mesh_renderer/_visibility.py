@@ -51,28 +51,8 @@ of drawing the triangles in list order with a "z <= stored z" test starting
 from a depth buffer of 1: the smallest depth wins and an exact tie goes to
 the later triangle.
 
-Edge functions and bit-exact shared edges
------------------------------------------
-For clip-space vertices v_k = (x_k, y_k, w_k) the edge function of vertex i is
-row i of the adjugate of [[x0,x1,x2],[y0,y1,y2],[w0,w1,w2]], i.e. the cross
-product of the other two vertices, multiplied by the sign of the determinant.
-Each cross product is evaluated with its two vertices in a canonical order
-(lexicographic on (x, y, w)) and negated when the order was swapped, so two
-triangles sharing an edge obtain exactly opposite coefficients whatever the
-compiler does with fused multiply-adds. The edge values at a pixel are then
-evaluated with the pixel's integer coordinates, e = A*ix + B*iy + C, where
-(A, B, C) are the NDC coefficients rescaled to pixel units by one sign-
-symmetric formula, so shared edges give bit-identical (negated) values in both
-neighbours: there are no cracks, and a pixel exactly on a shared edge is
-covered by both triangles and the depth test decides.
-
-Conventions (see renderer.md): pixel (ix, iy) has its centre at NDC
-((ix + 0.5) / (W/2) - 1, (iy + 0.5) / (H/2) - 1); a pixel is covered when its
-three edge values are >= 0 and not all zero; triangles with all w < 0 are
-skipped; the bounding box is used when all w > 0, the whole image otherwise;
-depth z = (b.z)/(b.w) with perspective-correct barycentrics b; fragments with
-z outside [-1, 1] are dropped. A triangle with any non-finite clip
-coordinate, or whose edge functions overflow float32, is not drawn.
+The arithmetic of one triangle (edge functions, candidate range, candidate
+test, depth key) and the conventions it follows are in `_edges.py`.
 """
 
 import functools
@@ -80,30 +60,23 @@ import functools
 import tensorflow as tf
 from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflow-import
 
-from mesh_renderer import _compiled
+from mesh_renderer import _compiled, _edges
 
 # Candidate pixels per triangle tested by each tile pass: all triangles on
 # one, those with more on two, then on six; triangles with more than that
 # take the enumerated path.
 _TILE_SLOTS = (1, 2, 6)
-# Compacted triangle lists are padded to a power-of-two length, at least this.
+# Compacted triangle lists are padded to at least this length.
 _MIN_BUCKET = 1 << 10
 # Fragments per chunk of the large-triangle path (bounds its memory). A scene
 # with fewer fragments uses the smallest power of two >= their count, at
 # least _MIN_CHUNK, so the chunk kernel is compiled for a few sizes only.
 _CHUNK = 1 << 19
 _MIN_CHUNK = 1 << 12
-# Widening of the candidate range, in pixels: absolute, and relative to the
-# projected coordinate (float32 rounds it by 6e-8 of its value).
-_BOX_MARGIN = 1e-3
-_BOX_MARGIN_RELATIVE = 2e-6
-# Depth value that marks a rejected candidate (any value > 1 would do).
-_REJECTED = 3.0
 # Packed first-pass value of a triangle without a surviving fragment.
 _NOTHING = -1
 # Depth-test key of a pixel that no fragment reached.
 _EMPTY_KEY = (1 << 63) - 1
-_LOW_32 = (1 << 32) - 1
 
 
 # The kernels' input signatures: lengths that vary with the scene are left
@@ -127,182 +100,12 @@ _CHUNK_KERNEL_SIGNATURE = (
     tf.TensorSpec([], tf.int64))                  # total
 
 
-def _canonical_cross(p, q):
-  """Cross product p x q of (x, y, w) triples, order-independent up to sign.
-
-  The two operands are put in lexicographic order before the products are
-  formed, so cross(p, q) and cross(q, p) are computed from the same
-  floating-point operations and are exact negations of each other.
-
-  Args:
-    p: tuple (x, y, w) of float32 tensors of one shape.
-    q: tuple (x, y, w) of float32 tensors of the same shape.
-
-  Returns:
-    A tuple of three float32 tensors, the components of p x q.
-  """
-  px, py, pw = p
-  qx, qy, qw = q
-  in_order = (px < qx) | (tf.equal(px, qx) & (
-      (py < qy) | (tf.equal(py, qy) & (pw <= qw))))
-  lx = tf.where(in_order, px, qx)
-  ly = tf.where(in_order, py, qy)
-  lw = tf.where(in_order, pw, qw)
-  rx = tf.where(in_order, qx, px)
-  ry = tf.where(in_order, qy, py)
-  rw = tf.where(in_order, qw, pw)
-  cx = ly * rw - lw * ry
-  cy = lw * rx - lx * rw
-  cw = lx * ry - ly * rx
-  sign = tf.where(in_order, 1.0, -1.0)
-  return cx * sign, cy * sign, cw * sign
-
-
-def _corner_values(corners):
-  """Splits gathered corners [N, 3, 4] into x, y, z, w lists of 3 [N] tensors."""
-  return [[corners[:, k, c] for k in range(3)] for c in range(4)]
-
-
-def _project(coordinate, w, size):
-  """Pixel-unit screen coordinate (c / w + 1) * size / 2 of a clip coordinate."""
-  return (coordinate / w + 1.0) * (0.5 * size)
-
-
-def _triangle_setup(corners, screen, image_width, image_height):
-  """Per-triangle edge functions and candidate pixel range.
-
-  Args:
-    corners: [N, 3, 4] float32 clip-space corners of N triangles.
-    screen: [N, 3, 2] float32, the corners projected to pixel units
-      (_project; used only where all three w are > 0).
-    image_width: python int.
-    image_height: python int.
-
-  Returns:
-    coefs: list of 9 [N] float32, for each edge i the pixel-unit coefficients
-      (A_i, B_i, C_i) with e_i(ix, iy) = A_i*ix + B_i*iy + C_i before the sign
-      correction.
-    sign: [N] float32, the sign of the determinant (+1 or -1).
-    box: list of 4 [N] int32: left, bottom, width, height of the candidate
-      pixels (those whose centres lie in the widened bounding box; width or
-      height 0 when there is none or the triangle is not drawn).
-  """
-  width = float(image_width)
-  height = float(image_height)
-  x, y, _, w = _corner_values(corners)
-  verts = [(x[k], y[k], w[k]) for k in range(3)]
-  rows = [_canonical_cross(verts[1], verts[2]),
-          _canonical_cross(verts[2], verts[0]),
-          _canonical_cross(verts[0], verts[1])]
-  det = x[0] * rows[0][0] + x[1] * rows[1][0] + x[2] * rows[2][0]
-  sign = tf.where(det < 0.0, -1.0, 1.0)
-
-  # Pixel-unit coefficients. With px = ix * (2/W) + (1/W - 1):
-  # a*px + b*py + c = A*ix + B*iy + C. The same formula is applied to every
-  # row, and it commutes exactly with negation, so shared edges stay exact.
-  kx, cx = 2.0 / width, 1.0 / width - 1.0
-  ky, cy = 2.0 / height, 1.0 / height - 1.0
-  coefs = []
-  for a, b, c in rows:
-    coefs += [a * kx, b * ky, c + a * cx + b * cy]
-
-  all_positive_w = (w[0] > 0.0) & (w[1] > 0.0) & (w[2] > 0.0)
-  all_negative_w = (w[0] < 0.0) & (w[1] < 0.0) & (w[2] < 0.0)
-
-  # Candidate pixels i have their centre i + 0.5 in [lo - m, hi + m], where
-  # lo, hi are the min and max of the projected corners in pixel units and m
-  # the margin; the whole image unless all w > 0.
-  def _pixel_range(proj, size):
-    lo = tf.minimum(tf.minimum(proj[0], proj[1]), proj[2])
-    hi = tf.maximum(tf.maximum(proj[0], proj[1]), proj[2])
-    lo -= _BOX_MARGIN + _BOX_MARGIN_RELATIVE * tf.abs(lo)
-    hi += _BOX_MARGIN + _BOX_MARGIN_RELATIVE * tf.abs(hi)
-    # Clamp before rounding so that huge values cannot overflow the cast.
-    first = tf.clip_by_value(
-        tf.math.ceil(tf.clip_by_value(lo, -1.0, size + 1.0) - 0.5), 0.0, size)
-    end = tf.clip_by_value(
-        tf.floor(tf.clip_by_value(hi, -1.0, size + 1.0) - 0.5) + 1.0, 0.0,
-        size)
-    first = tf.where(all_positive_w & tf.logical_not(tf.math.is_nan(first)),
-                     first, 0.0)
-    end = tf.where(all_positive_w & tf.logical_not(tf.math.is_nan(end)), end,
-                   size)
-    return first, tf.maximum(end, first)
-
-  left, right = _pixel_range([screen[:, k, 0] for k in range(3)], width)
-  bottom, top = _pixel_range([screen[:, k, 1] for k in range(3)], height)
-
-  # A triangle is drawn when its clip coordinates are finite and not all of
-  # its w are negative. (Overflowing edge functions are rejected per pixel.)
-  drawn = tf.logical_not(all_negative_w)
-  for k in range(3):
-    for c in range(4):
-      drawn &= tf.math.is_finite(corners[:, k, c])
-  box = [tf.cast(tf.where(drawn, value, 0.0), tf.int32)
-         for value in (left, bottom, right - left, top - bottom)]
-  return coefs, sign, box
-
-
-def _test_candidates(coefs, sign, z, w, left, bottom, dx, dy, valid,
-                     batch_index, image_width, image_height):
-  """Coverage and depth of candidate pixels; shared by both kernels.
-
-  All arguments are tensors of one shape (or broadcastable to it), except
-  coefs (a list of 9), z and w (lists of 3) and the python ints.
-
-  Args:
-    coefs: the 9 raw pixel-unit edge coefficients (see _triangle_setup).
-    sign: the determinant's sign.
-    z, w: clip-space z and w of the three corners.
-    left, bottom: int32 box corner.
-    dx, dy: int32 offsets of the candidate pixels from the box corner.
-    valid: bool, candidates inside the box.
-    batch_index: int32 image index.
-    image_width, image_height: python ints.
-
-  Returns:
-    depth: float32, the candidate's NDC depth, or _REJECTED.
-    pixel: int32 flat pixel index b*H*W + iy*W + ix of the candidate
-      (meaningful only where the depth is not rejected).
-  """
-  ix = left + dx
-  iy = bottom + dy
-  fx = tf.cast(ix, tf.float32)
-  fy = tf.cast(iy, tf.float32)
-  e = [(coefs[3 * i] * fx + coefs[3 * i + 1] * fy + coefs[3 * i + 2]) * sign
-       for i in range(3)]
-  total = e[0] + e[1] + e[2]
-  inside = (e[0] >= 0.0) & (e[1] >= 0.0) & (e[2] >= 0.0) & (total > 0.0)
-  # z = (b . z) / (b . w) with b = e / sum(e); the normalization cancels.
-  depth = ((e[0] * z[0] + e[1] * z[1] + e[2] * z[2]) /
-           (e[0] * w[0] + e[1] * w[1] + e[2] * w[2]))
-  keep = (valid & inside & (total < float('inf')) & (depth >= -1.0) &
-          (depth <= 1.0))
-  depth = tf.where(keep, depth, _REJECTED)
-  # Not masked: a caller that keeps only depths <= 1 needs no mask, and XLA
-  # then computes the pixel without redoing the edge tests.
-  pixel = batch_index * (image_width * image_height) + iy * image_width + ix
-  return depth, pixel
-
-
-def _depth_order(depth):
-  """int32 values ordered as the float32 depths (-0 and +0 equal)."""
-  bits = tf.bitcast(tf.where(tf.equal(depth, 0.0), 0.0, depth), tf.int32)
-  return tf.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
-
-
-def _depth_key(depth, triangle):
-  """The depth test's int64 key: depth order high, later triangle lower."""
-  return (tf.bitwise.left_shift(tf.cast(_depth_order(depth), tf.int64), 32) |
-          (_LOW_32 - tf.cast(triangle, tf.int64)))
-
-
 def _gather_corners(clip_space_vertices, triangles, ids, image_width,
                     image_height):
   """Corners of triangles: clip-space [P, 3, 4], screen [P, 3, 2], image [P].
 
   The screen coordinates are the clip coordinates projected to pixel units
-  (_project), computed per vertex (meaningful only where w > 0).
+  (_edges.project), computed per vertex (meaningful only where w > 0).
 
   ids: None for all B*T triangles in order, else [P] int64 flat triangle
   indices b*T + t, where negative ones (padding) read triangle 0.
@@ -323,8 +126,9 @@ def _gather_corners(clip_space_vertices, triangles, ids, image_width,
                   (batch_index * vertex_count)[:, None])
   vertex_ids = tf.reshape(vertex_ids, [-1])
   rows = tf.reshape(clip_space_vertices, [-1, 4])
-  screen = tf.stack([_project(rows[:, 0], rows[:, 3], image_width),
-                     _project(rows[:, 1], rows[:, 3], image_height)], axis=1)
+  screen = tf.stack(
+      [_edges.project(rows[:, 0], rows[:, 3], image_width),
+       _edges.project(rows[:, 1], rows[:, 3], image_height)], axis=1)
   # Gathers of whole rows: XLA keeps each a single copy, where one gather
   # per coordinate would be one copy each.
   corners = tf.reshape(tf.gather(rows, vertex_ids), [-1, 3, 4])
@@ -356,8 +160,8 @@ def _tile_kernel(image_width, image_height, slots, all_triangles):
     corners, screen, batch_index = _gather_corners(
         clip_space_vertices, triangles, None if all_triangles else ids,
         image_width, image_height)
-    _, _, z, w = _corner_values(corners)
-    coefs, sign, (left, bottom, box_w, box_h) = _triangle_setup(
+    _, _, z, w = _edges.corner_values(corners)
+    coefs, sign, (left, bottom, box_w, box_h) = _edges.triangle_setup(
         corners, screen, image_width, image_height)
     count = box_w * box_h
     if not all_triangles:
@@ -372,12 +176,12 @@ def _tile_kernel(image_width, image_height, slots, all_triangles):
       dy += tf.cast(slot >= full_rows * box_w[None], tf.int32)
     dx = slot - dy * box_w[None]
     row = lambda value: value[None]  # noqa: E731
-    depth, pixel = _test_candidates(
+    depth, pixel = _edges.candidate_fragments(
         [row(c) for c in coefs], row(sign), [row(c) for c in z],
         [row(c) for c in w], row(left), row(bottom), dx, dy, valid,
         row(batch_index), image_width, image_height)
     packed = (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
-              (tf.cast(_depth_order(depth), tf.int64) & _LOW_32))
+              (tf.cast(_edges.depth_order(depth), tf.int64) & _edges.LOW_32))
     packed = tf.where(depth <= 1.0, packed, _NOTHING)
     large = (count > slots)[None] & tf.equal(slot, 0)
     return tf.where(large, -1 - tf.cast(count, tf.int64)[None], packed)
@@ -399,7 +203,7 @@ def _large_setup_kernel(image_width, image_height):
   def kernel(clip_space_vertices, triangles, ids):
     corners, screen, _ = _gather_corners(clip_space_vertices, triangles, ids,
                                          image_width, image_height)
-    coefs, sign, box = _triangle_setup(corners, screen, image_width,
+    coefs, sign, box = _edges.triangle_setup(corners, screen, image_width,
                                        image_height)
     box = [tf.where(ids >= 0, value, 0) for value in box]
     return corners, tf.stack(coefs), sign, tf.stack(box)
@@ -425,7 +229,7 @@ def _large_kernel(image_width, image_height):
     # fragment, start: [K] int64 global fragment ids and the first id of
     # their triangle; owner: [K] int32 index into ids [P] (flat triangle
     # indices), corners [P, 3, 4], coefs [9, P], sign [P], box [4, P].
-    _, _, z, w = _corner_values(tf.gather(corners, owner))
+    _, _, z, w = _edges.corner_values(tf.gather(corners, owner))
     coefs = tf.unstack(tf.gather(coefs, owner, axis=1))
     sign = tf.gather(sign, owner)
     left, bottom, box_w, _ = tf.unstack(tf.gather(box, owner, axis=1))
@@ -437,11 +241,11 @@ def _large_kernel(image_width, image_height):
     dx = local % box_w
     dy = local // box_w
     valid = fragment < total
-    depth, pixel = _test_candidates(coefs, sign, z, w, left, bottom, dx, dy,
-                                    valid, batch_index, image_width,
-                                    image_height)
+    depth, pixel = _edges.candidate_fragments(
+        coefs, sign, z, w, left, bottom, dx, dy, valid, batch_index,
+        image_width, image_height)
     kept = depth <= 1.0
-    return (tf.where(kept, _depth_key(depth, triangle), _EMPTY_KEY),
+    return (tf.where(kept, _edges.depth_key(depth, triangle), _EMPTY_KEY),
             tf.where(kept, pixel, 0))
 
   return kernel
@@ -473,7 +277,7 @@ def _fragment_keys(packed, triangle):
   Shifting a packed value left by 32 leaves its depth order, sign and all,
   in the high half.
   """
-  return tf.bitwise.left_shift(packed, 32) | (_LOW_32 - triangle)
+  return tf.bitwise.left_shift(packed, 32) | (_edges.LOW_32 - triangle)
 
 
 def _fragment_pixels(packed):
@@ -560,5 +364,6 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
       _body, [tf.constant(0, tf.int64), key_buffer, loop_inputs],
       parallel_iterations=1)
   ids = tf.where(tf.equal(key_buffer, _EMPTY_KEY), -1,
-                 tf.cast(_LOW_32 - (key_buffer & _LOW_32), tf.int32))
+                 tf.cast(_edges.LOW_32 - (key_buffer & _edges.LOW_32),
+                         tf.int32))
   return tf.reshape(ids, [batch, image_width * image_height])

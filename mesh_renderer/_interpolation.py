@@ -15,8 +15,9 @@ alpha * attribute + (1 - alpha) * background.
 Both passes are XLA kernels. The forward kernel works on every pixel. The
 gradient is written out rather than left to automatic differentiation (XLA's
 own gradient of the forward runs three to four times slower on CPU, mostly in
-the tiny minor dimensions of the [B, P, 3, 4] corner tensors), and it works
-on the covered pixels only, compacted (padded to a length that takes few
+the tiny minor dimensions of the [B, P, 3, 4] corner tensors). It reuses
+the forward's barycentrics (so the gradient is that of the very values the
+forward computed) and works on the covered pixels only, compacted (padded to a length that takes few
 values, so the kernel compiles for few shapes): an uncovered pixel only
 passes its upstream gradient to the background. The per-corner gradients
 of a pixel are accumulated into the vertices by two scatter-adds, of 4-wide
@@ -105,7 +106,11 @@ def _barycentrics(clip_space_vertices, flat_ids, covered, px, py):
 
 def _forward(clip_space_vertices, attribute_parts, background_value,
              triangles, triangle_ids, image_width, image_height):
-  """Interpolated attributes [B, H, W, A] of every pixel (see module doc)."""
+  """Interpolated attributes [B, H, W, A] of every pixel (see module doc).
+
+  Also returns the barycentrics (3 [B, P] float32, kept in memory by XLA
+  anyway), which the gradient reuses rather than recomputes.
+  """
   attributes = tf.concat(attribute_parts, axis=2)
   batch = tf.shape(clip_space_vertices)[0]
   vertex_count = tf.shape(clip_space_vertices)[1]
@@ -133,13 +138,14 @@ def _forward(clip_space_vertices, attribute_parts, background_value,
       2.0 * (barycentrics[0] + barycentrics[1] + barycentrics[2]), 0.0,
       1.0)[:, :, None]
   result = alpha * interpolated + (1.0 - alpha) * background_value
-  return tf.reshape(result,
-                    [batch, image_height, image_width, attribute_count])
+  return (tf.reshape(result,
+                     [batch, image_height, image_width, attribute_count]),
+          barycentrics)
 
 
 def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
-              triangle_ids, pixels, image_width, image_height,
-              background_gradient=True):
+              triangle_ids, pixels, saved_barycentrics, image_width,
+              image_height, background_gradient=True):
   """Gradients of _forward's result, given its upstream gradient.
 
   Args:
@@ -148,6 +154,7 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
       _forward.
     pixels: [K] int32 flat indices b*H*W + p of covered pixels, -1 for
       padding.
+    saved_barycentrics: the 3 [B, P] barycentrics _forward returned.
     image_width, image_height: python ints.
     background_gradient: python bool; False skips the background's gradient
       (a sum over the whole upstream) and returns None for it.
@@ -183,9 +190,11 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
   px = tf.gather(tf.constant(_pixel_centres(image_width)), local % image_width)
   py = tf.gather(tf.constant(_pixel_centres(image_height)),
                  local // image_width)
-  x, y, w, total, barycentrics = _barycentrics(clip_space_vertices, flat_ids,
-                                               valid, px, py)
+  x, y, w, total, _ = _barycentrics(clip_space_vertices, flat_ids, valid, px,
+                                    py)
   zero = tf.zeros_like(total)
+  barycentrics = [tf.where(valid, tf.gather(tf.reshape(b, [-1]), pixel), zero)
+                  for b in saved_barycentrics]
   corner_attributes = tf.reshape(
       tf.gather(tf.reshape(attributes, [-1, attribute_count]), flat_ids),
       [-1, 3, attribute_count])
@@ -253,12 +262,14 @@ def _kernels(image_width, image_height, part_count, background_gradient):
 
   @tf.function(jit_compile=True, autograph=False, input_signature=(
       tf.TensorSpec([None, None, None, None], tf.float32), clip_spec,
-      parts_spec, triangles_spec, ids_spec, tf.TensorSpec([None], tf.int32)))
+      parts_spec, triangles_spec, ids_spec, tf.TensorSpec([None], tf.int32),
+      [tf.TensorSpec([None, None], tf.float32)] * 3))
   def backward(upstream, clip_space_vertices, attribute_parts, triangles,
-               triangle_ids, pixels):
+               triangle_ids, pixels, saved_barycentrics):
     d_clip, d_background, d_parts = _backward(
         upstream, clip_space_vertices, attribute_parts, triangles,
-        triangle_ids, pixels, image_width, image_height, background_gradient)
+        triangle_ids, pixels, saved_barycentrics, image_width, image_height,
+        background_gradient)
     if d_background is None:
       return d_clip, d_parts
     return d_clip, d_background, d_parts
@@ -303,13 +314,13 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
   if not background_gradient:
     @tf.custom_gradient
     def _interpolate_to_constant(clip_space_vertices, *attribute_parts):
-      result = forward(clip_space_vertices, list(attribute_parts),
-                       background_value, triangles, triangle_ids)
+      result, saved = forward(clip_space_vertices, list(attribute_parts),
+                              background_value, triangles, triangle_ids)
 
       def _gradient(upstream):
         d_clip, d_parts = backward(upstream, clip_space_vertices,
                                    list(attribute_parts), triangles,
-                                   triangle_ids, _pixels())
+                                   triangle_ids, _pixels(), saved)
         return [d_clip] + list(d_parts)[:part_count]
 
       return result, _gradient
@@ -318,13 +329,13 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
 
   @tf.custom_gradient
   def _interpolate(clip_space_vertices, background_value, *attribute_parts):
-    result = forward(clip_space_vertices, list(attribute_parts),
-                     background_value, triangles, triangle_ids)
+    result, saved = forward(clip_space_vertices, list(attribute_parts),
+                            background_value, triangles, triangle_ids)
 
     def _gradient(upstream):
       d_clip, d_background, d_parts = backward(
           upstream, clip_space_vertices, list(attribute_parts), triangles,
-          triangle_ids, _pixels())
+          triangle_ids, _pixels(), saved)
       return [d_clip, d_background] + list(d_parts)[:part_count]
 
     return result, _gradient

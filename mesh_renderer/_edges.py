@@ -72,6 +72,19 @@ def canonical_cross(p, q):
   return cx * sign, cy * sign, cw * sign
 
 
+def corner_vertex_rows(triangles, triangle_ids, vertex_count):
+  """Flat vertex rows [..., 3] (b*V + v) of flat triangle ids (b*T + t).
+
+  Args:
+    triangles: [T, 3] int32 vertex indices.
+    triangle_ids: int32 tensor of any shape, flat triangle indices >= 0.
+    vertex_count: V, int32 scalar.
+  """
+  triangle_count = tf.maximum(tf.shape(triangles)[0], 1)
+  return (tf.gather(triangles, triangle_ids % triangle_count) +
+          (triangle_ids // triangle_count * vertex_count)[..., None])
+
+
 def corner_values(corners):
   """Splits corners [N, 3, 4] into x, y, z, w lists of 3 [N] tensors."""
   return [[corners[:, k, c] for k in range(3)] for c in range(4)]
@@ -158,7 +171,7 @@ def triangle_setup(corners, screen, image_width, image_height):
 
 
 def candidate_fragments(coefs, sign, z, w, left, bottom, dx, dy, valid,
-                     batch_index, image_width, image_height):
+                        batch_index, image_width, image_height):
   """Coverage and depth of candidate pixels; shared by both kernels.
 
   All arguments are tensors of one shape (or broadcastable to it), except

@@ -17,11 +17,11 @@ gradient is written out rather than left to automatic differentiation (XLA's
 own gradient of the forward runs three to four times slower on CPU, mostly in
 the tiny minor dimensions of the [B, P, 3, 4] corner tensors). It reuses
 the forward's barycentrics (so the gradient is that of the very values the
-forward computed) and works on the covered pixels only, compacted (padded to a length that takes few
-values, so the kernel compiles for few shapes): an uncovered pixel only
-passes its upstream gradient to the background. The per-corner gradients
-of a pixel are accumulated into the vertices by two scatter-adds, of 4-wide
-clip-space rows and of A-wide attribute rows.
+forward computed) and works on the covered pixels only, compacted (padded
+to a length that takes few values, so the kernel compiles for few shapes):
+an uncovered pixel only passes its upstream gradient to the background.
+The per-corner gradients of a pixel are accumulated into the vertices by
+two scatter-adds, of 4-wide clip-space rows and of A-wide attribute rows.
 """
 
 import functools
@@ -29,7 +29,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from mesh_renderer import _compiled
+from mesh_renderer import _compiled, _edges
 
 # Compacted pixel lists are padded to at least this length, eight lengths
 # per octave (coverage changes slowly, so few compiles; an eighth of padding
@@ -43,7 +43,7 @@ def _pixel_centres(size):
           1.0).astype(np.float32)
 
 
-def _edges(x, y, w, px, py):
+def _edge_values(x, y, w, px, py):
   """Edge values e_i = det[v_j, v_k, p] of the corners at pixel centres.
 
   Args:
@@ -63,13 +63,6 @@ def _edges(x, y, w, px, py):
             (x[j] * y[k] - y[j] * x[k]))
 
   return [_edge(1, 2), _edge(2, 0), _edge(0, 1)]
-
-
-def _corner_vertex_ids(triangles, triangle_ids, vertex_count):
-  """Flat vertex rows [..., 3] (b*V + v) of flat triangle ids (b*T + t)."""
-  triangle_count = tf.maximum(tf.shape(triangles)[0], 1)
-  return (tf.gather(triangles, triangle_ids % triangle_count) +
-          (triangle_ids // triangle_count * vertex_count)[..., None])
 
 
 def _barycentrics(clip_space_vertices, flat_ids, covered, px, py):
@@ -98,7 +91,7 @@ def _barycentrics(clip_space_vertices, flat_ids, covered, px, py):
       tf.concat([tf.shape(covered), [3, 4]], 0))
   corners = tf.where(covered[..., None, None], corners, placeholder)
   x, y, w = [[corners[..., k, c] for k in range(3)] for c in (0, 1, 3)]
-  edges = _edges(x, y, w, px, py)
+  edges = _edge_values(x, y, w, px, py)
   total = tf.where(covered, edges[0] + edges[1] + edges[2], 1.0)
   zero = tf.zeros_like(total)
   return x, y, w, total, [tf.where(covered, e / total, zero) for e in edges]
@@ -119,8 +112,8 @@ def _forward(clip_space_vertices, attribute_parts, background_value,
   covered = triangle_ids >= 0                                   # [B, P]
   flat_ids = tf.reshape(tf.where(
       covered[:, :, None],
-      _corner_vertex_ids(triangles, tf.maximum(triangle_ids, 0),
-                         vertex_count), 0), [-1])
+      _edges.corner_vertex_rows(triangles, tf.maximum(triangle_ids, 0),
+                                vertex_count), 0), [-1])
   px = tf.constant(np.tile(_pixel_centres(image_width), image_height)[None])
   py = tf.constant(np.repeat(_pixel_centres(image_height), image_width)[None])
   _, _, _, _, barycentrics = _barycentrics(clip_space_vertices, flat_ids,
@@ -182,9 +175,10 @@ def _backward(upstream, clip_space_vertices, attribute_parts, triangles,
                     tf.reduce_sum(d_interpolated, axis=0))
 
   triangle = tf.maximum(tf.gather(tf.reshape(triangle_ids, [-1]), pixel), 0)
-  vertex_ids = tf.where(valid[:, None],
-                        _corner_vertex_ids(triangles, triangle, vertex_count),
-                        0)                                   # [K, 3]
+  vertex_ids = tf.where(
+      valid[:, None],
+      _edges.corner_vertex_rows(triangles, triangle, vertex_count),
+      0)                                                     # [K, 3]
   flat_ids = tf.reshape(vertex_ids, [-1])
   local = pixel % (image_width * image_height)
   px = tf.gather(tf.constant(_pixel_centres(image_width)), local % image_width)
@@ -311,34 +305,25 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
     return tf.concat([tf.cast(covered, tf.int32),
                       -tf.ones([length - count], tf.int32)], 0)
 
-  if not background_gradient:
-    @tf.custom_gradient
-    def _interpolate_to_constant(clip_space_vertices, *attribute_parts):
-      result, saved = forward(clip_space_vertices, list(attribute_parts),
-                              background_value, triangles, triangle_ids)
-
-      def _gradient(upstream):
-        d_clip, d_parts = backward(upstream, clip_space_vertices,
-                                   list(attribute_parts), triangles,
-                                   triangle_ids, _pixels(), saved)
-        return [d_clip] + list(d_parts)[:part_count]
-
-      return result, _gradient
-
-    return _interpolate_to_constant(clip_space_vertices, *attribute_parts)
+  # The background is an input of the gradient's op only when it gets one.
+  inputs = [clip_space_vertices] + (
+      [background_value] if background_gradient else []) + list(
+          attribute_parts)
 
   @tf.custom_gradient
-  def _interpolate(clip_space_vertices, background_value, *attribute_parts):
-    result, saved = forward(clip_space_vertices, list(attribute_parts),
-                            background_value, triangles, triangle_ids)
+  def _interpolate(*inputs):
+    clip_space_vertices = inputs[0]
+    background = inputs[1] if background_gradient else background_value
+    attribute_parts = list(inputs[-part_count:])
+    result, saved = forward(clip_space_vertices, attribute_parts, background,
+                            triangles, triangle_ids)
 
     def _gradient(upstream):
-      d_clip, d_background, d_parts = backward(
-          upstream, clip_space_vertices, list(attribute_parts), triangles,
-          triangle_ids, _pixels(), saved)
-      return [d_clip, d_background] + list(d_parts)[:part_count]
+      # (d_clip, [d_background,] d_parts), flattened as the inputs.
+      gradients = backward(upstream, clip_space_vertices, attribute_parts,
+                           triangles, triangle_ids, _pixels(), saved)
+      return [gradients[0]] + list(gradients[1:-1]) + list(gradients[-1])
 
     return result, _gradient
 
-  return _interpolate(clip_space_vertices, background_value,
-                      *attribute_parts)
+  return _interpolate(*inputs)

@@ -122,8 +122,7 @@ def _gather_corners(clip_space_vertices, triangles, ids, image_width,
   else:
     ids = tf.cast(tf.maximum(ids, 0), tf.int32)
     batch_index = ids // triangle_count
-    vertex_ids = (tf.gather(triangles, ids % triangle_count) +
-                  (batch_index * vertex_count)[:, None])
+    vertex_ids = _edges.corner_vertex_rows(triangles, ids, vertex_count)
   vertex_ids = tf.reshape(vertex_ids, [-1])
   rows = tf.reshape(clip_space_vertices, [-1, 4])
   screen = tf.stack(
@@ -204,7 +203,7 @@ def _large_setup_kernel(image_width, image_height):
     corners, screen, _ = _gather_corners(clip_space_vertices, triangles, ids,
                                          image_width, image_height)
     coefs, sign, box = _edges.triangle_setup(corners, screen, image_width,
-                                       image_height)
+                                             image_height)
     box = [tf.where(ids >= 0, value, 0) for value in box]
     return corners, tf.stack(coefs), sign, tf.stack(box)
 
@@ -215,11 +214,12 @@ def _large_setup_kernel(image_width, image_height):
 def _large_kernel(image_width, image_height):
   """Returns the XLA kernel testing one chunk of large-triangle fragments.
 
-  Every argument has a shape fixed by the padded large-triangle count and
-  the chunk size (both powers of two), so new scenes mostly reuse compiled
-  kernels. Each fragment carries the index of its (padded) large triangle
-  and the first fragment id of that triangle. Returns the depth-test key of
-  every fragment (_EMPTY_KEY where rejected) and its flat pixel index.
+  Every argument has a shape fixed by the padded large-triangle count (one
+  of a few lengths) and the chunk size (a power of two), so new scenes
+  mostly reuse compiled kernels. Each fragment carries the index of its
+  (padded) large triangle and the first fragment id of that triangle.
+  Returns the depth-test key of every fragment (_EMPTY_KEY where rejected)
+  and its flat pixel index.
   """
 
   @tf.function(jit_compile=True, autograph=False,
@@ -249,16 +249,6 @@ def _large_kernel(image_width, image_height):
             tf.where(kept, pixel, 0))
 
   return kernel
-
-
-def _power_of_two_at_least(value, smallest, largest=None):
-  """Smallest power of two >= value (an int64 tensor), clipped to the range."""
-  bits = tf.math.ceil(tf.math.log(tf.cast(tf.maximum(value, 1), tf.float64)) /
-                      tf.math.log(tf.constant(2.0, tf.float64)))
-  bits = tf.maximum(bits, smallest.bit_length() - 1)
-  if largest is not None:
-    bits = tf.minimum(bits, largest.bit_length() - 1)
-  return tf.cast(2.0 ** bits, tf.int64)
 
 
 def _padded(ids):
@@ -338,7 +328,8 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   total = ends[-1]
   starts = ends - counts
   chunk_kernel = _large_kernel(image_width, image_height)
-  chunk = _power_of_two_at_least(total, _MIN_CHUNK, _CHUNK)
+  # The smallest power of two >= total, within [_MIN_CHUNK, _CHUNK].
+  chunk = tf.minimum(_compiled.padded_length(total, _MIN_CHUNK, 1), _CHUNK)
 
   # Everything the loop body reads is passed as a loop variable, so that
   # the loop also builds under TF1 control flow (tf.compat.v1 graphs).

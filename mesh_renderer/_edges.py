@@ -35,8 +35,6 @@ import tensorflow as tf
 # projected coordinate (float32 rounds it by 6e-8 of its value).
 BOX_MARGIN = 1e-3
 BOX_MARGIN_RELATIVE = 2e-6
-# Depth value that marks a rejected candidate (any value > 1 would do).
-REJECTED = 3.0
 # The low 32 bits of an int64.
 LOW_32 = (1 << 32) - 1
 
@@ -172,10 +170,16 @@ def triangle_setup(corners, screen, image_width, image_height):
 
 def candidate_fragments(coefs, sign, z, w, left, bottom, dx, dy, valid,
                         batch_index, image_width, image_height):
-  """Coverage and depth of candidate pixels; shared by both kernels.
+  """Coverage and depth of candidate pixels; shared by the kernels.
 
   All arguments are tensors of one shape (or broadcastable to it), except
   coefs (a list of 9), z and w (lists of 3) and the python ints.
+
+  The depth z = n / d (n = e.z, d = e.w) is in [-1, 1] exactly when
+  |n| <= |d| with d != 0 (and n finite), so the range is tested without the
+  quotient. The quotient then has a single use, the depth order: on CPU,
+  XLA gives a division with several uses a loop of its own, which would
+  redo the whole triangle setup.
 
   Args:
     coefs: the 9 raw pixel-unit edge coefficients (see triangle_setup).
@@ -188,9 +192,11 @@ def candidate_fragments(coefs, sign, z, w, left, bottom, dx, dy, valid,
     image_width, image_height: python ints.
 
   Returns:
-    depth: float32, the candidate's NDC depth, or REJECTED.
+    kept: bool, whether the candidate is covered and its depth in [-1, 1].
+    order: int32, depth_order of the candidate's NDC depth (meaningful only
+      where kept).
     pixel: int32 flat pixel index b*H*W + iy*W + ix of the candidate
-      (meaningful only where the depth is not rejected).
+      (meaningful only where kept).
   """
   ix = left + dx
   iy = bottom + dy
@@ -201,24 +207,40 @@ def candidate_fragments(coefs, sign, z, w, left, bottom, dx, dy, valid,
   total = e[0] + e[1] + e[2]
   inside = (e[0] >= 0.0) & (e[1] >= 0.0) & (e[2] >= 0.0) & (total > 0.0)
   # z = (b . z) / (b . w) with b = e / sum(e); the normalization cancels.
-  depth = ((e[0] * z[0] + e[1] * z[1] + e[2] * z[2]) /
-           (e[0] * w[0] + e[1] * w[1] + e[2] * w[2]))
-  keep = (valid & inside & (total < float('inf')) & (depth >= -1.0) &
-          (depth <= 1.0))
-  depth = tf.where(keep, depth, REJECTED)
-  # Not masked: a caller that keeps only depths <= 1 needs no mask, and XLA
-  # then computes the pixel without redoing the edge tests.
+  numerator = e[0] * z[0] + e[1] * z[1] + e[2] * z[2]
+  denominator = e[0] * w[0] + e[1] * w[1] + e[2] * w[2]
+  magnitude = tf.abs(numerator)
+  kept = (valid & inside & (total < float('inf')) &
+          (magnitude <= tf.abs(denominator)) &
+          (magnitude < float('inf')) & tf.not_equal(denominator, 0.0))
+  order = depth_order(numerator / denominator)
   pixel = batch_index * (image_width * image_height) + iy * image_width + ix
-  return depth, pixel
+  return kept, order, pixel
 
 
 def depth_order(depth):
-  """int32 values ordered as the float32 depths (-0 and +0 equal)."""
-  bits = tf.bitcast(tf.where(tf.equal(depth, 0.0), 0.0, depth), tf.int32)
-  return tf.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+  """int32 values ordered as the float32 depths (-0 and +0 equal).
+
+  Args:
+    depth: float32 tensor, not NaN.
+
+  Returns:
+    An int32 tensor of depth's shape: the bits of a non-negative depth, the
+    bits of a negative one with the 31 value bits flipped, and 0 for -0
+    (whose bits would give -1). Only integer operations follow the single
+    bitcast of depth.
+  """
+  bits = tf.bitcast(depth, tf.int32)
+  order = tf.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+  return order + tf.cast(tf.equal(order, -1), tf.int32)
 
 
-def depth_key(depth, triangle):
-  """The depth test's int64 key: depth order high, later triangle lower."""
-  return (tf.bitwise.left_shift(tf.cast(depth_order(depth), tf.int64), 32) |
+def depth_key(order, triangle):
+  """The depth test's int64 key: depth order high, later triangle lower.
+
+  Args:
+    order: int32 tensor, depth_order of the fragments' depths.
+    triangle: integer tensor of order's shape, flat triangle indices.
+  """
+  return (tf.bitwise.left_shift(tf.cast(order, tf.int64), 32) |
           (LOW_32 - tf.cast(triangle, tf.int64)))

@@ -19,17 +19,19 @@ coverage. At 224x224 a face mesh's triangle has at most one candidate centre
 in over 90% of cases (a third have none), so the work is split in passes:
 
 1. One XLA-compiled kernel over all triangles gathers each triangle's
-   corners, computes its 2D-homogeneous edge functions (Olano and Greer),
-   its candidate pixel range and, when that range holds exactly one pixel
-   centre, tests it. Its only output is one int64 per triangle: the
-   surviving fragment (pixel index and depth, packed), "nothing", or "more"
-   with the triangle's candidate count. A single output matters on CPU: XLA
-   computes each output of a kernel in a loop of its own, and every loop
-   would redo the triangle setup.
-2. The triangles with more candidates are compacted, padded to one of a few
-   lengths (so the kernels compile for few shapes), and tested the same way
-   on their first two candidates (row-major in the range); those with more
-   again on their first six.
+   corners, computes its 2D-homogeneous edge functions (Olano and Greer)
+   and its candidate pixel range and, when that range holds at most two
+   pixel centres, tests them. Its only output is one int64 per triangle:
+   the surviving fragment (pixel index and depth, packed) when exactly one
+   survives, "nothing" when none does, and otherwise "more" with the
+   triangle's candidate count. A single output matters on CPU: XLA computes
+   each output of a kernel in a loop of its own, and every loop would redo
+   the triangle setup. Of a face mesh's triangles with two candidates, over
+   nine in ten cover at most one of them, so few are sent on.
+2. The triangles sent on are compacted, padded to one of a few lengths (so
+   the kernels compile for few shapes), and all their candidates are tested
+   again when they have at most six (row-major in the range), one output
+   element per candidate.
 3. Triangles with still more candidates are set up again by a small kernel,
    and their candidate fragments (triangle, pixel-in-box) are enumerated
    with a cumulative count and a binary search, in chunks of at most 2^19
@@ -62,10 +64,11 @@ from tensorflow.python.ops import while_v2  # pylint: disable=g-direct-tensorflo
 
 from mesh_renderer import _compiled, _edges
 
-# Candidate pixels per triangle tested by each tile pass: all triangles on
-# one, those with more on two, then on six; triangles with more than that
-# take the enumerated path.
-_TILE_SLOTS = (1, 2, 6)
+# Candidate pixels per triangle tested by the first pass (every triangle)
+# and by the tile pass after it (the triangles sent on); triangles with more
+# than that take the enumerated path.
+_FIRST_SLOTS = 2
+_TILE_SLOTS = 6
 # Compacted triangle lists are padded to at least this length.
 _MIN_BUCKET = 1 << 10
 # Fragments per chunk of the large-triangle path (bounds its memory). A scene
@@ -105,7 +108,7 @@ def _gather_corners(clip_space_vertices, triangles, ids, image_width,
   """Corners of triangles: clip-space [P, 3, 4], screen [P, 3, 2], image [P].
 
   The screen coordinates are the clip coordinates projected to pixel units
-  (_edges.project), computed per vertex (meaningful only where w > 0).
+  (_edges.project; meaningful only where w > 0).
 
   ids: None for all B*T triangles in order, else [P] int64 flat triangle
   indices b*T + t, where negative ones (padding) read triangle 0.
@@ -125,63 +128,114 @@ def _gather_corners(clip_space_vertices, triangles, ids, image_width,
     vertex_ids = _edges.corner_vertex_rows(triangles, ids, vertex_count)
   vertex_ids = tf.reshape(vertex_ids, [-1])
   rows = tf.reshape(clip_space_vertices, [-1, 4])
-  screen = tf.stack(
-      [_edges.project(rows[:, 0], rows[:, 3], image_width),
-       _edges.project(rows[:, 1], rows[:, 3], image_height)], axis=1)
-  # Gathers of whole rows: XLA keeps each a single copy, where one gather
-  # per coordinate would be one copy each.
+  # A gather of whole rows: XLA keeps it as a single copy, where one gather
+  # per coordinate would be one copy each. The screen coordinates are
+  # projected from it (a gather of per-vertex projections would be a second
+  # copy to write and read).
   corners = tf.reshape(tf.gather(rows, vertex_ids), [-1, 3, 4])
-  screen = tf.reshape(tf.gather(screen, vertex_ids), [-1, 3, 2])
+  screen = tf.stack(
+      [_edges.project(corners[:, :, 0], corners[:, :, 3], image_width),
+       _edges.project(corners[:, :, 1], corners[:, :, 3], image_height)],
+      axis=2)
   return corners, screen, batch_index
 
 
+def _slot_offsets(slot, box_w, slots):
+  """Column and row (dx, dy) of candidate `slot` in row-major box order.
+
+  Computed without an integer division (which would keep XLA from
+  vectorizing the loop): dy counts the whole box rows before the slot.
+
+  Args:
+    slot: int32 tensor, or a python int, in [0, slots).
+    box_w: int32 tensor, the box widths (broadcastable with slot).
+    slots: python int, the number of slots of the pass.
+  """
+  dy = tf.zeros_like(box_w * slot)
+  for full_rows in range(1, slots):
+    dy += tf.cast(slot >= full_rows * box_w, tf.int32)
+  return slot - dy * box_w, dy
+
+
+def _pack(pixel, order):
+  """Packed fragment (pixel << 32) | depth order (in the low 32 bits)."""
+  return (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
+          (tf.cast(order, tf.int64) & _edges.LOW_32))
+
+
 @functools.lru_cache(maxsize=None)
-def _tile_kernel(image_width, image_height, slots, all_triangles):
+def _first_pass_kernel(image_width, image_height, slots):
+  """Returns the XLA kernel of the first pass, over every triangle.
+
+  The kernel maps (clip [B,V,4], triangles [T,3]) to [B*T] int64, one value
+  per triangle in order. A triangle with at most `slots`
+  candidate pixels tests them all, inside its own loop iteration; if just
+  one survives, the value is that fragment, packed as (pixel << 32) | depth
+  order; if none, _NOTHING. A triangle with more candidates, or with more
+  than one surviving, gets -1 - count (< -1): a later pass tests all of its
+  candidates again. (Most of a face mesh's triangles with two candidates
+  cover at most one of them.)
+  """
+
+  @tf.function(jit_compile=True, autograph=False,
+               input_signature=_TRIANGLE_KERNEL_SIGNATURE[:2])
+  def kernel(clip_space_vertices, triangles):
+    corners, screen, batch_index = _gather_corners(
+        clip_space_vertices, triangles, None, image_width, image_height)
+    _, _, z, w = _edges.corner_values(corners)
+    coefs, sign, (left, bottom, box_w, box_h) = _edges.triangle_setup(
+        corners, screen, image_width, image_height)
+    count = box_w * box_h
+    survivors = tf.zeros_like(count)
+    fragment = tf.fill(tf.shape(count), tf.constant(_NOTHING, tf.int64))
+    for slot in range(slots):
+      dx, dy = _slot_offsets(slot, box_w, slots)
+      kept, order, pixel = _edges.candidate_fragments(
+          coefs, sign, z, w, left, bottom, dx, dy,
+          (slot < count) & (count <= slots), batch_index, image_width,
+          image_height)
+      survivors += tf.cast(kept, tf.int32)
+      fragment = tf.where(kept, _pack(pixel, order), fragment)
+    return tf.where((survivors > 1) | (count > slots),
+                    -1 - tf.cast(count, tf.int64), fragment)
+
+  return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def _tile_kernel(image_width, image_height, slots):
   """Returns the XLA kernel testing triangles with at most `slots` candidates.
 
-  The kernel maps (clip [B,V,4], triangles [T,3], ids [P] int64) to packed
-  [slots, P] int64: entry j of a triangle with at most `slots` candidate
-  pixels tests its j-th candidate in row-major order within its candidate
-  range. Each entry is (pixel << 32) | depth order (low 32 bits) for a
-  surviving fragment, _NOTHING otherwise; a triangle with more candidates
-  gets -1 - count (< -1) in row 0. With all_triangles the ids argument is
-  ignored and P = B*T (every triangle in order); otherwise negative ids are
-  padding, never drawn.
+  The kernel maps (clip [B,V,4], triangles [T,3], ids [P] int64 flat triangle
+  indices, negative for padding, never drawn) to packed [slots, P] int64:
+  entry j of a triangle with at most `slots` candidate pixels tests its j-th
+  candidate in row-major order within its candidate range. Each entry is a
+  packed fragment (_pack) where it survives, _NOTHING otherwise; a triangle
+  with more candidates gets -1 - count (< -1) in row 0.
 
   XLA computes each element of the output on its own, so the setup of a
-  triangle is computed once per slot: passes with more slots are meant for
-  the few triangles that need them.
+  triangle is computed once per slot: this pass is meant for the few
+  triangles that need it.
   """
 
   @tf.function(jit_compile=True, autograph=False,
                input_signature=_TRIANGLE_KERNEL_SIGNATURE)
   def kernel(clip_space_vertices, triangles, ids):
     corners, screen, batch_index = _gather_corners(
-        clip_space_vertices, triangles, None if all_triangles else ids,
-        image_width, image_height)
+        clip_space_vertices, triangles, ids, image_width, image_height)
     _, _, z, w = _edges.corner_values(corners)
     coefs, sign, (left, bottom, box_w, box_h) = _edges.triangle_setup(
         corners, screen, image_width, image_height)
-    count = box_w * box_h
-    if not all_triangles:
-      count = tf.where(ids >= 0, count, 0)
+    count = tf.where(ids >= 0, box_w * box_h, 0)
     slot = tf.range(slots)[:, None]
-    valid = (slot < count[None]) & (count <= slots)[None]
-    # Row and column of the slot in the box, without an integer division
-    # (which would keep XLA from vectorizing the loop): dy counts the whole
-    # rows before the slot.
-    dy = tf.zeros_like(slot)
-    for full_rows in range(1, slots):
-      dy += tf.cast(slot >= full_rows * box_w[None], tf.int32)
-    dx = slot - dy * box_w[None]
+    dx, dy = _slot_offsets(slot, box_w[None], slots)
     row = lambda value: value[None]  # noqa: E731
-    depth, pixel = _edges.candidate_fragments(
+    kept, order, pixel = _edges.candidate_fragments(
         [row(c) for c in coefs], row(sign), [row(c) for c in z],
-        [row(c) for c in w], row(left), row(bottom), dx, dy, valid,
-        row(batch_index), image_width, image_height)
-    packed = (tf.bitwise.left_shift(tf.cast(pixel, tf.int64), 32) |
-              (tf.cast(_edges.depth_order(depth), tf.int64) & _edges.LOW_32))
-    packed = tf.where(depth <= 1.0, packed, _NOTHING)
+        [row(c) for c in w], row(left), row(bottom), dx, dy,
+        (slot < count[None]) & (count <= slots)[None], row(batch_index),
+        image_width, image_height)
+    packed = tf.where(kept, _pack(pixel, order), _NOTHING)
     large = (count > slots)[None] & tf.equal(slot, 0)
     return tf.where(large, -1 - tf.cast(count, tf.int64)[None], packed)
 
@@ -241,11 +295,10 @@ def _large_kernel(image_width, image_height):
     dx = local % box_w
     dy = local // box_w
     valid = fragment < total
-    depth, pixel = _edges.candidate_fragments(
+    kept, order, pixel = _edges.candidate_fragments(
         coefs, sign, z, w, left, bottom, dx, dy, valid, batch_index,
         image_width, image_height)
-    kept = depth <= 1.0
-    return (tf.where(kept, _edges.depth_key(depth, triangle), _EMPTY_KEY),
+    return (tf.where(kept, _edges.depth_key(order, triangle), _EMPTY_KEY),
             tf.where(kept, pixel, 0))
 
   return kernel
@@ -294,28 +347,26 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   batch = tf.shape(clip_space_vertices)[0]
   num_triangles = tf.shape(triangles)[0]
   num_pixels = batch * (image_width * image_height)
-  no_ids = tf.zeros([0], tf.int64)
 
-  # Tile passes: every triangle on its single candidate pixel if it has
-  # one, then those with more candidates, compacted, on more slots.
-  keys, pixels = [], []
-  ids = None
-  for slots in _TILE_SLOTS:
-    if ids is None:
-      packed = _tile_kernel(image_width, image_height, slots, True)(
-          clip_space_vertices, triangles, no_ids)
-    else:
-      packed = _tile_kernel(image_width, image_height, slots, False)(
-          clip_space_vertices, triangles, ids)
-    flat = tf.reshape(packed, [-1])
-    kept = tf.reshape(tf.where(flat >= 0), [-1])
-    fragments = tf.gather(flat, kept)
-    triangle = kept if ids is None else tf.gather(
-        ids, kept % tf.size(ids, out_type=tf.int64))
-    keys.append(_fragment_keys(fragments, triangle))
-    pixels.append(_fragment_pixels(fragments))
-    larger = tf.reshape(tf.where(packed[0] < _NOTHING), [-1])
-    ids = _padded(larger if ids is None else tf.gather(ids, larger))
+  # The first pass: every triangle on its few candidate pixels. Then the
+  # triangles it sent on, compacted, on more.
+  packed = _first_pass_kernel(image_width, image_height, _FIRST_SLOTS)(
+      clip_space_vertices, triangles)
+  kept = tf.reshape(tf.where(packed >= 0), [-1])
+  fragments = tf.gather(packed, kept)
+  keys = [_fragment_keys(fragments, kept)]
+  pixels = [_fragment_pixels(fragments)]
+  ids = _padded(tf.reshape(tf.where(packed < _NOTHING), [-1]))
+  packed = _tile_kernel(image_width, image_height, _TILE_SLOTS)(
+      clip_space_vertices, triangles, ids)
+  flat = tf.reshape(packed, [-1])
+  kept = tf.reshape(tf.where(flat >= 0), [-1])
+  fragments = tf.gather(flat, kept)
+  keys.append(_fragment_keys(
+      fragments, tf.gather(ids, kept % tf.size(ids, out_type=tf.int64))))
+  pixels.append(_fragment_pixels(fragments))
+  ids = _padded(tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING),
+                                          [-1])))
   key_buffer = tf.math.unsorted_segment_min(
       tf.concat(keys, 0), tf.concat(pixels, 0), num_pixels)
 

@@ -207,6 +207,44 @@ def test_random_scene_matches_numpy_reference(session):
     assert_matches_reference(clip, triangles, 37, 29, session)
 
 
+def test_small_triangles_of_every_pass_match_numpy_reference():
+    # Triangles of 0.3 to 4 pixels at random depths. The rasterizer draws a
+    # triangle in its first pass when at most two pixel centres lie in its
+    # box and at most one is covered, in its tile pass when two are covered
+    # or three to six lie in its box, and by enumeration otherwise; the scene
+    # has triangles of each kind, and all must match the reference.
+    rng = np.random.default_rng(7)
+    width, height, count = 40, 32, 300
+    centres = rng.uniform(-0.9, 0.9, (count, 1, 2))
+    sizes = rng.uniform(0.3, 4.0, (count, 1, 1)) * (2.0 / width)
+    corners = centres + rng.uniform(-1.0, 1.0, (count, 3, 2)) * sizes
+    w = rng.uniform(0.8, 1.5, (count, 3, 1))
+    z = (rng.uniform(-0.9, 0.9, (count, 1, 1)) +
+         rng.uniform(-0.05, 0.05, (count, 3, 1)))
+    clip = np.concatenate([corners * w, z * w, w], axis=2).reshape(
+        1, 3 * count, 4).astype(np.float32)
+    triangles = np.arange(3 * count, dtype=np.int32).reshape(-1, 3)
+
+    kinds = set()
+    for triangle in triangles:
+        corner = clip[0, triangle].astype(np.float64)
+        box = 1
+        for axis, size in ((0, width), (1, height)):
+            screen = (corner[:, axis] / corner[:, 3] + 1.0) * size / 2
+            box *= max(0, int(np.floor(screen.max() - 0.5)) -
+                       int(np.ceil(screen.min() - 0.5)) + 1)
+        covered = np.sum(numpy_rasterize(corner, [[0, 1, 2]], width,
+                                         height)[0] >= 0)
+        if box <= 2 and covered == 1:
+            kinds.add('first pass')
+        elif (box == 2 and covered == 2) or (3 <= box <= 6 and covered):
+            kinds.add('tile pass')
+        elif box > 6 and covered:
+            kinds.add('enumeration')
+    assert kinds == {'first pass', 'tile pass', 'enumeration'}
+    assert_matches_reference(clip, triangles, width, height)
+
+
 @pytest.mark.parametrize('session', [False, True], ids=['eager', 'session'])
 def test_shared_edges_have_no_cracks_and_tie_goes_to_later_triangle(session):
     # A 12x12 grid of quads in the z = 0.5 plane; diagonal edges pass through

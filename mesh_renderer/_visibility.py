@@ -314,18 +314,40 @@ def _padded(ids):
   return tf.concat([ids, -tf.ones([length - count], tf.int64)], 0)
 
 
-def _fragment_keys(packed, triangle):
-  """Depth-test keys of packed fragments of flat triangle indices [F] int64.
+@functools.lru_cache(maxsize=None)
+def _fragment_kernel(tile_pass):
+  """Returns the XLA kernel splitting packed fragments into keys and pixels.
 
-  Shifting a packed value left by 32 leaves its depth order, sign and all,
-  in the high half.
+  The kernel maps (fragments [F] int64 packed values, kept [F] int64 their
+  flat positions in the pass's output, ids [P] int64 the pass's flat
+  triangle indices) to the depth-test keys [F] int64 and the flat pixel
+  indices [F] int32. A fragment's triangle is its position (first pass) or
+  ids[position % P] (tile pass, output [slots, P]); ids is unread in the
+  first pass. Shifting a packed value left by 32 leaves its depth order,
+  sign and all, in the high half. (As TensorFlow ops, these few
+  elementwise steps took a pass over memory each.)
   """
-  return tf.bitwise.left_shift(packed, 32) | (_edges.LOW_32 - triangle)
+
+  @tf.function(jit_compile=True, autograph=False, input_signature=(
+      tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
+      tf.TensorSpec([None], tf.int64)))
+  def kernel(fragments, kept, ids):
+    triangle = kept
+    if tile_pass:
+      triangle = tf.gather(ids, kept % tf.size(ids, out_type=tf.int64))
+    keys = tf.bitwise.left_shift(fragments, 32) | (_edges.LOW_32 - triangle)
+    return keys, tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
+
+  return kernel
 
 
-def _fragment_pixels(packed):
-  """Flat pixel indices [F] int32 of packed fragments."""
-  return tf.cast(tf.bitwise.right_shift(packed, 32), tf.int32)
+@tf.function(jit_compile=True, autograph=False,
+             input_signature=(tf.TensorSpec([None], tf.int64),))
+def _triangle_ids(key_buffer):
+  """Flat triangle indices [N] int32 of depth-test keys, -1 for none."""
+  return tf.where(tf.equal(key_buffer, _EMPTY_KEY), -1,
+                  tf.cast(_edges.LOW_32 - (key_buffer & _edges.LOW_32),
+                          tf.int32))
 
 
 def visible_triangles(clip_space_vertices, triangles, image_width,
@@ -376,22 +398,19 @@ def _visible_triangles(clip_space_vertices, triangles, image_width,
   packed = _first_pass_kernel(image_width, image_height, _FIRST_SLOTS)(
       clip_space_vertices, triangles)
   kept = tf.reshape(tf.where(packed >= 0), [-1])
-  fragments = tf.gather(packed, kept)
-  keys = [_fragment_keys(fragments, kept)]
-  pixels = [_fragment_pixels(fragments)]
+  first_keys, first_pixels = _fragment_kernel(False)(
+      tf.gather(packed, kept), kept, tf.zeros([0], tf.int64))
   ids = _padded(tf.reshape(tf.where(packed < _NOTHING), [-1]))
   packed = _tile_kernel(image_width, image_height, _TILE_SLOTS)(
       clip_space_vertices, triangles, ids)
   flat = tf.reshape(packed, [-1])
   kept = tf.reshape(tf.where(flat >= 0), [-1])
-  fragments = tf.gather(flat, kept)
-  keys.append(_fragment_keys(
-      fragments, tf.gather(ids, kept % tf.size(ids, out_type=tf.int64))))
-  pixels.append(_fragment_pixels(fragments))
+  keys, pixels = _fragment_kernel(True)(tf.gather(flat, kept), kept, ids)
   ids = _padded(tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING),
                                           [-1])))
   key_buffer = tf.math.unsorted_segment_min(
-      tf.concat(keys, 0), tf.concat(pixels, 0), num_pixels)
+      tf.concat([first_keys, keys], 0), tf.concat([first_pixels, pixels], 0),
+      num_pixels)
 
   # Larger triangles: set up again, then their candidate pixels enumerated
   # chunk by chunk.
@@ -427,7 +446,5 @@ def _visible_triangles(clip_space_vertices, triangles, image_width,
       lambda base, key_buffer, loop_inputs: base < loop_inputs[-1],
       _body, [tf.constant(0, tf.int64), key_buffer, loop_inputs],
       parallel_iterations=1)
-  ids = tf.where(tf.equal(key_buffer, _EMPTY_KEY), -1,
-                 tf.cast(_edges.LOW_32 - (key_buffer & _edges.LOW_32),
-                         tf.int32))
-  return tf.reshape(ids, [batch, image_width * image_height])
+  return tf.reshape(_triangle_ids(key_buffer),
+                    [batch, image_width * image_height])

@@ -341,13 +341,17 @@ def _fragment_kernel(tile_pass):
   return kernel
 
 
-@tf.function(jit_compile=True, autograph=False,
-             input_signature=(tf.TensorSpec([None], tf.int64),))
-def _triangle_ids(key_buffer):
-  """Flat triangle indices [N] int32 of depth-test keys, -1 for none."""
+@tf.function(jit_compile=True, autograph=False, input_signature=(
+    tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int32)))
+def _triangle_ids(key_buffer, offset):
+  """Flat triangle indices [N] int32 of depth-test keys plus offset, or -1.
+
+  The offset is the flat index of the first triangle of the batch's first
+  image (non-zero for the second half of a split batch).
+  """
   return tf.where(tf.equal(key_buffer, _EMPTY_KEY), -1,
                   tf.cast(_edges.LOW_32 - (key_buffer & _edges.LOW_32),
-                          tf.int32))
+                          tf.int32) + offset)
 
 
 def visible_triangles(clip_space_vertices, triangles, image_width,
@@ -378,17 +382,19 @@ def visible_triangles(clip_space_vertices, triangles, image_width,
   # by side, so the TensorFlow ops between the XLA kernels (compactions,
   # segment reductions), which take one thread each, overlap.
   half = batch // 2
-  first = _visible_triangles(clip_space_vertices[:half], triangles,
-                             image_width, image_height)
-  second = _visible_triangles(clip_space_vertices[half:], triangles,
-                              image_width, image_height)
-  offset = half * tf.shape(triangles)[0]
-  return tf.concat([first, tf.where(second >= 0, second + offset, -1)], 0)
+  return tf.concat([
+      _visible_triangles(clip_space_vertices[:half], triangles, image_width,
+                         image_height),
+      _visible_triangles(clip_space_vertices[half:], triangles, image_width,
+                         image_height, half * tf.shape(triangles)[0])], 0)
 
 
 def _visible_triangles(clip_space_vertices, triangles, image_width,
-                       image_height):
-  """visible_triangles, with no gradient stop and no split of the batch."""
+                       image_height, offset=0):
+  """visible_triangles, with no gradient stop and no split of the batch.
+
+  The ids returned are offset by `offset` (an int32 scalar).
+  """
   batch = tf.shape(clip_space_vertices)[0]
   num_triangles = tf.shape(triangles)[0]
   num_pixels = batch * (image_width * image_height)
@@ -446,5 +452,5 @@ def _visible_triangles(clip_space_vertices, triangles, image_width,
       lambda base, key_buffer, loop_inputs: base < loop_inputs[-1],
       _body, [tf.constant(0, tf.int64), key_buffer, loop_inputs],
       parallel_iterations=1)
-  return tf.reshape(_triangle_ids(key_buffer),
+  return tf.reshape(_triangle_ids(key_buffer, offset),
                     [batch, image_width * image_height])

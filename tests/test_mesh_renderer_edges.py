@@ -138,3 +138,22 @@ def test_rasterize_wrong_shapes_raise_value_error(name):
     args[name] = bad[name]
     with pytest.raises(ValueError, match=name):
         rasterize_triangles.rasterize_clip_space(**args)
+
+
+def test_depth_order_keeps_the_order_of_depths_and_equates_signed_zeros():
+    # The depth test compares integers; their order must be the order of the
+    # float32 depths, with -0 and +0 equal (so that an exact tie at depth 0
+    # goes to the later triangle, as for any other depth).
+    from mesh_renderer import _edges
+
+    tiny = np.finfo(np.float32).tiny
+    depths = np.array([-1.0, -0.5, -1e-30, -tiny, -tiny / 4, -0.0, 0.0,
+                       tiny / 4, tiny, 1e-30, 0.25, 0.9999999, 1.0],
+                      np.float32)
+    depths = np.concatenate([depths, np.random.default_rng(5).uniform(
+        -1.0, 1.0, 200).astype(np.float32)])
+    order = _edges.depth_order(tf.constant(depths)).numpy()
+    for i in range(len(depths)):
+        for j in range(len(depths)):
+            assert (order[i] < order[j]) == (depths[i] < depths[j])
+            assert (order[i] == order[j]) == (depths[i] == depths[j])

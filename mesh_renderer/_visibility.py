@@ -168,13 +168,12 @@ def _first_pass_kernel(image_width, image_height, slots):
   """Returns the XLA kernel of the first pass, over every triangle.
 
   The kernel maps (clip [B,V,4], triangles [T,3]) to [B*T] int64, one value
-  per triangle in order. A triangle with at most `slots`
-  candidate pixels tests them all, inside its own loop iteration; if just
-  one survives, the value is that fragment, packed as (pixel << 32) | depth
-  order; if none, _NOTHING. A triangle with more candidates, or with more
-  than one surviving, gets -1 - count (< -1): a later pass tests all of its
-  candidates again. (Most of a face mesh's triangles with two candidates
-  cover at most one of them.)
+  per triangle in order. A triangle with at most `slots` candidate pixels
+  tests them all, within its own element of the output; if just one
+  survives, the value is that fragment, packed (_pack); if none, _NOTHING.
+  A triangle with more candidates, or with more than one surviving, gets
+  -1 - count (< -1): the tile pass tests all of its candidates again. (Most
+  of a face mesh's triangles with two candidates cover at most one.)
   """
 
   @tf.function(jit_compile=True, autograph=False,

@@ -84,3 +84,21 @@ def padded_length(count, smallest, per_octave=2):
   step = tf.bitwise.left_shift(tf.constant(1, tf.int64),
                                tf.maximum(bits - shift, 0))
   return (count + step - 1) // step * step
+
+
+def padded(values, smallest, per_octave=2):
+  """values [L] (an integer tensor) padded with -1 to padded_length(L).
+
+  The kernels that take such lists compile once per length, so for few
+  lengths.
+
+  Args:
+    values: 1-D integer tensor.
+    smallest, per_octave: as for padded_length.
+
+  Returns:
+    A 1-D tensor of values' dtype: values, then -1s.
+  """
+  count = tf.size(values, out_type=tf.int64)
+  length = padded_length(count, smallest, per_octave)
+  return tf.concat([values, -tf.ones([length - count], values.dtype)], 0)

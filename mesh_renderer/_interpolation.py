@@ -15,7 +15,7 @@ alpha * attribute + (1 - alpha) * background.
 Both passes are XLA kernels. The forward kernel works on every pixel. The
 gradient is written out rather than left to automatic differentiation (XLA's
 own gradient of the forward runs three to four times slower on CPU, mostly in
-the tiny minor dimensions of the [B, P, 3, 4] corner tensors). It reuses
+the tiny minor dimensions of the [B, P, 3, 3] corner tensors). It reuses
 the forward's barycentrics (so the gradient is that of the very values the
 forward computed) and works on the covered pixels only, compacted (padded
 to a length that takes few values, so the kernel compiles for few shapes):
@@ -304,10 +304,7 @@ def interpolate(clip_space_vertices, attribute_parts, background_value,
   def _pixels():
     """The covered pixels, compacted, padded with -1 to few lengths."""
     covered = tf.reshape(tf.where(tf.reshape(triangle_ids, [-1]) >= 0), [-1])
-    count = tf.size(covered, out_type=tf.int64)
-    length = _compiled.padded_length(count, _MIN_PIXELS, 8)
-    return tf.concat([tf.cast(covered, tf.int32),
-                      -tf.ones([length - count], tf.int32)], 0)
+    return _compiled.padded(tf.cast(covered, tf.int32), _MIN_PIXELS, 8)
 
   # The background is an input of the gradient's op only when it gets one.
   inputs = [clip_space_vertices] + (

@@ -303,16 +303,6 @@ def _large_kernel(image_width, image_height):
   return kernel
 
 
-def _padded(ids):
-  """ids [L] int64 padded with -1 to one of a few lengths (see padded_length).
-
-  The kernels that take them compile once per length.
-  """
-  count = tf.size(ids, out_type=tf.int64)
-  length = _compiled.padded_length(count, _MIN_BUCKET)
-  return tf.concat([ids, -tf.ones([length - count], tf.int64)], 0)
-
-
 @functools.lru_cache(maxsize=None)
 def _fragment_kernel(tile_pass):
   """Returns the XLA kernel splitting packed fragments into keys and pixels.
@@ -405,14 +395,16 @@ def _visible_triangles(clip_space_vertices, triangles, image_width,
   kept = tf.reshape(tf.where(packed >= 0), [-1])
   first_keys, first_pixels = _fragment_kernel(False)(
       tf.gather(packed, kept), kept, tf.zeros([0], tf.int64))
-  ids = _padded(tf.reshape(tf.where(packed < _NOTHING), [-1]))
+  ids = _compiled.padded(tf.reshape(tf.where(packed < _NOTHING), [-1]),
+                         _MIN_BUCKET)
   packed = _tile_kernel(image_width, image_height, _TILE_SLOTS)(
       clip_space_vertices, triangles, ids)
   flat = tf.reshape(packed, [-1])
   kept = tf.reshape(tf.where(flat >= 0), [-1])
   keys, pixels = _fragment_kernel(True)(tf.gather(flat, kept), kept, ids)
-  ids = _padded(tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING),
-                                          [-1])))
+  ids = _compiled.padded(
+      tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING), [-1])),
+      _MIN_BUCKET)
   key_buffer = tf.math.unsorted_segment_min(
       tf.concat([first_keys, keys], 0), tf.concat([first_pixels, pixels], 0),
       num_pixels)

@@ -7,9 +7,9 @@ whose C++ op no longer builds. Rendering is split in two passes:
    the index of the triangle that survives the depth test, found by testing
    every triangle against the pixel centres of its screen bounding box with
    2D-homogeneous edge functions and resolving depth with one segment
-   reduction of 64-bit (depth, triangle) keys. Triangles are tested by XLA
-   kernels on their first one, two or six candidate pixels (most of a face
-   mesh's have at most one); larger ones are enumerated fragment by fragment
+   reduction of 64-bit (depth, triangle) keys. XLA kernels test every
+   triangle with at most two candidate pixels (most of a face mesh's), then
+   those with up to six; larger ones are enumerated fragment by fragment
    in fixed-size chunks, so memory stays bounded (nothing of size
    pixels x triangles is ever built). See `_visibility.py` for details.
 2. Interpolation (differentiable, `_interpolation.interpolate`): each

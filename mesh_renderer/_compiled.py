@@ -8,7 +8,34 @@ second XLA kernel that recomputes the forward pass under a gradient tape.
 It works eagerly, inside `tf.function` and in TF1-style graphs.
 """
 
+import functools
+
 import tensorflow as tf
+
+from mesh_renderer import _op_traces
+
+
+def kernel(**function_options):
+  """Decorator: tf.function(jit_compile=True, autograph=False, ...) of fn.
+
+  Ops the kernel's python function creates record only this package's
+  stack frames (see _op_traces).
+
+  Args:
+    **function_options: further tf.function arguments (input_signature,
+      reduce_retracing).
+
+  Returns:
+    A decorator turning a python function into an XLA-compiled tf.function.
+  """
+  def decorate(fn):
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+      with _op_traces.package_frames_only():
+        return fn(*args, **kwargs)
+    return tf.function(traced, jit_compile=True, autograph=False,
+                       **function_options)
+  return decorate
 
 
 def compiled(fn):
@@ -26,11 +53,11 @@ def compiled(fn):
     A function call(differentiable, constants) with the same meaning.
   """
 
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  @kernel(reduce_retracing=True)
   def forward(differentiable, constants):
     return fn(differentiable, constants)
 
-  @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+  @kernel(reduce_retracing=True)
   def backward(upstream, differentiable, constants):
     differentiable = list(differentiable)
     with tf.GradientTape() as tape:

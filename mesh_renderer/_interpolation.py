@@ -250,7 +250,7 @@ def _kernels(image_width, image_height, part_count, background_gradient):
   triangles_spec = tf.TensorSpec([None, 3], tf.int32)
   ids_spec = tf.TensorSpec([None, None], tf.int32)
 
-  @tf.function(jit_compile=True, autograph=False, input_signature=(
+  @_compiled.kernel(input_signature=(
       clip_spec, parts_spec, tf.TensorSpec([None], tf.float32),
       triangles_spec, ids_spec))
   def forward(clip_space_vertices, attribute_parts, background_value,
@@ -258,7 +258,7 @@ def _kernels(image_width, image_height, part_count, background_gradient):
     return _forward(clip_space_vertices, attribute_parts, background_value,
                     triangles, triangle_ids, image_width, image_height)
 
-  @tf.function(jit_compile=True, autograph=False, input_signature=(
+  @_compiled.kernel(input_signature=(
       tf.TensorSpec([None, None, None, None], tf.float32), clip_spec,
       parts_spec, triangles_spec, ids_spec, tf.TensorSpec([None], tf.int32),
       [tf.TensorSpec([None, None], tf.float32)] * 3))

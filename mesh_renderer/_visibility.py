@@ -176,8 +176,7 @@ def _first_pass_kernel(image_width, image_height, slots):
   of a face mesh's triangles with two candidates cover at most one.)
   """
 
-  @tf.function(jit_compile=True, autograph=False,
-               input_signature=_TRIANGLE_KERNEL_SIGNATURE[:2])
+  @_compiled.kernel(input_signature=_TRIANGLE_KERNEL_SIGNATURE[:2])
   def kernel(clip_space_vertices, triangles):
     corners, screen, batch_index = _gather_corners(
         clip_space_vertices, triangles, None, image_width, image_height)
@@ -217,8 +216,7 @@ def _tile_kernel(image_width, image_height, slots):
   triangles that need it.
   """
 
-  @tf.function(jit_compile=True, autograph=False,
-               input_signature=_TRIANGLE_KERNEL_SIGNATURE)
+  @_compiled.kernel(input_signature=_TRIANGLE_KERNEL_SIGNATURE)
   def kernel(clip_space_vertices, triangles, ids):
     corners, screen, batch_index = _gather_corners(
         clip_space_vertices, triangles, ids, image_width, image_height)
@@ -250,8 +248,7 @@ def _large_setup_kernel(image_width, image_height):
   [4,P] (zero boxes for padding).
   """
 
-  @tf.function(jit_compile=True, autograph=False,
-               input_signature=_TRIANGLE_KERNEL_SIGNATURE)
+  @_compiled.kernel(input_signature=_TRIANGLE_KERNEL_SIGNATURE)
   def kernel(clip_space_vertices, triangles, ids):
     corners, screen, _ = _gather_corners(clip_space_vertices, triangles, ids,
                                          image_width, image_height)
@@ -275,8 +272,7 @@ def _large_kernel(image_width, image_height):
   and its flat pixel index.
   """
 
-  @tf.function(jit_compile=True, autograph=False,
-               input_signature=_CHUNK_KERNEL_SIGNATURE)
+  @_compiled.kernel(input_signature=_CHUNK_KERNEL_SIGNATURE)
   def kernel(fragment, start, owner, ids, corners, coefs, sign, box,
              triangles_per_image, total):
     # fragment, start: [K] int64 global fragment ids and the first id of
@@ -307,30 +303,46 @@ def _large_kernel(image_width, image_height):
 def _fragment_kernel(tile_pass):
   """Returns the XLA kernel splitting packed fragments into keys and pixels.
 
-  The kernel maps (fragments [F] int64 packed values, kept [F] int64 their
-  flat positions in the pass's output, ids [P] int64 the pass's flat
-  triangle indices) to the depth-test keys [F] int64 and the flat pixel
-  indices [F] int32. A fragment's triangle is its position (first pass) or
-  ids[position % P] (tile pass, output [slots, P]); ids is unread in the
-  first pass. Shifting a packed value left by 32 leaves its depth order,
-  sign and all, in the high half. (As TensorFlow ops, these few
-  elementwise steps took a pass over memory each.)
+  The kernel maps (packed [N] int64 a pass's flat output, kept [F] int64 the
+  positions in it of the fragments, then -1s padding F to one of few
+  lengths, ids [P] int64 the pass's flat triangle indices) to the
+  depth-test keys [F] int64 and the flat pixel indices [F] int32, -1 for
+  padding (which unsorted_segment_min drops). A fragment's triangle is its
+  position (first pass) or ids[position % P] (tile pass, output
+  [slots, P]); ids is unread in the first pass. Shifting a packed value
+  left by 32 leaves its depth order, sign and all, in the high half. (As
+  TensorFlow ops, these few elementwise steps took a pass over memory
+  each.)
   """
 
-  @tf.function(jit_compile=True, autograph=False, input_signature=(
+  @_compiled.kernel(input_signature=(
       tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
       tf.TensorSpec([None], tf.int64)))
-  def kernel(fragments, kept, ids):
-    triangle = kept
+  def kernel(packed, kept, ids):
+    valid = kept >= 0
+    position = tf.maximum(kept, 0)
+    fragments = tf.gather(packed, position)
+    triangle = position
     if tile_pass:
-      triangle = tf.gather(ids, kept % tf.size(ids, out_type=tf.int64))
+      triangle = tf.gather(ids, position % tf.size(ids, out_type=tf.int64))
     keys = tf.bitwise.left_shift(fragments, 32) | (_edges.LOW_32 - triangle)
-    return keys, tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
+    pixels = tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
+    return keys, tf.where(valid, pixels, -1)
 
   return kernel
 
 
-@tf.function(jit_compile=True, autograph=False, input_signature=(
+def _fragment_positions(packed):
+  """Positions [F'] int64 of packed's fragments (values >= 0), -1 padded.
+
+  Padded to one of eight lengths per octave: scenes alike share the
+  fragment kernels' compiled shapes.
+  """
+  return _compiled.padded(tf.reshape(tf.where(packed >= 0), [-1]),
+                          _MIN_BUCKET, 8)
+
+
+@_compiled.kernel(input_signature=(
     tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int32)))
 def _triangle_ids(key_buffer, offset):
   """Flat triangle indices [N] int32 of depth-test keys plus offset, or -1.
@@ -392,16 +404,14 @@ def _visible_triangles(clip_space_vertices, triangles, image_width,
   # triangles it sent on, compacted, on more.
   packed = _first_pass_kernel(image_width, image_height, _FIRST_SLOTS)(
       clip_space_vertices, triangles)
-  kept = tf.reshape(tf.where(packed >= 0), [-1])
   first_keys, first_pixels = _fragment_kernel(False)(
-      tf.gather(packed, kept), kept, tf.zeros([0], tf.int64))
+      packed, _fragment_positions(packed), tf.zeros([0], tf.int64))
   ids = _compiled.padded(tf.reshape(tf.where(packed < _NOTHING), [-1]),
                          _MIN_BUCKET)
   packed = _tile_kernel(image_width, image_height, _TILE_SLOTS)(
       clip_space_vertices, triangles, ids)
   flat = tf.reshape(packed, [-1])
-  kept = tf.reshape(tf.where(flat >= 0), [-1])
-  keys, pixels = _fragment_kernel(True)(tf.gather(flat, kept), kept, ids)
+  keys, pixels = _fragment_kernel(True)(flat, _fragment_positions(flat), ids)
   ids = _compiled.padded(
       tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING), [-1])),
       _MIN_BUCKET)

@@ -537,6 +537,77 @@ def test_face_mesh_224_and_1024_in_bounded_memory():
     assert peak < 4096, peak
 
 
+def _is_bucket_length(length, smallest):
+    # At least `smallest`, and at most four significant bits: eight lengths
+    # per octave.
+    shift = max(length.bit_length() - 4, 0)
+    return length >= smallest and (length >> shift) << shift == length
+
+
+def test_fragment_kernels_see_few_lengths_as_scenes_vary(monkeypatch):
+    # XLA compiles a kernel once per input shape; a kernel fed the exact
+    # fragment count of each scene would compile again for nearly every new
+    # face. The fragment kernels must see padded lengths only.
+    from mesh_renderer import _visibility
+
+    factory = _visibility._fragment_kernel
+    seen = []
+
+    def recording_factory(tile_pass):
+        kernel = factory(tile_pass)
+
+        def record(packed, kept, ids):
+            kept_values = kept.numpy()
+            seen.append((tile_pass, kept_values.size,
+                         int(np.sum(kept_values >= 0))))
+            return kernel(packed, kept, ids)
+        return record
+
+    monkeypatch.setattr(_visibility, '_fragment_kernel', recording_factory)
+    first = None
+    for seed in range(4):
+        vertices, triangles, normals, colors = face_batch(batch=1, seed=seed)
+        image = render_face(vertices, triangles, normals, colors).numpy()
+        if first is None:
+            first = image
+    counts = {(tile_pass, count) for tile_pass, _, count in seen}
+    # The faces differ in their fragment counts, yet not in their lengths
+    # beyond the bucket sizes.
+    assert len(counts) > 2, seen
+    for _, length, count in seen:
+        assert count <= length and _is_bucket_length(length, 1024), seen
+    assert len({(tile_pass, length) for tile_pass, length, _ in seen}) < \
+        len(counts)
+    assert np.mean(first[..., 3]) > 0.05
+
+
+def test_kernel_ops_record_only_the_package_frames():
+    # XLA keeps a copy of the stack trace of every op it compiles for as
+    # long as the kernel lives; traced under a deep caller, the package's
+    # kernels record only the package's frames (and TensorFlow's own
+    # op-creation file).
+    from mesh_renderer import _visibility
+
+    def deep_caller(depth):
+        if depth:
+            return deep_caller(depth - 1)
+        # An image size no other test uses: a kernel traced here.
+        return _visibility._first_pass_kernel(13, 11, 2).get_concrete_function()
+
+    operations = deep_caller(60).graph.get_operations()
+    package = os.path.dirname(mesh_renderer.__file__) + os.sep
+    op_creation = sys.modules[tf.Operation.__module__].__file__
+    short = [op for op in operations
+             if all(frame.filename.startswith(package) or
+                    frame.filename == op_creation for frame in op.traceback)]
+    # All but the arguments and results, which TensorFlow creates outside the
+    # kernel's python function.
+    assert len(short) >= len(operations) - 8 and len(short) > 100
+    assert all(any(frame.filename.startswith(package)
+                   for frame in op.traceback) for op in short)
+    assert max(len(op.traceback) for op in short) < 20
+
+
 # ----------------------------------------------------------------------------
 
 

@@ -78,6 +78,8 @@ _CHUNK = 1 << 19
 _MIN_CHUNK = 1 << 12
 # Packed first-pass value of a triangle without a surviving fragment.
 _NOTHING = -1
+# Tile-pass pixel of a triangle with more candidates than slots.
+_LARGE = -2
 # Depth-test key of a pixel that no fragment reached.
 _EMPTY_KEY = (1 << 63) - 1
 
@@ -205,11 +207,12 @@ def _tile_kernel(image_width, image_height, slots):
   """Returns the XLA kernel testing triangles with at most `slots` candidates.
 
   The kernel maps (clip [B,V,4], triangles [T,3], ids [P] int64 flat triangle
-  indices, negative for padding, never drawn) to packed [slots, P] int64:
-  entry j of a triangle with at most `slots` candidate pixels tests its j-th
-  candidate in row-major order within its candidate range. Each entry is a
-  packed fragment (_pack) where it survives, _NOTHING otherwise; a triangle
-  with more candidates gets -1 - count (< -1) in row 0.
+  indices, negative for padding, never drawn) to depth-test keys [slots, P]
+  int64 and flat pixel indices [slots, P] int32: entry j of a triangle with
+  at most `slots` candidate pixels tests its j-th candidate in row-major
+  order within its candidate range, and holds the fragment's key and pixel
+  where it survives, pixel -1 otherwise (unsorted_segment_min drops it); a
+  triangle with more candidates gets pixel _LARGE (also dropped) in row 0.
 
   XLA computes each element of the output on its own, so the setup of a
   triangle is computed once per slot: this pass is meant for the few
@@ -232,9 +235,9 @@ def _tile_kernel(image_width, image_height, slots):
         [row(c) for c in w], row(left), row(bottom), dx, dy,
         (slot < count[None]) & (count <= slots)[None], row(batch_index),
         image_width, image_height)
-    packed = tf.where(kept, _pack(pixel, order), _NOTHING)
     large = (count > slots)[None] & tf.equal(slot, 0)
-    return tf.where(large, -1 - tf.cast(count, tf.int64)[None], packed)
+    return (_edges.depth_key(order, row(ids)),
+            tf.where(kept, pixel, tf.where(large, _LARGE, -1)))
 
   return kernel
 
@@ -299,37 +302,23 @@ def _large_kernel(image_width, image_height):
   return kernel
 
 
-@functools.lru_cache(maxsize=None)
-def _fragment_kernel(tile_pass):
-  """Returns the XLA kernel splitting packed fragments into keys and pixels.
+@_compiled.kernel(input_signature=(tf.TensorSpec([None], tf.int64),
+                                   tf.TensorSpec([None], tf.int64)))
+def _first_pass_fragments(packed, kept):
+  """Depth-test keys [F] int64 and flat pixels [F] int32 of first-pass fragments.
 
-  The kernel maps (packed [N] int64 a pass's flat output, kept [F] int64 the
-  positions in it of the fragments, then -1s padding F to one of few
-  lengths, ids [P] int64 the pass's flat triangle indices) to the
-  depth-test keys [F] int64 and the flat pixel indices [F] int32, -1 for
-  padding (which unsorted_segment_min drops). A fragment's triangle is its
-  position (first pass) or ids[position % P] (tile pass, output
-  [slots, P]); ids is unread in the first pass. Shifting a packed value
-  left by 32 leaves its depth order, sign and all, in the high half. (As
-  TensorFlow ops, these few elementwise steps took a pass over memory
-  each.)
+  Args (as the kernel's): packed [B*T] int64, the first pass's output;
+  kept [F] int64, the positions (flat triangle indices) in it of its
+  fragments, then -1s padding F to one of few lengths, whose pixel is -1
+  (unsorted_segment_min drops it). Shifting a packed value left by 32
+  leaves its depth order, sign and all, in the high half. (As TensorFlow
+  ops, these few elementwise steps took a pass over memory each.)
   """
-
-  @_compiled.kernel(input_signature=(
-      tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
-      tf.TensorSpec([None], tf.int64)))
-  def kernel(packed, kept, ids):
-    valid = kept >= 0
-    position = tf.maximum(kept, 0)
-    fragments = tf.gather(packed, position)
-    triangle = position
-    if tile_pass:
-      triangle = tf.gather(ids, position % tf.size(ids, out_type=tf.int64))
-    keys = tf.bitwise.left_shift(fragments, 32) | (_edges.LOW_32 - triangle)
-    pixels = tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
-    return keys, tf.where(valid, pixels, -1)
-
-  return kernel
+  position = tf.maximum(kept, 0)
+  fragments = tf.gather(packed, position)
+  keys = tf.bitwise.left_shift(fragments, 32) | (_edges.LOW_32 - position)
+  pixels = tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
+  return keys, tf.where(kept >= 0, pixels, -1)
 
 
 def _fragment_positions(packed):
@@ -404,20 +393,18 @@ def _visible_triangles(clip_space_vertices, triangles, image_width,
   # triangles it sent on, compacted, on more.
   packed = _first_pass_kernel(image_width, image_height, _FIRST_SLOTS)(
       clip_space_vertices, triangles)
-  first_keys, first_pixels = _fragment_kernel(False)(
-      packed, _fragment_positions(packed), tf.zeros([0], tf.int64))
+  first_keys, first_pixels = _first_pass_fragments(
+      packed, _fragment_positions(packed))
   ids = _compiled.padded(tf.reshape(tf.where(packed < _NOTHING), [-1]),
                          _MIN_BUCKET)
-  packed = _tile_kernel(image_width, image_height, _TILE_SLOTS)(
+  keys, pixels = _tile_kernel(image_width, image_height, _TILE_SLOTS)(
       clip_space_vertices, triangles, ids)
-  flat = tf.reshape(packed, [-1])
-  keys, pixels = _fragment_kernel(True)(flat, _fragment_positions(flat), ids)
-  ids = _compiled.padded(
-      tf.gather(ids, tf.reshape(tf.where(packed[0] < _NOTHING), [-1])),
-      _MIN_BUCKET)
   key_buffer = tf.math.unsorted_segment_min(
-      tf.concat([first_keys, keys], 0), tf.concat([first_pixels, pixels], 0),
-      num_pixels)
+      tf.concat([first_keys, tf.reshape(keys, [-1])], 0),
+      tf.concat([first_pixels, tf.reshape(pixels, [-1])], 0), num_pixels)
+  ids = _compiled.padded(
+      tf.gather(ids, tf.reshape(tf.where(tf.equal(pixels[0], _LARGE)), [-1])),
+      _MIN_BUCKET)
 
   # Larger triangles: set up again, then their candidate pixels enumerated
   # chunk by chunk.

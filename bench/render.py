@@ -29,7 +29,9 @@ other, so that each has its own peak resident memory (VmHWM of the child:
 TensorFlow, the scene pool and the renderer). Figures are the median of
 --repeats timed calls after a warm-up (one call, then every face of the pool once,
 untimed: ours compiles its kernels for a few data-dependent list lengths, see
-warmup_s in the JSON), in milliseconds per image. With
+warmup_s in the JSON), in milliseconds per image ("pool"); then the median of as
+many calls on faces no call has seen ("new faces": pool faces moved a little, the
+same for both renderers), as in a training run or an extraction. With
 --reference the table gives ours / reference for every cell. The last line is
 one JSON object with every figure.
 
@@ -157,6 +159,24 @@ def _batches(scene, batch, calls):
         yield (scene["vertices"][chosen], scene["normals"][chosen], scene["colors"][chosen])
 
 
+def _new_faces(scene, batch, calls, seed):
+    """`calls` batches of pool faces each moved a little (scaled by 0.95-1.05 about
+    its centre, shifted by up to about 5 pixels): faces no call has seen before, as
+    in real use, where the lengths of our data-dependent lists change with every
+    batch. The same seed gives both renderers the same faces."""
+    rng = np.random.default_rng(seed)
+    for call in range(calls):
+        chosen = rng.integers(0, POOL, batch)
+        vertices = scene["vertices"][chosen].astype(np.float64)
+        centre = vertices.mean(axis=1, keepdims=True) * np.array([1.0, 1.0, 0.0])
+        scale = rng.uniform(0.95, 1.05, (batch, 1, 1))
+        shift = np.concatenate([rng.uniform(-0.05, 0.05, (batch, 1, 2)),
+                                np.zeros((batch, 1, 1))], axis=2)
+        vertices = centre + (vertices - centre) * scale + shift
+        yield (vertices.astype(np.float32), scene["normals"][chosen],
+               scene["colors"][chosen])
+
+
 def make_runners(render, scene, batch, mode, weights):
     """The two passes for one batch size in one mode: ({pass: run(arrays)}, close)."""
     import tensorflow as tf
@@ -242,9 +262,17 @@ def run_child(renderer, scene_file, mode, batches, repeats):
                 start = time.perf_counter()
                 runners[name](batch_arrays)
                 times.append(time.perf_counter() - start)
+            # Then faces never seen: what a training run or an extraction meets.
+            new_times = []
+            for batch_arrays in _new_faces(scene, batch, repeats, seed=batch):
+                start = time.perf_counter()
+                runners[name](batch_arrays)
+                new_times.append(time.perf_counter() - start)
             image = first[0] if isinstance(first, list | tuple) else first
             figures[f"{name} b{batch}"] = {
                 "ms_per_image": round(float(np.median(times)) * 1e3 / batch, 3),
+                "new_faces_ms_per_image": round(float(np.median(new_times)) * 1e3 / batch,
+                                                3),
                 "best_ms_per_image": round(min(times) * 1e3 / batch, 3),
                 "first_call_s": round(first_s, 2),
                 "warmup_s": round(warmup_s, 2),
@@ -335,13 +363,16 @@ def print_table(report, renderers, args):
           f"over the pool, ms per image; {report['machine']}; TensorFlow {tf.__version__}")
     for name, info in report["scenes"].items():
         print(f"  scene {name}: {info['vertices']} vertices, {info['triangles']} triangles")
+    print("  pool: faces of the warm-up again; new faces: each call's faces moved a "
+          "little, never seen before")
     header = f"{'scene':<11}{'mode':<10}{'pass':<18}{'batch':>6}{'coverage':>10}"
-    header += "".join(f"{r:>12}" for r in renderers)
-    if "reference" in renderers:
-        header += f"{'ours/ref':>10}"
+    for figure in ("pool", "new faces"):
+        header += "".join(f"{(figure + ' ' + r):>16}" for r in renderers)
+        if "reference" in renderers:
+            header += f"{'ours/ref':>10}"
     print(header)
     results = report["results"]
-    ratios = {}
+    ratios, new_face_ratios = {}, {}
     for scene in report["scenes"]:
         for mode in args.modes:
             for batch in args.batches:
@@ -351,12 +382,16 @@ def print_table(report, renderers, args):
                     cells = [c if c and "ms_per_image" in c else None for c in cells]
                     coverage = next((c["coverage"] for c in cells if c), float("nan"))
                     row = f"{scene:<11}{mode:<10}{name:<18}{batch:>6}{coverage:>10.3f}"
-                    for cell in cells:
-                        row += f"{cell['ms_per_image']:>12.2f}" if cell else f"{'failed':>12}"
-                    if "reference" in renderers and all(cells):
-                        ratio = cells[0]["ms_per_image"] / cells[1]["ms_per_image"]
-                        ratios[f"{scene} {mode} {key}"] = round(ratio, 3)
-                        row += f"{ratio:>10.2f}"
+                    for figure, table in (("ms_per_image", ratios),
+                                          ("new_faces_ms_per_image", new_face_ratios)):
+                        for cell in cells:
+                            row += (f"{cell[figure]:>16.2f}" if cell and figure in cell
+                                    else f"{'failed':>16}")
+                        if "reference" in renderers and all(
+                                cell and figure in cell for cell in cells):
+                            ratio = cells[0][figure] / cells[1][figure]
+                            table[f"{scene} {mode} {key}"] = round(ratio, 3)
+                            row += f"{ratio:>10.2f}"
                     print(row)
     print("peak resident memory, MiB (each child process: TensorFlow, the scene pool, "
           "the renderer):")
@@ -366,6 +401,7 @@ def print_table(report, renderers, args):
                 f"{r} {results[f'{r} {scene} {mode}'].get('peak_rss_mib', float('nan')):.0f}   "
                 for r in renderers))
     report["ratios_ours_over_reference"] = ratios
+    report["new_faces_ratios_ours_over_reference"] = new_face_ratios
 
 
 if __name__ == "__main__":

@@ -165,7 +165,7 @@ def _new_faces(scene, batch, calls, seed):
     in real use, where the lengths of our data-dependent lists change with every
     batch. The same seed gives both renderers the same faces."""
     rng = np.random.default_rng(seed)
-    for call in range(calls):
+    for _ in range(calls):
         chosen = rng.integers(0, POOL, batch)
         vertices = scene["vertices"][chosen].astype(np.float64)
         centre = vertices.mean(axis=1, keepdims=True) * np.array([1.0, 1.0, 0.0])

@@ -264,7 +264,8 @@ def run_child(renderer, scene_file, mode, batches, repeats):
                 times.append(time.perf_counter() - start)
             # Then faces never seen: what a training run or an extraction meets.
             new_times = []
-            for batch_arrays in _new_faces(scene, batch, repeats, seed=batch):
+            for batch_arrays in _new_faces(scene, batch, repeats,
+                                           seed=10 * batch + PASSES.index(name)):
                 start = time.perf_counter()
                 runners[name](batch_arrays)
                 new_times.append(time.perf_counter() - start)
@@ -367,7 +368,7 @@ def print_table(report, renderers, args):
           "little, never seen before")
     header = f"{'scene':<11}{'mode':<10}{'pass':<18}{'batch':>6}{'coverage':>10}"
     for figure in ("pool", "new faces"):
-        header += "".join(f"{(figure + ' ' + r):>16}" for r in renderers)
+        header += "".join(f"{(figure + ' ' + r):>20}" for r in renderers)
         if "reference" in renderers:
             header += f"{'ours/ref':>10}"
     print(header)
@@ -385,8 +386,8 @@ def print_table(report, renderers, args):
                     for figure, table in (("ms_per_image", ratios),
                                           ("new_faces_ms_per_image", new_face_ratios)):
                         for cell in cells:
-                            row += (f"{cell[figure]:>16.2f}" if cell and figure in cell
-                                    else f"{'failed':>16}")
+                            row += (f"{cell[figure]:>20.2f}" if cell and figure in cell
+                                    else f"{'failed':>20}")
                         if "reference" in renderers and all(
                                 cell and figure in cell for cell in cells):
                             ratio = cells[0][figure] / cells[1][figure]

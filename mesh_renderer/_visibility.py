@@ -44,7 +44,11 @@ Each pass recomputes a triangle's setup and sends on every triangle with
 more candidates than it tests, so no candidate is lost even if two kernels
 were to round a candidate range differently.
 
-The depth test is one segment reduction. Each surviving fragment carries a
+The depth test is a minimum per pixel: one segment reduction over the first
+pass's fragments (compacted into a list padded to one of eight lengths per
+octave) and the tile pass's whole output (pixel -1, which the reduction
+drops, where nothing survived), then each chunk of enumerated fragments
+scattered in with a minimum. Each surviving fragment carries a
 64-bit key: its depth, mapped to an integer of the same order, in the high
 32 bits, and (2^32 - 1 - triangle index) in the low 32 bits. The minimum key
 per pixel is the fragment with the smallest depth and, among fragments at
@@ -324,8 +328,8 @@ def _first_pass_fragments(packed, kept):
 def _fragment_positions(packed):
   """Positions [F'] int64 of packed's fragments (values >= 0), -1 padded.
 
-  Padded to one of eight lengths per octave: scenes alike share the
-  fragment kernels' compiled shapes.
+  Padded to one of eight lengths per octave, so that the fragment kernel
+  compiles for few lengths, not once per scene.
   """
   return _compiled.padded(tf.reshape(tf.where(packed >= 0), [-1]),
                           _MIN_BUCKET, 8)

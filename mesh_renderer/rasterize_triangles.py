@@ -20,10 +20,11 @@ whose C++ op no longer builds. Rendering is split in two passes:
    barycentrics (and from there through the camera matrices to world space)
    and to the attributes; none flow through the choice of visible triangle.
 
-The kernels see some data-dependent lengths (the compacted lists of larger
-triangles and of covered pixels), padded to a few values per octave: XLA
-compiles a kernel once per length, so the first renders of new kinds of
-scene compile (a few tenths of a second each) and later ones reuse them.
+The kernels see some data-dependent lengths (the compacted lists of
+first-pass fragments, of larger triangles and of covered pixels), all padded
+to a few values per octave: XLA compiles a kernel once per length, so the
+first renders of new kinds of scene compile (up to half a second each) and
+later ones reuse them; no kernel sees a length that changes with every scene.
 
 Uncovered pixels have triangle id 0 and barycentrics (0, 0, 0); they take
 the background value through alpha = clip(2 (b_0 + b_1 + b_2), 0, 1) and

@@ -177,6 +177,16 @@ def _new_faces(scene, batch, calls, seed):
                scene["colors"][chosen])
 
 
+def _call_times(run, batches):
+    """Seconds of run(arrays) for each batch of arrays, one call each."""
+    times = []
+    for arrays in batches:
+        start = time.perf_counter()
+        run(arrays)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def make_runners(render, scene, batch, mode, weights):
     """The two passes for one batch size in one mode: ({pass: run(arrays)}, close)."""
     import tensorflow as tf
@@ -249,7 +259,7 @@ def run_child(renderer, scene_file, mode, batches, repeats):
             first_s = time.perf_counter() - start
             # Then every other face of the pool once, untimed: our kernels
             # compile once per input shape, and the compacted lists they take
-            # have data-dependent lengths (padded to two lengths per octave),
+            # have data-dependent lengths (padded to a few lengths per octave),
             # so the first renders of new scenes can compile a kernel. The
             # timed calls measure the steady state; warmup_s says what the
             # warm-up cost.
@@ -257,18 +267,10 @@ def run_child(renderer, scene_file, mode, batches, repeats):
             for warm in _batches(scene, batch, math.ceil(POOL / batch)):
                 runners[name](warm)
             warmup_s = time.perf_counter() - start
-            times = []
-            for batch_arrays in arrays[1:]:
-                start = time.perf_counter()
-                runners[name](batch_arrays)
-                times.append(time.perf_counter() - start)
+            times = _call_times(runners[name], arrays[1:])
             # Then faces never seen: what a training run or an extraction meets.
-            new_times = []
-            for batch_arrays in _new_faces(scene, batch, repeats,
-                                           seed=10 * batch + PASSES.index(name)):
-                start = time.perf_counter()
-                runners[name](batch_arrays)
-                new_times.append(time.perf_counter() - start)
+            new_times = _call_times(runners[name], _new_faces(
+                scene, batch, repeats, seed=10 * batch + PASSES.index(name)))
             image = first[0] if isinstance(first, list | tuple) else first
             figures[f"{name} b{batch}"] = {
                 "ms_per_image": round(float(np.median(times)) * 1e3 / batch, 3),

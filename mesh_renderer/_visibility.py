@@ -314,13 +314,13 @@ def _first_pass_fragments(packed, kept):
   Args (as the kernel's): packed [B*T] int64, the first pass's output;
   kept [F] int64, the positions (flat triangle indices) in it of its
   fragments, then -1s padding F to one of few lengths, whose pixel is -1
-  (unsorted_segment_min drops it). Shifting a packed value left by 32
-  leaves its depth order, sign and all, in the high half. (As TensorFlow
-  ops, these few elementwise steps took a pass over memory each.)
+  (unsorted_segment_min drops it). A packed value's low 32 bits, cast to
+  int32, are its depth order again, sign and all. (As TensorFlow ops, these
+  few elementwise steps took a pass over memory each.)
   """
   position = tf.maximum(kept, 0)
   fragments = tf.gather(packed, position)
-  keys = tf.bitwise.left_shift(fragments, 32) | (_edges.LOW_32 - position)
+  keys = _edges.depth_key(tf.cast(fragments, tf.int32), position)
   pixels = tf.cast(tf.bitwise.right_shift(fragments, 32), tf.int32)
   return keys, tf.where(kept >= 0, pixels, -1)
 

@@ -35,6 +35,12 @@ same for both renderers), as in a training run or an extraction. With
 --reference the table gives ours / reference for every cell. The last line is
 one JSON object with every figure.
 
+With --xla-baseline the reference also runs in children that first compile
+and run one trivial XLA kernel (x * 2 + 1 on 8 values): their peak memory is the
+reference's plus what XLA's compiler alone costs a process (its library pages,
+its threads, its heap), the floor for any renderer compiled at run time. It is
+reported with the peak memory only.
+
 The reference is built on first use by bench/reference_renderer.py (its own
 source distribution, compiled here into a cache folder outside the repository).
 """
@@ -62,6 +68,7 @@ POOL = 16
 TARGET_COVERAGE = 0.45
 SIZE = 224
 PASSES = ("forward", "forward+backward")
+XLA_BASELINE = "reference+xla"
 
 
 # ---------------------------------------------------------------------------
@@ -234,9 +241,14 @@ def make_runners(render, scene, batch, mode, weights):
 
 def run_child(renderer, scene_file, mode, batches, repeats):
     """Times one renderer on one scene in one mode; returns a dict of figures."""
-    if renderer == "reference":
+    if renderer in ("reference", XLA_BASELINE):
+        import tensorflow as tf
+
         from bench.reference_renderer import load_reference
         module = load_reference(log=lambda line: print(line, file=sys.stderr))
+        if renderer == XLA_BASELINE:
+            trivial = tf.function(lambda x: x * 2.0 + 1.0, jit_compile=True)
+            trivial(tf.ones([8])).numpy()
     else:
         import mesh_renderer as module
     render = _render_fn(module)
@@ -302,6 +314,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reference", action="store_true",
                         help="also time the published tf_mesh_renderer (built on first use)")
+    parser.add_argument("--xla-baseline", action="store_true",
+                        help="with --reference, also the reference's peak memory after one "
+                             "trivial XLA kernel (what XLA's compiler alone costs)")
     parser.add_argument("--scenes", nargs="+", choices=("procedural", "bfm"),
                         default=["procedural", "bfm"])
     parser.add_argument("--modes", nargs="+", choices=("function", "session"),
@@ -332,10 +347,11 @@ def main(argv=None):
         np.savez(scene_files[name], **scene)
         scene_info[name] = {"vertices": int(scene["vertices"].shape[1]),
                             "triangles": int(scene["triangles"].shape[0])}
+    children = renderers + ([XLA_BASELINE] if args.reference and args.xla_baseline else [])
     results = {}
     for scene_name, scene_file in scene_files.items():
         for mode in args.modes:
-            for renderer in renderers:
+            for renderer in children:
                 log(f"timing {renderer} on {scene_name}, {mode} ...")
                 command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--child",
                            renderer, str(scene_file), mode, "--repeats", str(args.repeats),
@@ -353,12 +369,12 @@ def main(argv=None):
     report = {"machine": f"{platform.processor() or platform.machine()}, "
                          f"{os.cpu_count()} cores", "size": SIZE, "repeats": args.repeats,
               "scenes": scene_info, "results": results}
-    print_table(report, renderers, args)
+    print_table(report, renderers, children, args)
     print(json.dumps(report))
     return 0
 
 
-def print_table(report, renderers, args):
+def print_table(report, renderers, children, args):
     import tensorflow as tf
 
     print()
@@ -397,12 +413,13 @@ def print_table(report, renderers, args):
                             row += f"{ratio:>10.2f}"
                     print(row)
     print("peak resident memory, MiB (each child process: TensorFlow, the scene pool, "
-          "the renderer):")
+          "the renderer" + ("; reference+xla: the reference after one trivial XLA kernel"
+                            if XLA_BASELINE in children else "") + "):")
     for scene in report["scenes"]:
         for mode in args.modes:
             print(f"  {scene:<11}{mode:<10}" + "".join(
                 f"{r} {results[f'{r} {scene} {mode}'].get('peak_rss_mib', float('nan')):.0f}   "
-                for r in renderers))
+                for r in children))
     report["ratios_ours_over_reference"] = ratios
     report["new_faces_ratios_ours_over_reference"] = new_face_ratios
 

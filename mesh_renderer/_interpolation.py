@@ -96,7 +96,8 @@ def _barycentrics(clip_space_vertices, flat_ids, covered, px, py):
   corners = tf.reshape(tf.gather(rows, flat_ids),
                        tf.concat([tf.shape(covered), [3, 3]], 0))
   corners = tf.where(covered[..., None, None], corners, placeholder)
-  x, y, w = [[corners[..., k, c] for k in range(3)] for c in range(3)]
+  x, y, w = [tf.unstack(coordinate, axis=-1)
+             for coordinate in tf.unstack(corners, axis=-1)]
   edges = _edge_values(x, y, w, px, py)
   total = tf.where(covered, edges[0] + edges[1] + edges[2], 1.0)
   zero = tf.zeros_like(total)
@@ -120,8 +121,12 @@ def _forward(clip_space_vertices, attribute_parts, background_value,
       covered[:, :, None],
       _edges.corner_vertex_rows(triangles, tf.maximum(triangle_ids, 0),
                                 vertex_count), 0), [-1])
-  px = tf.constant(np.tile(_pixel_centres(image_width), image_height)[None])
-  py = tf.constant(np.repeat(_pixel_centres(image_height), image_width)[None])
+  # Pixel centres of the flat pixels, broadcast from one row and one column
+  # (an [H*W] constant would be copied into every graph and kernel).
+  px = tf.reshape(tf.broadcast_to(_pixel_centres(image_width)[None, :],
+                                  [image_height, image_width]), [1, -1])
+  py = tf.reshape(tf.broadcast_to(_pixel_centres(image_height)[:, None],
+                                  [image_height, image_width]), [1, -1])
   _, _, _, _, barycentrics = _barycentrics(clip_space_vertices, flat_ids,
                                            covered, px, py)
 

@@ -233,7 +233,7 @@ def _tile_kernel(image_width, image_height, slots):
     count = tf.where(ids >= 0, box_w * box_h, 0)
     slot = tf.range(slots)[:, None]
     dx, dy = _slot_offsets(slot, box_w[None], slots)
-    row = lambda value: value[None]  # noqa: E731
+    row = lambda value: tf.expand_dims(value, 0)  # noqa: E731
     kept, order, pixel = _edges.candidate_fragments(
         [row(c) for c in coefs], row(sign), [row(c) for c in z],
         [row(c) for c in w], row(left), row(bottom), dx, dy,

@@ -84,13 +84,14 @@ def corner_vertex_rows(triangles, triangle_ids, vertex_count):
 
 
 def corner_values(corners):
-  """Splits corners [N, 3, 4] into x, y, z, w lists of 3 [N] tensors.
+  """Splits corners [..., 3, C] into C lists of 3 [...] tensors, one per
+  coordinate (x, y, z, w of clip-space corners [N, 3, 4]).
 
   (Unstacking takes a few graph nodes where twelve slices take forty-eight;
   TensorFlow and XLA keep every node, per kernel and per compiled shape.)
   """
-  return [tf.unstack(coordinate, axis=1)
-          for coordinate in tf.unstack(corners, axis=2)]
+  return [tf.unstack(coordinate, axis=-1)
+          for coordinate in tf.unstack(corners, axis=-1)]
 
 
 def project(coordinate, w, size):
@@ -159,8 +160,7 @@ def triangle_setup(corners, screen, image_width, image_height):
                    size)
     return first, tf.maximum(end, first)
 
-  screen_x, screen_y = [tf.unstack(coordinate, axis=1)
-                        for coordinate in tf.unstack(screen, axis=2)]
+  screen_x, screen_y = corner_values(screen)
   left, right = _pixel_range(screen_x, width)
   bottom, top = _pixel_range(screen_y, height)
 

@@ -96,8 +96,7 @@ def _barycentrics(clip_space_vertices, flat_ids, covered, px, py):
   corners = tf.reshape(tf.gather(rows, flat_ids),
                        tf.concat([tf.shape(covered), [3, 3]], 0))
   corners = tf.where(covered[..., None, None], corners, placeholder)
-  x, y, w = [tf.unstack(coordinate, axis=-1)
-             for coordinate in tf.unstack(corners, axis=-1)]
+  x, y, w = _edges.corner_values(corners)
   edges = _edge_values(x, y, w, px, py)
   total = tf.where(covered, edges[0] + edges[1] + edges[2], 1.0)
   zero = tf.zeros_like(total)

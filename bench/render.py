@@ -24,9 +24,10 @@ TF1-style tf.compat.v1 graph with placeholders, run by a Session with a feed).
 Passes: forward, and forward+backward (gradients of a random weighting of the
 image with respect to the vertices and the colours). Batch 1 and 8.
 
-Each (renderer, scene, mode) runs in a child process of its own, one after the
-other, so that each has its own peak resident memory (VmHWM of the child:
-TensorFlow, the scene pool and the renderer). Figures are the median of
+Each (renderer, scene, mode, batch size) runs in a child process of its own, one
+after the other, so that each has its own peak resident memory (VmHWM of the
+child: TensorFlow, the scene pool and the renderer, run at that batch size only;
+peak_rss_mib_by_batch in the JSON). Figures are the median of
 --repeats timed calls after a warm-up (one call, then every face of the pool once,
 untimed: ours compiles its kernels for a few data-dependent list lengths, see
 warmup_s in the JSON), in milliseconds per image ("pool"); then calls on faces no
@@ -363,20 +364,25 @@ def main(argv=None):
     for scene_name, scene_file in scene_files.items():
         for mode in args.modes:
             for renderer in children:
-                log(f"timing {renderer} on {scene_name}, {mode} ...")
-                command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--child",
-                           renderer, str(scene_file), mode, "--repeats", str(args.repeats),
-                           "--batches", *map(str, args.batches)]
-                done = subprocess.run(command, capture_output=True, text=True)
-                if done.returncode != 0:
-                    errors = [line for line in done.stderr.splitlines()
-                              if "Error" in line or "failed" in line]
-                    reason = (errors or done.stderr.strip().splitlines() or ["?"])[-1]
-                    log(f"  the {renderer} renderer failed here: {reason[:300]}")
-                    results[f"{renderer} {scene_name} {mode}"] = {"failed": reason[:300]}
-                    continue
-                results[f"{renderer} {scene_name} {mode}"] = json.loads(
-                    done.stdout.strip().splitlines()[-1])
+                result = results[f"{renderer} {scene_name} {mode}"] = {
+                    "peak_rss_mib_by_batch": {}}
+                for batch in args.batches:
+                    log(f"timing {renderer} on {scene_name}, {mode}, batch {batch} ...")
+                    command = [sys.executable, str(pathlib.Path(__file__).resolve()),
+                               "--child", renderer, str(scene_file), mode,
+                               "--repeats", str(args.repeats), "--batches", str(batch)]
+                    done = subprocess.run(command, capture_output=True, text=True)
+                    if done.returncode != 0:
+                        errors = [line for line in done.stderr.splitlines()
+                                  if "Error" in line or "failed" in line]
+                        reason = (errors or done.stderr.strip().splitlines() or ["?"])[-1]
+                        log(f"  the {renderer} renderer failed here: {reason[:300]}")
+                        result.update({f"{name} b{batch}": {"failed": reason[:300]}
+                                       for name in PASSES})
+                        continue
+                    figures = json.loads(done.stdout.strip().splitlines()[-1])
+                    result["peak_rss_mib_by_batch"][str(batch)] = figures.pop("peak_rss_mib")
+                    result.update(figures)
     report = {"machine": f"{platform.processor() or platform.machine()}, "
                          f"{os.cpu_count()} cores", "size": SIZE, "repeats": args.repeats,
               "scenes": scene_info, "results": results}
@@ -426,14 +432,20 @@ def print_table(report, renderers, children, args):
                             table[f"{scene} {mode} {key}"] = round(ratio, 3)
                             row += f"{ratio:>10.2f}"
                     print(row)
-    print("peak resident memory, MiB (each child process: TensorFlow, the scene pool, "
-          "the renderer" + ("; reference+xla: the reference after one trivial XLA kernel"
-                            if XLA_BASELINE in children else "") + "):")
+    print("peak resident memory, MiB (a child process per batch size: TensorFlow, the "
+          "scene pool, the renderer" + ("; reference+xla: the reference after one trivial "
+                                        "XLA kernel" if XLA_BASELINE in children else "")
+          + "):")
     for scene in report["scenes"]:
         for mode in args.modes:
-            print(f"  {scene:<11}{mode:<10}" + "".join(
-                f"{r} {results[f'{r} {scene} {mode}'].get('peak_rss_mib', float('nan')):.0f}   "
-                for r in children))
+            for batch in args.batches:
+                peaks = [results[f"{r} {scene} {mode}"]["peak_rss_mib_by_batch"].get(
+                    str(batch), float("nan")) for r in children]
+                row = f"  {scene:<11}{mode:<10}b{batch:<5}" + "".join(
+                    f"{r} {peak:.0f}   " for r, peak in zip(children, peaks, strict=True))
+                if "reference" in children:
+                    row += f"ours - reference {peaks[0] - peaks[1]:+.0f}"
+                print(row)
     report["ratios_ours_over_reference"] = ratios
     report["new_faces_ratios_ours_over_reference"] = new_face_ratios
     report["first_new_faces_ratios_ours_over_reference"] = first_new_ratios

@@ -440,10 +440,11 @@ def print_table(report, renderers, children, args):
         for mode in args.modes:
             for batch in args.batches:
                 peaks = [results[f"{r} {scene} {mode}"]["peak_rss_mib_by_batch"].get(
-                    str(batch), float("nan")) for r in children]
+                    str(batch)) for r in children]
                 row = f"  {scene:<11}{mode:<10}b{batch:<5}" + "".join(
-                    f"{r} {peak:.0f}   " for r, peak in zip(children, peaks, strict=True))
-                if "reference" in children:
+                    f"{r} {'failed' if peak is None else f'{peak:.0f}'}   "
+                    for r, peak in zip(children, peaks, strict=True))
+                if "reference" in children and None not in peaks[:2]:
                     row += f"ours - reference {peaks[0] - peaks[1]:+.0f}"
                 print(row)
     report["ratios_ours_over_reference"] = ratios

@@ -8,13 +8,15 @@
 For each video (mp4, mov, avi, mkv, webm) or photo, NAME.mat (or .npz) in
 the output folder, mirroring the input tree, holds `coeff` [N,257] and
 `transform_params` [N,5] (the keys PIRenderer-style loaders read), `lm68`,
-`lm5`, `frame_index`, `fps`, `valid` and the options used. The data flows as
-in demo.py, frame after frame: decode -> 5 points (MTCNN on the first frame,
-then tracked from the reconstruction) -> aligned crop -> R-Net -> landmarks.
+`lm68_detected`, `lm5`, `frame_index`, `time`, `fps`, `valid` and the
+options used. The data flows as in demo.py, frame after frame: decode (as
+displayed) -> 68 landmarks (MTCNN on the first frame, then dlib's predictor
+from frame to frame) -> their 5 points -> aligned crop -> R-Net -> landmarks.
 A finished video is never redone; a killed job resumes where it stopped.
 
 Exit status: 0 when every video was processed (or already was), 1 when some
-video failed, 2 when assets are missing or the command line is wrong.
+video failed or broke off (its frames before the damage are written), 2
+when assets are missing or the command line is wrong.
 """
 import argparse
 import pathlib
@@ -43,10 +45,12 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=8,
                         help="frames per network run (default: 8).")
     parser.add_argument("--landmarks", choices=("track", "detect"), default="track",
-                        help="track (default): MTCNN on the first frame, then the previous "
-                             "frames' reconstruction; detect: MTCNN on every frame.")
+                        help="track (default): MTCNN on the first frame, then dlib's 68-point "
+                             "predictor from each frame's landmarks to the next's; detect: "
+                             "MTCNN on every frame.")
     parser.add_argument("--redetect-every", type=int, default=30,
-                        help="with track, run MTCNN at least every N frames (default: 30).")
+                        help="with track, check the track with MTCNN at least every N frames "
+                             "(default: 30).")
     parser.add_argument("--smooth", type=int, default=0, metavar="W",
                         help="Savitzky-Golay smoothing of pose, translation and expression "
                              "over W frames (default: 0, none).")
@@ -135,7 +139,7 @@ def main(argv=None):
         redetect_every=args.redetect_every, smooth=args.smooth, identity=args.identity,
         every=args.every, preview=args.preview, output_format=args.format,
         overwrite=args.overwrite)
-    done, frames, detector_calls = 0, 0, 0
+    done, frames, detector_calls, damaged = 0, 0, 0, 0
     start = time.perf_counter()
     if todo:
         from tqdm import tqdm
@@ -161,6 +165,9 @@ def main(argv=None):
                     skipped += 1
                     continue
                 done += 1
+                if row["status"] == "damaged":
+                    damaged += 1
+                    log(row["message"])
                 frames += row["frames"]
                 detector_calls += row["detector_calls"]
                 if not interactive:
@@ -180,9 +187,11 @@ def main(argv=None):
     rate = f", {frames / seconds:.1f} frames/s" if frames else ""
     calls = f", {100.0 * detector_calls / frames:.1f} detector calls per 100 frames" \
         if frames else ""
-    print(f"{done} done, {skipped} skipped, {len(failed)} failed; {frames} frames{rate}{calls} "
-          f"(skipped: output already complete; results in {output_dir})")
-    return 1 if failed else 0
+    broke = f" ({damaged} broke off: their frames before the damage are kept)" \
+        if damaged else ""
+    print(f"{done} done{broke}, {skipped} skipped, {len(failed)} failed; {frames} frames"
+          f"{rate}{calls} (skipped: output already complete; results in {output_dir})")
+    return 1 if failed or damaged else 0
 
 
 def _print_to_stderr(line):

@@ -26,9 +26,10 @@ class ExtractOptions:
       input_root, output_root: folders; inputs are named relative to the first.
       bfm_dir, model_path: the assets.
       batch_size: frames per network run.
-      landmarks: "track" (detect, then follow the reconstruction) or
-        "detect" (MTCNN on every frame).
-      redetect_every: with "track", detect at least every this many frames.
+      landmarks: "track" (MTCNN, then the 68-point predictor from frame to
+        frame) or "detect" (MTCNN on every frame).
+      redetect_every: with "track", check the track with MTCNN at least
+        every this many frames.
       smooth: Savitzky-Golay window in frames for pose, translation and
         expression (0: none).
       identity: "frame" (per-frame identity only) or "video" (also one mean
@@ -54,11 +55,17 @@ class ExtractOptions:
     overwrite: bool = False
     threads: object = None
 
-    def record(self):
-        """The options that shape the numbers, as written into each output file."""
+    def record(self, **per_video):
+        """The options that shape the numbers, as written into each output file.
+
+        Args:
+          **per_video: what the video itself decided (its rotation, damage),
+            added as they are.
+        """
         return {"model": pathlib.Path(self.model_path).name, "batch_size": self.batch_size,
                 "landmarks": self.landmarks, "redetect_every": self.redetect_every,
-                "smooth": self.smooth, "identity": self.identity, "every": self.every}
+                "smooth": self.smooth, "identity": self.identity, "every": self.every,
+                **per_video}
 
 
 class Extractor:
@@ -75,6 +82,7 @@ class Extractor:
     def __init__(self, options):
         import load_data
         from landmark_detector import LandmarkDetector
+        from landmark_predictor import Landmark68Predictor
         from reconstructor import Reconstructor
 
         self.options = options
@@ -86,6 +94,8 @@ class Extractor:
             model_name=str(options.model_path), render=options.preview,
             threads=options.threads)
         self.detector = LandmarkDetector()
+        self.predictor = Landmark68Predictor()
+        self.predictor.load()
 
     def __call__(self, batch, on_frames=None):
         """Processes a batch of videos, writing each one's outputs.
@@ -96,8 +106,9 @@ class Extractor:
 
         Returns:
           dict of equal-length arrays, one entry per video: path (str),
-          status ("done", "skipped" or "failed"), message (the one-line
-          reason of a failure, else ""), frames (processed), valid_frames,
+          status ("done", "damaged" (written, but the video broke off),
+          "skipped" or "failed"), message (the one-line reason of a failure
+          or of the damage, else ""), frames (processed), valid_frames,
           detector_calls, seconds (the video's total), network_seconds.
         """
         rows = [self._one(str(relative), on_frames) for relative in batch["path"]]
@@ -115,14 +126,15 @@ class Extractor:
         source = pathlib.Path(options.input_root) / relative
         preview = None
         try:
-            detect = self._detector_for(source)
+            detect, from_file = self._detector_for(source)
             on_batch = None
             if options.preview:
                 preview = _Preview(preview_path(options.output_root, relative))
                 on_batch = preview.add
             results = reconstruct_video(
-                source, self.reconstructor, self.lm3d, detect, batch_size=options.batch_size,
-                every=options.every, always_detect=options.landmarks == "detect",
+                source, self.reconstructor, self.lm3d, detect, self.predictor.from_points,
+                batch_size=options.batch_size, every=options.every,
+                always_detect=from_file or options.landmarks == "detect",
                 redetect_every=options.redetect_every, on_frames=on_frames,
                 on_batch=on_batch)
             coeff = postprocess.hold_last_valid(results.coeff, results.valid)
@@ -131,13 +143,13 @@ class Extractor:
             identity = None
             if options.identity == "video":
                 identity = postprocess.video_identity(coeff, results.valid)
-            filled = dataclasses.replace(
-                results,
-                lm68=postprocess.hold_last_valid(results.lm68, results.valid),
-                lm5=postprocess.hold_last_valid(results.lm5, results.valid),
-                transform_params=postprocess.hold_last_valid(results.transform_params,
-                                                              results.valid))
-            arrays = outputs.result_arrays(filled, coeff, options.record(), identity)
+            filled = dataclasses.replace(results, **{
+                key: postprocess.hold_last_valid(getattr(results, key), results.valid)
+                for key in ("lm68", "lm68_detected", "lm5", "transform_params")})
+            per_video = {"rotation": results.rotation}
+            if results.damage:
+                per_video["damaged"] = results.damage
+            arrays = outputs.result_arrays(filled, coeff, options.record(**per_video), identity)
             if preview is not None:
                 preview.finish()
                 preview = None
@@ -150,6 +162,8 @@ class Extractor:
             row.update(frames=int(results.valid.size), valid_frames=int(results.valid.sum()),
                        detector_calls=results.detector_calls,
                        network_seconds=results.seconds["network"])
+            if results.damage:
+                row.update(status="damaged", message=f"{source}: damaged: {results.damage}")
         finally:
             if preview is not None:
                 preview.discard()
@@ -157,16 +171,20 @@ class Extractor:
         return row
 
     def _detector_for(self, source):
-        """The landmark source: NAME.txt beside a photo when present, else MTCNN."""
+        """The 5-point source, and whether it is a file whose points align the photo.
+
+        NAME.txt beside a photo when present (its points align the photo, as
+        in demo.py), else MTCNN.
+        """
         landmark_file = source.with_suffix(".txt")
         if not is_video(source) and landmark_file.exists():
             def from_file(frame):
                 return read_landmarks(landmark_file, (frame.shape[1], frame.shape[0]))
-            return from_file
+            return from_file, True
 
         def detect(frame):
             return self.detector(frame, name=str(source))
-        return detect
+        return detect, False
 
     def close(self):
         self.reconstructor.close()

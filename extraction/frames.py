@@ -1,8 +1,26 @@
-"""Frames of a video (or a photo), decoded in a thread, never a whole video in memory.
+"""Frames of a video (or a photo) as they are displayed, decoded in a thread.
 
 PyAV (FFmpeg in its wheel) decodes in a background thread into a bounded
-queue; the caller takes frames as it needs them. The frame count is what was
-decoded, not what the container claims.
+queue; the caller takes frames as it needs them, never a whole video in
+memory. The frame count is what was decoded, not what the container claims.
+
+What phones and datasets store, handled here:
+- Rotation. A phone stores a portrait video as landscape frames plus a
+  display matrix saying how to turn them (FFmpeg's side data, PyAV's
+  `VideoFrame.rotation`: the angle by which the frame is turned
+  counterclockwise to be shown, 90, -90 or 180). Frames are turned here, so
+  every later coordinate is in displayed pixels. Angles that are not a
+  multiple of 90 are rounded to the nearest one, as FFmpeg's own player
+  does for its transpose filters.
+- Time. Each frame comes with its presentation time in seconds, the
+  container's pts times its time base, unchanged (not re-based to start at
+  0), so that a variable frame rate and the audio track line up.
+- Damage. A video that breaks off keeps the frames decoded before: when
+  FFmpeg raises in the middle, or when the video ends more than half a
+  second (and two frames) before the duration its container declares (a
+  truncated file usually just ends early), `damage` says so in one line and
+  iteration ends normally. A video whose first frame cannot be decoded
+  raises `InputError`.
 """
 import os
 import pathlib
@@ -15,10 +33,11 @@ from extraction.inputs import is_video
 from image_io import InputError, read_image
 
 _END = object()
+_SHORTFALL_SECONDS = 0.5          # an early end shorter than this (and 2 frames) is not damage
 
 
 class FrameReader:
-    """Iterates over (frame_index, rgb) of a video or a photo.
+    """Iterates over (frame_index, time, rgb) of a video or a photo.
 
     Use as a context manager, or call `close()`, so that the decoding thread
     stops when the caller stops early.
@@ -31,13 +50,17 @@ class FrameReader:
     Attributes:
       fps: frames per second the container declares (0.0 for a photo or
         when unknown).
-      is_video: False for a photo (one frame, index 0).
+      is_video: False for a photo (one frame, index 0, time 0.0).
       decoded: frames decoded so far (all of them, before `every`).
+      rotation: the display rotation of the first frame, degrees
+        counterclockwise (0, 90, 180 or -90), as applied.
+      damage: None, or one line (without the file name) saying where and why
+        the video broke off; set when iteration has ended.
 
     Raises:
       InputError: the file cannot be opened or has no video stream (raised by
-        the constructor), or decoding fails midway (raised while iterating).
-        The message names the file.
+        the constructor), or its first frame cannot be decoded (raised while
+        iterating). The message names the file.
     """
 
     def __init__(self, path, every=1, queue_size=32):
@@ -46,6 +69,10 @@ class FrameReader:
         self.is_video = is_video(self.path)
         self.decoded = 0
         self.fps = 0.0
+        self.rotation = 0
+        self.damage = None
+        self._declared_end = None
+        self._last_time = None
         self._queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._thread = None
@@ -68,6 +95,7 @@ class FrameReader:
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
+        self._declared_end = _declared_end(self._container, stream)
         self._thread = threading.Thread(target=self._decode, args=(stream,), daemon=True)
         self._thread.start()
 
@@ -86,20 +114,48 @@ class FrameReader:
             for frame in self._container.decode(stream):
                 index = self.decoded
                 self.decoded += 1
+                time = frame.time
+                if time is None:
+                    time = index / self.fps if self.fps else float("nan")
+                self._last_time = time
                 if index % self.every:
                     continue
-                if not self._put((index, frame.to_ndarray(format="rgb24"))):
+                turns = round((frame.rotation or 0) / 90.0) % 4
+                if index == 0:
+                    self.rotation = (0, 90, 180, -90)[turns]
+                rgb = frame.to_ndarray(format="rgb24")
+                if turns:             # np.rot90 turns counterclockwise, as the matrix says.
+                    rgb = np.ascontiguousarray(np.rot90(rgb, turns))
+                if not self._put((index, float(time), rgb)):
                     return
         except Exception as error:  # Reported to the caller, who names the file.
-            self._put(InputError(f"{self.path}: decoding failed after {self.decoded} frames "
-                                 f"({type(error).__name__}: {_first_line(error)})"))
-            return
+            reason = f"{type(error).__name__}: {_first_line(error)}"
+            if self.decoded == 0:
+                self._put(InputError(f"{self.path}: decoding failed on its first frame "
+                                     f"({reason})"))
+                return
+            self.damage = (f"decoding stopped after {self.decoded} frames ({reason}); "
+                           "the frames before are kept")
+        else:
+            self.damage = self._early_end()
         self._put(_END)
+
+    def _early_end(self):
+        """One line when the video ended well before its declared duration, else None."""
+        if self._declared_end is None or self._last_time is None or \
+                not np.isfinite(self._last_time):
+            return None
+        frame_time = 1.0 / self.fps if self.fps else 0.0
+        reached = self._last_time + frame_time
+        if self._declared_end - reached <= max(_SHORTFALL_SECONDS, 2 * frame_time):
+            return None
+        return (f"the video breaks off after {self.decoded} frames, at {reached:.2f} s of the "
+                f"{self._declared_end:.2f} s its container declares; the frames before are kept")
 
     def __iter__(self):
         if not self.is_video:
             self.decoded = 1
-            yield 0, np.asarray(read_image(self.path))
+            yield 0, 0.0, np.asarray(read_image(self.path))
             return
         while True:
             item = self._queue.get()
@@ -126,6 +182,22 @@ class FrameReader:
         self.close()
 
 
+def _declared_end(container, stream):
+    """Where the container says the video ends, seconds; None when it does not say.
+
+    The video stream's own start and duration when it declares them; else
+    the container's duration, but only for a file with no other stream (a
+    container's duration is that of its longest stream, often the audio).
+    """
+    if stream.duration is not None and stream.time_base is not None:
+        start = stream.start_time or 0
+        return float((start + stream.duration) * stream.time_base)
+    if container.duration is not None and len(container.streams) == 1:
+        start = container.start_time or 0
+        return (start + container.duration) / 1e6     # AV_TIME_BASE: microseconds
+    return None
+
+
 def _first_line(error):
     """FFmpeg's own words for an error (PyAV's errors also repeat the file name)."""
     text = getattr(error, "strerror", None) or str(error).strip()
@@ -137,7 +209,7 @@ def lower_thread_priority():
 
     For background work that should take the cores the network and the
     alignment leave idle rather than share them: decoding needs a few percent
-    of a core, an early detection a fraction of a second every second or so.
+    of a core.
     """
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)

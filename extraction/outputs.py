@@ -27,16 +27,19 @@ def result_arrays(results, coeff, options, identity=None):
 
     Returns:
       dict: coeff [N,L] float32, transform_params [N,5] float64, lm68
-      [N,68,2] float32, lm5 [N,5,2] float32 (frame pixels), frame_index [N]
-      int64, valid [N] bool, fps float64, options str, and with `identity`
+      [N,68,2] float32, lm68_detected [N,68,2] float32, lm5 [N,5,2] float32
+      (frame pixels), frame_index [N] int64, time [N] float64 (seconds),
+      valid [N] bool, fps float64, options str, and with `identity`
       video_id_coeff [80] and video_tex_coeff [80] float32.
     """
     arrays = {
         "coeff": np.asarray(coeff, np.float32),
         "transform_params": np.asarray(results.transform_params, np.float64),
         "lm68": np.asarray(results.lm68, np.float32),
+        "lm68_detected": np.asarray(results.lm68_detected, np.float32),
         "lm5": np.asarray(results.lm5, np.float32),
         "frame_index": np.asarray(results.frame_index, np.int64),
+        "time": np.asarray(results.time, np.float64),
         "valid": np.asarray(results.valid, bool),
         "fps": np.float64(results.fps),
         "options": json.dumps(options, sort_keys=True),
@@ -49,7 +52,7 @@ def result_arrays(results, coeff, options, identity=None):
 def write_result(path, arrays, output_format="mat"):
     """Writes a video's arrays atomically as .mat or .npz.
 
-    In a .mat file, 1-D per-frame arrays (frame_index, valid) are stored as
+    In a .mat file, 1-D per-frame arrays (frame_index, time, valid) are stored as
     [N, 1] columns, `valid` as uint8, and `fps` as a 1x1 matrix (MATLAB has
     no 1-D arrays or booleans); .npz keeps every shape and dtype.
 
@@ -66,9 +69,8 @@ def write_result(path, arrays, output_format="mat"):
         result_files.write_atomically(path, buffer.getbuffer())
         return
     variables = dict(arrays)
-    for name in ("frame_index", "valid"):
-        variables[name] = variables[name].astype(
-            np.uint8 if name == "valid" else np.int64).reshape(-1, 1)
+    for name, dtype in (("frame_index", np.int64), ("time", np.float64), ("valid", np.uint8)):
+        variables[name] = variables[name].astype(dtype).reshape(-1, 1)
     for name in ("video_id_coeff", "video_tex_coeff"):
         if name in variables:
             variables[name] = variables[name].reshape(1, -1)

@@ -129,6 +129,40 @@ def default_path(n_frames, size):
     return path
 
 
+def accelerating_path(n_frames, size, peak_speed=0.08):
+    """A head that starts still and speeds up steadily along a diagonal.
+
+    The face centre moves along the direction (2, 1) with a constant
+    acceleration, from rest on frame 0 to `peak_speed` eye distances per
+    frame on the last frame, centred on the frame's centre over the whole
+    path; meanwhile the scale grows from 1 to 1.05 and the roll from 0 to 8
+    degrees. With the default eye distance (`EYE_DISTANCE_FRACTION` of the
+    frame's smaller side) the face stays in view for `peak_speed` up to
+    about 0.08 over 60 frames.
+
+    Args:
+      n_frames: number of frames (at least 2).
+      size: (width, height) of the frame, pixels.
+      peak_speed: the speed of the last frame, eye distances per frame (at
+        scale 1).
+
+    Returns:
+      A function t -> (scale, angle_degrees, tx, ty); see `face_transform`.
+    """
+    width, height = size
+    last = max(int(n_frames) - 1, 1)
+    acceleration = peak_speed * EYE_DISTANCE_FRACTION * min(width, height) / last
+    direction = np.array([2.0, 1.0]) / np.sqrt(5.0)
+    total = 0.5 * acceleration * last ** 2
+
+    def path(t):
+        centre = np.array([width, height]) / 2.0 + direction * (0.5 * acceleration * t * t
+                                                                 - total / 2.0)
+        return 1.0 + 0.05 * t / last, 8.0 * t / last, centre[0], centre[1]
+
+    return path
+
+
 def face_transform(landmarks, size, scale, angle_degrees, tx, ty):
     """The similarity transform that places the photo's face in a frame.
 
@@ -258,12 +292,15 @@ class _VideoWriter:
     file; leaving on an error only closes it (the error is not masked).
     """
 
-    def __init__(self, path, fps, codec, options=None):
+    def __init__(self, path, fps, codec, options=None, rotation=0, times=None):
         import av
         self._av = av
         self.rate = _rate(fps)
         self.codec = codec
         self.options = dict(_ENCODER_OPTIONS.get(codec, {}) if options is None else options)
+        self.rotation = rotation
+        self.times = None if times is None else [Fraction(t).limit_denominator(1000)
+                                                 for t in times]
         self.container = av.open(os.fspath(path), "w")
         self.stream = None
         self.count = 0
@@ -274,6 +311,10 @@ class _VideoWriter:
         self.stream.width, self.stream.height = width, height
         self.stream.pix_fmt = _PIXEL_FORMATS.get(self.codec, "yuv420p")
         self.stream.options = self.options
+        if self.rotation:
+            self.stream.set_display_rotation(self.rotation)
+        if self.times is not None:            # millisecond timestamps
+            self.stream.codec_context.time_base = Fraction(1, 1000)
 
     def write(self, frame):
         frame = np.asarray(frame)
@@ -286,8 +327,12 @@ class _VideoWriter:
             raise ValueError(f"frame {self.count} is {frame.shape}, the first was {self.shape}")
         video_frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
                                                        format="rgb24")
-        video_frame.pts = self.count
-        video_frame.time_base = 1 / self.rate
+        if self.times is None:
+            video_frame.pts = self.count
+            video_frame.time_base = 1 / self.rate
+        else:
+            video_frame.pts = int(self.times[self.count] * 1000)
+            video_frame.time_base = Fraction(1, 1000)
         self.container.mux(self.stream.encode(video_frame))
         self.count += 1
 
@@ -311,7 +356,7 @@ class _VideoWriter:
         return False
 
 
-def make_video(path, frames, fps=25, codec="mpeg4", options=None):
+def make_video(path, frames, fps=25, codec="mpeg4", options=None, rotation=0, times=None):
     """Writes RGB frames to a video file with PyAV (for bad-input and edge cases).
 
     Args:
@@ -322,9 +367,15 @@ def make_video(path, frames, fps=25, codec="mpeg4", options=None):
         a header and no frames; what readers then see depends on the
         container (mp4: no video stream, avi: an empty 64x48 stream, mkv: a
         file PyAV cannot open).
-      fps: frame rate (int, float or Fraction).
+      fps: frame rate (int, float or Fraction): the frames' spacing, and what
+        the stream declares.
       codec: encoder name ("mpeg4", "libx264", "libvpx-vp9", "mjpeg", "ffv1"...).
       options: encoder options; default the high-quality settings of the codec.
+      rotation: a display rotation for the stream (PyAV's
+        `set_display_rotation`: the angle, in degrees counterclockwise, by
+        which a player turns the stored frames to show them; 0: none).
+      times: optional presentation time of each frame, seconds (rounded to
+        milliseconds, increasing): a variable frame rate.
 
     Returns:
       The number of frames written.
@@ -332,7 +383,7 @@ def make_video(path, frames, fps=25, codec="mpeg4", options=None):
     Raises:
       ValueError: a frame is not [H,W,3] uint8 or differs in size from the first.
     """
-    with _VideoWriter(path, fps, codec, options) as writer:
+    with _VideoWriter(path, fps, codec, options, rotation, times) as writer:
         for frame in frames:
             writer.write(frame)
     return writer.count

@@ -32,7 +32,8 @@ from tests.synthetic_video import (
 
 pytest.importorskip("av")
 
-KEYS = {"coeff", "transform_params", "lm68", "lm5", "frame_index", "fps", "valid", "options"}
+KEYS = {"coeff", "transform_params", "lm68", "lm68_detected", "lm5", "frame_index", "time",
+        "fps", "valid", "options"}
 
 
 def run_extract(*args, cwd, timeout=600):
@@ -123,7 +124,10 @@ def test_video_keys_shapes_and_alignment(layout, first_run):
     assert data["coeff"].shape == (n, 257) and data["coeff"].dtype == np.float32
     assert data["transform_params"].shape == (n, 5)
     assert data["lm68"].shape == (n, 68, 2) and data["lm5"].shape == (n, 5, 2)
+    assert data["lm68_detected"].shape == (n, 68, 2)
     np.testing.assert_array_equal(data["frame_index"].ravel(), np.arange(n))
+    assert data["time"].shape == (n, 1) and data["time"].dtype == np.float64
+    np.testing.assert_allclose(data["time"].ravel(), np.arange(n) / 25.0)
     assert data["fps"].item() == 25.0
     valid = data["valid"].ravel().astype(bool)
     assert not valid[8] and not valid[9]                 # The covered frames.
@@ -133,18 +137,26 @@ def test_video_keys_shapes_and_alignment(layout, first_run):
     np.testing.assert_array_equal(data["coeff"][9], data["coeff"][7])
     # transform_params are the release's [w0, h0, 102/s, t0, t1] of the frame.
     assert np.all(data["transform_params"][:, :2] == [320, 240])
-    # The first frame is aligned by the detector on the true face. (The tiny
-    # network cannot see faces: tracking is tested with an oracle network in
-    # test_extract_tracking.py.)
-    truth = layout["talk"]["points"][0]
-    eye = np.linalg.norm(truth[1] - truth[0])
-    assert np.linalg.norm(data["lm5"][0] - truth, axis=1).max() < 0.15 * eye
+    # Every frame with a face is aligned on the true face, by the predictor's
+    # points (test_extract_tracking.py measures how well), whatever the tiny
+    # network reconstructs; lm5 are the predictor's eye centres, nose tip and
+    # mouth corners.
+    from landmark_predictor import five_from_68
+
+    truth = layout["talk"]["points"]
+    eye = np.linalg.norm(truth[:, 1] - truth[:, 0], axis=1)
+    error = np.linalg.norm(data["lm5"] - truth, axis=2).max(axis=1) / eye
+    assert error[valid].max() < 0.15, np.round(error, 3)
+    np.testing.assert_allclose(data["lm5"][valid], five_from_68(data["lm68_detected"][valid]),
+                               atol=1e-3)
 
 
 def test_photo_gives_the_same_keys_with_one_frame(layout, first_run):
     data = load(first_run["output"], "photo")
     assert KEYS <= set(data) and data["coeff"].shape == (1, 257)
+    # A photo's landmark file aligns it, as in demo.py.
     np.testing.assert_allclose(data["lm5"][0], np.loadtxt(DEFAULT_LANDMARKS), atol=1e-3)
+    assert data["time"].item() == 0.0
 
 
 def test_rerun_skips_finished_videos(layout, first_run):

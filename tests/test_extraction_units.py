@@ -18,11 +18,14 @@ def test_lm5_from_lm68_uses_the_release_points():
 
 
 def test_face_thumbnail_similarity_separates_a_face_from_a_cover():
+    from scipy.ndimage import gaussian_filter
+
     rng = np.random.default_rng(1)
-    face = rng.uniform(0, 255, (224, 224, 3))
-    shifted = np.roll(face, 1, axis=1) * 0.9 + 10      # Small motion, other exposure.
-    covered = face.copy()
-    covered[20:204, 20:204] = 128.0
+    face = gaussian_filter(rng.uniform(0, 255, (224, 224, 3)), (2, 2, 0))
+    shifted = (np.roll(face, 1, axis=1) * 0.9 + 10).astype(np.uint8)   # Motion, exposure.
+    covered = face.astype(np.uint8)
+    covered[20:204, 20:204] = 128
+    face = face.astype(np.uint8)
     lm5 = np.array([[80, 90], [144, 90], [112, 125], [88, 160], [136, 160]], float)
     a, b, c = (tracking.face_thumbnail(x, lm5) for x in (face, shifted, covered))
     assert abs(np.linalg.norm(a) - 1) < 1e-9
@@ -137,7 +140,7 @@ def test_region_detection_maps_scaled_points_back_to_the_frame():
         point = [(xs * weight).sum() / weight.sum(), (ys * weight).sum() / weight.sum()]
         return np.tile(point, (5, 1))
 
-    tracker = tracking.FaceTracker(detect, lm3d=None)
+    tracker = tracking.FaceTracker(detect, predict=None)
     # 5 points spread over 200 pixels: the region is 800 pixels a side,
     # scaled by 72 / (2.5 * 200) = 0.144 before detection.
     near = centre + np.array([[-100, -60], [100, -60], [0, 0], [-80, 100], [80, 100]])
@@ -169,7 +172,7 @@ def test_whole_frame_search_goes_scaled_frame_then_region_then_full_size():
     # refined in its region; the points are those of the full-size frame.
     centre = np.array([701.3, 402.7])
     frame[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 < 80 ** 2] = 255
-    tracker = tracking.FaceTracker(detect, lm3d=None)
+    tracker = tracking.FaceTracker(detect, predict=None)
     found = tracker._detect_near(frame, None)
     assert seen[0] == (225, 400) and max(seen[1]) < 400 and len(seen) == 2
     assert tracker.detector_calls == 2
@@ -180,131 +183,15 @@ def test_whole_frame_search_goes_scaled_frame_then_region_then_full_size():
     frame[:] = 0
     frame[(xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 < 20 ** 2] = 255
     seen.clear()
-    tracker = tracking.FaceTracker(detect, lm3d=None)
+    tracker = tracking.FaceTracker(detect, predict=None)
     found = tracker._detect_near(frame, None)
     assert seen == [(225, 400), (720, 1280)] and tracker.detector_calls == 2
     np.testing.assert_allclose(found[2], centre, atol=0.25)
 
     # --landmarks detect: the full-size frame only, as demo.py.
     seen.clear()
-    tracker = tracking.FaceTracker(detect, lm3d=None, always_detect=True)
+    tracker = tracking.FaceTracker(detect, predict=None, always_detect=True)
     tracker._detect_near(frame, None)
     assert seen == [(720, 1280)]
 
 
-def _disc_points(image):
-    """5 points of the bright disc of an image: its centre, and the centre +-
-    half its radius (eyes and mouth corners). Raises InputError without a disc."""
-    grey = np.asarray(image, np.float64).mean(axis=2)
-    inside = grey > 200
-    if inside.sum() < 30:
-        raise InputError("no face")
-    ys, xs = np.nonzero(inside)
-    centre = np.array([xs.mean(), ys.mean()])
-    half = 0.5 * np.sqrt(inside.sum() / np.pi)
-    return centre + half * np.array([[-1, -1], [1, -1], [0, 0], [-1, 1], [1, 1]])
-
-
-def _disc_video(tmp_path):
-    """40 frames of a disc moving over a textured background, gone on frames 17
-    and 18; returns (path, lm3d, a reconstructor giving the disc's points)."""
-    from scipy.ndimage import gaussian_filter
-
-    from tests.synthetic_video import make_video
-
-    rng = np.random.default_rng(7)
-    background = gaussian_filter(rng.uniform(0, 150, (240, 320, 3)), (3, 3, 0))
-    yy, xx = np.mgrid[:240, :320]
-    frames = []
-    for i in range(40):
-        frame = background.copy()
-        if i not in (17, 18):        # the face is gone on two frames
-            cx, cy = 120 + 1.5 * i + 4 * np.sin(i / 5), 100 + 0.8 * i
-            frame[(xx - cx) ** 2 + (yy - cy) ** 2 < 28 ** 2] = 230
-        frames.append(frame.astype(np.uint8))
-    path = tmp_path / "disc.mp4"
-    make_video(path, frames, codec="ffv1")
-    lm3d = np.array([[-0.31, 0.29, 0.13], [0.31, 0.29, 0.13], [0.0, -0.02, 0.55],
-                     [-0.25, -0.36, 0.2], [0.25, -0.36, 0.2]])
-
-    def reconstructor(crops):
-        lm68 = np.zeros((len(crops), 68, 2), np.float32)
-        for lm, crop in zip(lm68, crops):
-            five = _disc_points(crop[:, :, ::-1])
-            lm[[36, 39]], lm[[42, 45]], lm[30], lm[48], lm[54] = five[0], five[1], five[2], \
-                five[3], five[4]
-        return {"coeff": lm68.reshape(len(crops), -1)[:, :257].copy(), "lm_68p": lm68}
-    return path, lm3d, reconstructor
-
-
-def test_prepared_crops_give_the_results_of_one_frame_at_a_time(tmp_path, monkeypatch):
-    """FaceTracker.prepare only makes crops ahead, in threads: with detections
-    mid-batch (every 5 frames), a lost and a new track, every array of
-    reconstruct_video is the same as when each frame is aligned on its own."""
-    from extraction import video
-
-    path, lm3d, reconstructor = _disc_video(tmp_path)
-
-    def run():
-        return video.reconstruct_video(path, reconstructor, lm3d, _disc_points,
-                                       batch_size=8, redetect_every=5)
-
-    prepared_calls = []
-    original = tracking.FaceTracker.prepare
-
-    def counting(self, frames, pool):
-        original(self, frames, pool)
-        prepared_calls.append(len(self._prepared))
-    monkeypatch.setattr(tracking.FaceTracker, "prepare", counting)
-    together = run()
-    monkeypatch.setattr(tracking.FaceTracker, "prepare", lambda self, frames, pool: None)
-    one_by_one = run()
-    assert sum(prepared_calls) > 20          # most frames had their crops made ahead
-    assert not together.valid[17:19].any() and together.valid[:17].all()
-    for key in ("frame_index", "valid", "coeff", "lm68", "lm5", "transform_params"):
-        np.testing.assert_array_equal(getattr(together, key), getattr(one_by_one, key), key)
-    assert together.detector_calls == one_by_one.detector_calls
-
-
-def test_early_periodic_detections_run_in_the_background_and_agree(tmp_path, monkeypatch):
-    """FaceTracker.detect_ahead: periodic checks searched while the network runs,
-    in another thread, give the points the check would find on its own."""
-    import threading
-
-    from extraction import video
-
-    path, lm3d, reconstructor = _disc_video(tmp_path)
-    threads, used = [], []
-
-    def detect(image):
-        threads.append(threading.current_thread() is threading.main_thread())
-        return _disc_points(image)
-
-    original = tracking.FaceTracker._early_points
-
-    def counting(self, frame, future):
-        used.append(1)
-        return original(self, frame, future)
-    monkeypatch.setattr(tracking.FaceTracker, "_early_points", counting)
-
-    def run():
-        threads.clear()
-        return video.reconstruct_video(path, reconstructor, lm3d, detect, batch_size=8,
-                                       redetect_every=5)
-
-    early = run()
-    in_main = list(threads)
-    monkeypatch.setattr(tracking.FaceTracker, "detect_ahead",
-                        lambda self, frames, pool: None)
-    used_before = len(used)
-    at_once = run()
-    assert used_before >= 3 and len(used) == used_before      # used, then not at all
-    # Some early searches go unused (the track was lost before their frame);
-    # they still count as detector calls.
-    assert in_main.count(False) >= used_before and all(threads)
-    assert early.detector_calls == at_once.detector_calls + in_main.count(False) - used_before
-    np.testing.assert_array_equal(early.valid, at_once.valid)
-    valid = at_once.valid
-    eye = np.linalg.norm(at_once.lm5[valid, 1] - at_once.lm5[valid, 0], axis=1)
-    error = np.linalg.norm(early.lm5[valid] - at_once.lm5[valid], axis=2).max(axis=1) / eye
-    assert error.max() < 0.02, np.round(error, 4)

@@ -38,9 +38,10 @@ def parse_prepare(argv):
     parser.add_argument("--output", required=True, help="the prepared folder.")
     parser.add_argument("--bfm-dir", default=str(load_data.BFM_DIR),
                         help="face model folder (default: BFM/).")
-    parser.add_argument("--lm68-detector", default=str(LM68_PATH),
+    parser.add_argument("--lm68-detector", default=None,
                         help="the release's 68-landmark detector graph, used for photos "
-                             "without NAME_lm68.txt (default: network/landmark68_detector.pb).")
+                             "without NAME_lm68.txt (default: network/landmark68_detector.pb "
+                             "when it exists, else dlib's 68-point predictor).")
     parser.add_argument("--overwrite", action="store_true", help="redo prepared photos.")
     return parser.parse_args(argv)
 
@@ -141,10 +142,34 @@ def main(argv=None):
         return 1
 
 
+def lm68_source(detector_path, log):
+    """The 68-landmark source for photos without NAME_lm68.txt.
+
+    The release's detector when its graph is given or sits at its default
+    place (the release prepared its training data with it), else dlib's
+    predictor; None when neither is available (then each such photo gets
+    its own line).
+
+    Raises:
+      AssetError: a detector graph was named and is missing or broken.
+    """
+    from landmark_predictor import Landmark68Predictor, PredictorUnavailable
+    from training.landmarks68 import Landmark68Detector, predictor_landmarks
+
+    if detector_path is not None or LM68_PATH.exists():
+        return Landmark68Detector(detector_path or LM68_PATH).crop_landmarks
+    predictor = Landmark68Predictor()
+    try:
+        predictor.load()
+    except PredictorUnavailable as error:
+        log(str(error))
+        return None
+    return predictor_landmarks(predictor)
+
+
 def run_prepare(args):
     from demo import find_images
     from landmark_detector import LandmarkDetector
-    from training.landmarks68 import Landmark68Detector
     from training.loop import stderr_log
     from training.prepare import prepare_folder
 
@@ -156,7 +181,7 @@ def run_prepare(args):
     load_data.transferBFM09(args.bfm_dir)
     lm3d = load_data.load_lm3d(args.bfm_dir)
     needs_detector = any(not p.with_name(p.stem + "_lm68.txt").exists() for p in photos)
-    detector68 = Landmark68Detector(args.lm68_detector) if needs_detector else None
+    detector68 = lm68_source(args.lm68_detector, stderr_log) if needs_detector else None
     detector5 = LandmarkDetector()
     done, skipped, failed = prepare_folder(photos, args.output, lm3d, detector5, detector68,
                                            overwrite=args.overwrite, log=stderr_log)

@@ -115,6 +115,73 @@ def test_prepare_is_resumable(photos):
     assert (photos["output"] / "annotated.png").stat().st_mtime_ns == stamp
 
 
+@pytest.fixture(scope="module")
+def without_detector(tmp_path_factory, converted_bfm):
+    """train.py prepare with neither NAME_lm68.txt nor the release's detector."""
+    import train
+
+    if train.LM68_PATH.exists():
+        pytest.skip(f"{train.LM68_PATH} exists: prepare would use it")
+    pytest.importorskip("dlib")
+    root = tmp_path_factory.mktemp("prepare_dlib")
+    folder = root / "photos"
+    folder.mkdir()
+    for name in ("astronaut.png", "astronaut.txt", "astronaut_mirrored.jpg",
+                 "astronaut_mirrored.txt"):
+        shutil.copy(REPO_ROOT / "input" / name, folder / name)
+    result = run_train("prepare", "--input", folder, "--output", root / "data", "--bfm-dir",
+                       converted_bfm, cwd=root)
+    return {"root": root, "folder": folder, "output": root / "data", "bfm": converted_bfm,
+            "result": result}
+
+
+def test_without_the_release_detector_dlibs_predictor_gives_the_68_points(without_detector):
+    import load_data
+    from landmark_predictor import Landmark68Predictor, five_from_68
+    from preprocess_img import Preprocess, map_to_original
+
+    result = without_detector["result"]
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 prepared, 0 skipped, 0 failed" in result.stdout
+    predictor = Landmark68Predictor()
+    for name in ("astronaut", "astronaut_mirrored"):
+        photo = next(without_detector["folder"].glob(name + ".[jp]*"))
+        image = Image.open(photo).convert("RGB")
+        lm5 = np.loadtxt(photo.with_suffix(".txt"))
+        _, _, trans_params = Preprocess(image, lm5, load_data.load_lm3d(without_detector["bfm"]))
+        up = np.loadtxt(without_detector["output"] / "lm" / f"{name}.txt")
+        in_photo = map_to_original(np.column_stack([up[:, 0], 223 - up[:, 1]]), trans_params)
+        # The predictor on the photo itself, from the box of its 5 points.
+        expected, _ = predictor.from_points(np.asarray(image), lm5)
+        np.testing.assert_allclose(in_photo, expected, atol=1e-3)
+        eye = np.linalg.norm(lm5[1] - lm5[0])
+        assert np.linalg.norm(five_from_68(in_photo) - lm5, axis=1).max() < 0.15 * eye
+
+
+def test_photos_that_get_no_68_points_each_get_a_line(without_detector, monkeypatch, capsys):
+    import landmark_predictor
+    import train
+
+    def unavailable(self):
+        raise landmark_predictor.PredictorUnavailable("dlib is not installed (pip install ...)")
+
+    monkeypatch.setattr(landmark_predictor.Landmark68Predictor, "load", unavailable)
+    folder = without_detector["folder"]
+    np.savetxt(folder / "astronaut_lm68.txt", np.loadtxt(folder / "astronaut.txt").mean(0)
+               + np.random.default_rng(0).uniform(-50, 50, (68, 2)))
+    try:
+        status = train.main(["prepare", "--input", str(folder), "--output",
+                             str(without_detector["root"] / "partial"), "--bfm-dir",
+                             str(without_detector["bfm"])])
+    finally:
+        (folder / "astronaut_lm68.txt").unlink()
+    captured = capsys.readouterr()
+    assert status == 1 and "1 prepared, 0 skipped, 1 failed" in captured.out
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert lines[0] == "dlib is not installed (pip install ...)"
+    assert len(lines) == 2 and "astronaut_mirrored.jpg: no astronaut_mirrored_lm68.txt" in lines[1]
+
+
 def test_read_sample_round_trip(photos):
     from training.data import read_sample
 

@@ -189,6 +189,15 @@ def test_command_line_errors(setup, tmp_path):
     missing = run("--data", tmp_path / "nothing", "--log-dir", tmp_path / "r",
                   "--bfm-dir", setup["bfm"])
     assert missing.returncode == 2 and "no prepared samples" in missing.stderr
+    # A frozen graph that is not the release's architecture: one line, exit 2.
+    from tests.synthetic_network import write_tiny_rnet
+
+    other = write_tiny_rnet(tmp_path / "other.pb")
+    wrong = run("--data", setup["data"], "--log-dir", tmp_path / "w", "--bfm-dir", setup["bfm"],
+                "--init", "release", other, "--steps", 1)
+    lines = [line for line in wrong.stderr.splitlines() if "other.pb" in line]
+    assert wrong.returncode == 2 and len(lines) == 1, wrong.stderr[-2000:]
+    assert "no tensor named resnet_v1_50/" in lines[0] and "Traceback" not in wrong.stderr
     check = run("--check", "--bfm-dir", tmp_path)
     assert check.returncode == 2 and "landmark68_detector.pb" in check.stdout
     assert "get it from" in check.stdout

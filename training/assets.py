@@ -1,9 +1,11 @@
 """`python train.py --check`: the training assets, present or not, and where to get each.
 
-Needed: the face model (as for the demo). Needed by `prepare` for photos
-without a NAME_lm68.txt: the release's 68-landmark detector. Optional: a
-face-recognition network for the identity loss (the term is dropped
-without it) and slim's ImageNet ResNet-50 checkpoint for `--init imagenet`.
+Needed: the face model (as for the demo). Optional: the release's
+68-landmark detector, which `prepare` prefers for photos without a
+NAME_lm68.txt (without it, dlib's 68-point predictor from the requirements
+gives their landmarks); a face-recognition network for the identity loss
+(the term is dropped without it) and slim's ImageNet ResNet-50 checkpoint for
+`--init imagenet`.
 """
 import dataclasses
 import pathlib
@@ -54,7 +56,8 @@ def report(bfm_dir, lm68_path, id_net=None, init_path=None):
         lines.append(f"  {status:8s}{display_path(entry.path)}{detail}")
     lines.append("Other training assets:")
     for path, role, source in (
-            (lm68_path, "needed by prepare for photos without NAME_lm68.txt", SOURCE_LM68),
+            (lm68_path, "optional: prepare's landmarks for photos without NAME_lm68.txt, "
+                        "else dlib's predictor", SOURCE_LM68),
             (id_net or FACENET_PATH, "optional: the identity loss (--id-net)", SOURCE_ID_NET),
             (init_path or RESNET_PATH, "optional: --init imagenet", SOURCE_RESNET)):
         path = pathlib.Path(path)

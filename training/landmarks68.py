@@ -1,10 +1,18 @@
-"""The release's 68-landmark detector (`network/landmark68_detector.pb`), a user asset.
+"""68 landmarks of a training photo's crop: the release's detector, or dlib's predictor.
 
-The frozen graph takes aligned 224x224 crops on `input_imgs` ([B,224,224,3],
-BGR, 0-255, as the release feeds it) and gives `landmark` ([B,136]): for each
-of the 68 points its row then its column, in pixels of the crop. The release
-turns each pair into (x = column, y = 223 - row); we keep y down, as every
-other landmark of this project.
+The release's detector (`network/landmark68_detector.pb`, a user asset) is a
+frozen graph that takes aligned 224x224 crops on `input_imgs`
+([B,224,224,3], BGR, 0-255, as the release feeds it) and gives `landmark`
+([B,136]): for each of the 68 points its row then its column, in pixels of
+the crop. The release turns each pair into (x = column, y = 223 - row); we
+keep y down, as every other landmark of this project.
+
+Without it, dlib's 68-point predictor (`landmark_predictor`, installed with
+the requirements) runs on the photo itself, in the box of the photo's 5
+points, and its points are mapped into the crop. Both give the same iBUG
+68-point order. `train.py prepare` takes them through one interface,
+`source(rgb, lm5, crop_bgr, trans_params) -> [68, 2] crop pixels`: the
+release's detector sees the crop, the predictor the photo at full size.
 """
 import numpy as np
 
@@ -55,5 +63,31 @@ class Landmark68Detector:
         rows_cols = np.asarray(output, np.float64).reshape(len(crops), 68, 2)
         return rows_cols[:, :, ::-1].copy()
 
+    def crop_landmarks(self, rgb, lm5, crop_bgr, trans_params):
+        """The detector on a photo's crop (the `prepare` interface; `rgb`, `lm5` unused).
+
+        Returns:
+          [68, 2] crop pixels, x right, y down.
+        """
+        return self(np.asarray(crop_bgr)[None])[0]
+
     def close(self):
         self.session.close()
+
+
+def predictor_landmarks(predictor):
+    """dlib's predictor on the photo, mapped into the crop (the `prepare` interface).
+
+    Args:
+      predictor: a `landmark_predictor.Landmark68Predictor`.
+
+    Returns:
+      callable(rgb [H,W,3] uint8, lm5 [5,2] photo pixels, crop_bgr,
+      trans_params [5]) -> [68, 2] crop pixels, x right, y down.
+    """
+    from preprocess_img import map_to_crop
+
+    def source(rgb, lm5, crop_bgr, trans_params):
+        lm68, _ = predictor.from_points(rgb, lm5)
+        return map_to_crop(lm68, trans_params)
+    return source

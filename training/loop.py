@@ -12,6 +12,7 @@ import time
 
 import tensorflow as tf
 
+from assets import AssetError
 from training import summaries
 
 
@@ -101,10 +102,13 @@ def build(config, log=print):
         log(f"Resumed from {manager.latest_checkpoint} at step {int(step.numpy())}.")
     else:
         kind = config.init[0]
-        if kind == "imagenet":
-            rnet_module.load_imagenet_checkpoint(rnet, config.init[1])
-        elif kind == "release":
-            rnet_module.load_release_graph(rnet, config.init[1])
+        try:
+            if kind == "imagenet":
+                rnet_module.load_imagenet_checkpoint(rnet, config.init[1])
+            elif kind == "release":
+                rnet_module.load_release_graph(rnet, config.init[1])
+        except ValueError as error:   # Not the release's architecture: the file is wrong.
+            raise AssetError(str(error)) from None
     parts = {"rnet": rnet, "model": model, "optimizer": optimizer, "step": step,
              "checkpoint": checkpoint}
     return parts, manager

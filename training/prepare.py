@@ -2,9 +2,10 @@
 
 For each photo: its 5 landmarks (NAME.txt beside it, or MTCNN), the demo's
 alignment (`preprocess_img.Preprocess`), 68 landmarks of the crop (from
-NAME_lm68.txt beside the photo, photo pixels, mapped into the crop; else the
-release's 68-landmark detector graph on the crop) and the skin mask of the
-crop (`training.skin`). Bad photos get one line and are skipped; a rerun skips
+NAME_lm68.txt beside the photo, photo pixels, mapped into the crop; else a
+68-landmark source, `training.landmarks68`: the release's detector graph on
+the crop, or dlib's predictor on the photo) and the skin mask of the crop
+(`training.skin`). Bad photos get one line and are skipped; a rerun skips
 what is done.
 """
 import pathlib
@@ -43,8 +44,9 @@ def prepare_photo(path, output_root, lm3d, detect5, detect68):
       lm3d: [5,3] standard landmarks of the mean face.
       detect5: callable(rgb [H,W,3] uint8, name) -> [5,2] (MTCNN), used when
         NAME.txt is absent.
-      detect68: callable([1,224,224,3] BGR) -> [1,68,2] crop landmarks y down,
-        or None; used when NAME_lm68.txt is absent.
+      detect68: callable(rgb [H,W,3] uint8, lm5 [5,2], crop_bgr [224,224,3],
+        trans_params [5]) -> [68,2] crop landmarks y down
+        (`training.landmarks68`), or None; used when NAME_lm68.txt is absent.
 
     Raises:
       InputError: the photo, a landmark file or the face cannot be used.
@@ -65,10 +67,11 @@ def prepare_photo(path, output_root, lm3d, detect5, detect68):
     if lm68_path.exists():
         lm68 = map_to_crop(read_lm68_file(lm68_path, image.size), trans_params)
     elif detect68 is not None:
-        lm68 = detect68(crop_bgr[None])[0]
+        lm68 = detect68(np.asarray(image), lm5, crop_bgr, trans_params)
     else:
-        raise InputError(f"{path}: no {lm68_path.name} beside it and no 68-landmark detector "
-                         "(network/landmark68_detector.pb)")
+        raise InputError(f"{path}: no {lm68_path.name} beside it and no 68-landmark source "
+                         "(network/landmark68_detector.pb, or dlib's predictor: "
+                         "pip install dlib-bin face-recognition-models)")
     crop_uint8 = np.clip(np.rint(crop_bgr), 0, 255).astype(np.uint8)
     write_sample(output_root, path.stem, crop_bgr, lm68, skin_mask_png(crop_uint8))
 

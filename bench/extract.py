@@ -1,50 +1,44 @@
-"""Throughput and stage costs of the video extractor (extract.py); entry point of all three parts.
+"""Throughput, stage costs and alignment of the video extractor (extract.py); all four parts.
 
     python bench/make_assets.py            # once: full-size model and ResNet-50 R-Net
-    python bench/extract.py                # all three parts (about 7 minutes on 2 cores)
-    python bench/extract.py --skip-long    # without the 10-minute video (about 3 minutes)
-    python bench/extract.py --frames 100 --long-minutes 1      # a quick check
+    python bench/extract.py                # all four parts (about 10 minutes on 2 cores)
+    python bench/extract.py --skip-long    # without the 10-minute video (about 6 minutes)
+    python bench/extract.py --frames 100 --align-frames 24 --long-minutes 1   # a quick check
 
-Part 1 is measured here; parts 2 (peak memory by video length) and 3 (Ray against
-the local engine), and the synthetic 1280x720 25 fps videos of a photo with its
-5-point file (--photo, then ../shared/data/images/*.jpg, else input/astronaut.png)
-that all parts use, are in bench/extract_scaling.py. Figures are printed, never
-asserted: a table per part, then, as the last line, one JSON object with every figure.
+Parts 1 and 2 are measured here and in bench/extract_alignment.py; parts 3 (peak
+memory by video length) and 4 (Ray against the local engine), and the synthetic
+25 fps videos of a photo with its 5-point file (--photo, then
+../shared/data/images/*.jpg, else input/astronaut.png) that all parts use, are in
+bench/extract_scaling.py. Figures are printed, never asserted: a table per part,
+then, as the last line, one JSON object with every figure.
 
 1. Throughput (`extraction.extractor.Extractor`, --landmarks track, no preview, as
-   `python extract.py` runs it) on bench/make_assets.py's full-size assets. A
-   ResNet-50 with random weights reconstructs nonsense, which the tracker rightly
-   calls lost at once; so by default (--net tracking) the network is that ResNet-50
-   with tests/synthetic_video.py's marker oracle beside it: coeff = oracle + w *
-   resnet, w a placeholder_with_default(0.0), so the ResNet runs in full and the
-   landmarks follow the face (on the first photo whose markers the oracle reads).
-   --net resnet: the plain ResNet-50. Printed:
-   - frames/s end to end, on a warm `Extractor` (MTCNN and the session loaded and
-     run once on a short video first), writing the .mat included;
+   `python extract.py` runs it) on bench/make_assets.py's full-size assets, whose
+   ResNet-50 has random weights (the network does not steer the alignment, so its
+   nonsense costs what the real R-Net costs). 1280x720 by default. Printed:
+   - frames/s end to end, on a warm `Extractor` (MTCNN, dlib's predictor and the
+     session loaded and run once on a short video first), writing the .mat included;
    - frames/s of `Reconstructor.network_only` at the same batch size on the same
-     aligned crops (warm; each of its --repeat runs right after an end-to-end
-     run, so that a slow spell of the machine hits both), and the ratio of the
-     two bests (target >= 0.85);
+     aligned crops (warm; each of its --repeat runs right after an end-to-end run,
+     so that a slow spell of the machine hits both), and the ratio of the two bests
+     (target >= 0.85);
    - ms per frame by stage, in a second, instrumented run (the package's callables
-     are wrapped in this process, never edited) and each on its own where that
-     means something: decode (FrameReader; in the run, the wait for a frame decoded
-     in a thread); align (FaceTracker.align, .update and .prepare without the
-     detector: prediction, crops, appearance checks;
-     alone: Alignment and the thumbnail with the true points, one frame after the
-     other), and within it the crop (extraction.alignment.align_frame, which
-     resamples only the face's region) and the thumbnails
-     (tracking.face_thumbnail(crop, lm5_crop)), both summed over the threads that
-     make a batch's crops together (so they can exceed align); detector (MTCNN), its calls on the
-     region around the track, on the whole frame scaled down and on the whole
-     frame at full size counted apart; the early periodic checks, which run in
-     their own thread while the network runs (FaceTracker.detect_ahead), are
-     shown apart ("in the background") and are not part of the main thread's
-     stages; network+decoder (the reconstructor call); writing
-     (outputs.write_result); other (post-processing, bookkeeping);
+     are wrapped in this process, never edited). Alignment runs in a thread one
+     batch ahead of the network, so its stages overlap the network's: they are
+     shown in two columns. The alignment thread: decode (the wait for a frame
+     decoded in a third thread), track (`FaceTracker.track`: dlib's predictor, the
+     appearance thumbnails and MTCNN, each also shown), crop (extraction.alignment.
+     align_frame, summed over the threads that make a batch's crops together). The
+     main thread: waiting for the next aligned batch, network+decoder (the
+     reconstructor call), writing (outputs.write_result), other. Stages on their
+     own, one frame after the other, beside them: decode, predictor, thumbnail,
+     crop, network+decoder, network only;
    - detector calls per 100 frames with --landmarks track, and with --landmarks
-     detect on a shorter video (--detect-frames); each search is one call (a
-     region that holds no face and the whole-frame search after it are two);
-   - the mean network batch (a new track's first batches are of 1, 2, 4...).
+     detect on a shorter video (--detect-frames); each search is one call (a region
+     that holds no face and the whole-frame search after it are two).
+2. Alignment (bench/extract_alignment.py): the aligning points' error on a moving
+   head and their jitter on a still one, --landmarks track against detect, on every
+   photo, --align-frames frames each.
 
 Other processes on the same cores skew every timing: the load average is printed at
 the start and the end, and throughput figures are the best of --repeat runs. Scratch
@@ -61,7 +55,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import threading
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -71,44 +64,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 
 import load_data
-from bench.extract_scaling import (
-    default_photos,
-    log,
-    part_memory,
-    part_ray,
-    small_photos,
-    trackable_photos,
-    write_face_video,
-)
+from bench.extract_alignment import part_alignment
+from bench.extract_scaling import default_photos, log, part_memory, part_ray, write_face_video
 
 DETECTOR_KINDS = ("region", "scaled frame", "whole frame")
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-
-
-def tracking_network(resnet_path, bfm_dir, path):
-    """Writes the ResNet-50 with the marker oracle beside it (module docstring); returns path.
-
-    Its graph holds `oracle/coeff` (the oracle alone) and `rnet/coeff`.
-    """
-    import tensorflow as tf
-
-    from tests.synthetic_video import write_marker_rnet
-
-    oracle_path = path.with_name("marker_oracle.pb")
-    write_marker_rnet(oracle_path, bfm_dir)
-    graph = tf.Graph()
-    with graph.as_default():
-        images = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3], name="input_imgs")
-        (resnet,) = tf.import_graph_def(load_data.load_graph(resnet_path), name="rnet",
-                                        input_map={"input_imgs:0": images},
-                                        return_elements=["coeff:0"])
-        (oracle,) = tf.import_graph_def(load_data.load_graph(oracle_path), name="oracle",
-                                        input_map={"input_imgs:0": images},
-                                        return_elements=["coeff:0"])
-        weight = tf.compat.v1.placeholder_with_default(tf.constant(0.0), [], name="rnet_weight")
-        tf.identity(oracle + weight * resnet, name="coeff")
-    path.write_bytes(graph.as_graph_def().SerializeToString())
-    return path
 
 
 class Probe:
@@ -138,25 +98,32 @@ class Probe:
         return wrapper
 
 
+ALIGN_STAGES = ("decode", "track", "predictor", "thumbnail", "detector", "crop")
+MAIN_STAGES = ("waiting for alignment", "network+decoder", "writing")
+
+
 @contextlib.contextmanager
 def instrumented(extractor):
     """Times the stages of the extractor's calls by wrapping the package's callables.
 
-    In this process only, until the block ends: extraction.video's FrameReader and
-    FaceTracker by subclasses timing frame waits and align/update; write_result,
-    align_frame and face_thumbnail (looked up by name when called) and the
-    extractor's reconstructor and detector by timed wrappers (a detector call on an
-    image of the frame's size or of its scaled-down size is on the whole frame,
-    any other on a region).
+    In this process only, until the block ends: extraction.video's FrameReader
+    (frame waits), FaceTracker.track and _in_background (the main thread's waits
+    for an aligned batch) by subclasses or wrappers; write_result, align_frame and
+    face_thumbnail (looked up by name when called) and the extractor's
+    reconstructor, detector and predictor by timed wrappers (a detector call on an
+    image of the frame's size or of its scaled-down size is on the whole frame, any
+    other on a region).
     """
     from extraction import alignment, outputs, tracking, video
 
     probe = Probe()
-    patched = ((video, "FrameReader"), (video, "FaceTracker"), (outputs, "write_result"),
-               (alignment, "align_frame"), (tracking, "face_thumbnail"),
-               (extractor, "reconstructor"), (extractor, "detector"))
+    patched = ((video, "FrameReader"), (video, "FaceTracker"), (video, "_in_background"),
+               (outputs, "write_result"), (alignment, "align_frame"),
+               (tracking, "face_thumbnail"), (extractor, "reconstructor"),
+               (extractor, "detector"), (extractor.predictor, "from_points"))
     saved = [getattr(owner, name) for owner, name in patched]
-    base_reader, base_tracker, reconstructor, detector = saved[:2] + saved[5:]
+    base_reader, base_tracker, in_background = saved[:3]
+    reconstructor, detector, predict = saved[6:]
 
     class TimedReader(base_reader):
         def __iter__(self):
@@ -169,29 +136,32 @@ def instrumented(extractor):
                     return
                 finally:
                     probe.seconds["decode"] += time.perf_counter() - start
+                probe.frame_shape = item[2].shape[:2]
                 yield item
 
     class TimedTracker(base_tracker):
-        def align(self, frame, number):
-            probe.frame_shape = frame.shape[:2]
-            return probe.timed("align", super().align)(frame, number)
+        def track(self, frame):
+            return probe.timed("track", super().track)(frame)
 
-        def update(self, number, aligned, lm68):
-            return probe.timed("align", super().update)(number, aligned, lm68)
-
-        def prepare(self, frames, pool):
-            return probe.timed("align", super().prepare)(frames, pool)
+    def timed_background(batches):
+        items = in_background(batches)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                probe.seconds["waiting for alignment"] += time.perf_counter() - start
+            yield item
 
     video.FrameReader, video.FaceTracker = TimedReader, TimedTracker
-    for (owner, name), fn, stage in zip(patched[2:5], saved[2:5], ("writing", "crop", "thumbnail")):
+    video._in_background = timed_background
+    for (owner, name), fn, stage in zip(patched[3:6], saved[3:6],
+                                        ("writing", "crop", "thumbnail")):
         setattr(owner, name, probe.timed(stage, fn))
-    on_main = probe.timed("detector", detector)
-    in_background = probe.timed("detector in the background", detector)
-
-    def timed_detector(image, *args, **kwargs):
-        main = threading.current_thread() is threading.main_thread()
-        return (on_main if main else in_background)(image, *args, **kwargs)
-
+    extractor.predictor.from_points = probe.timed("predictor", predict)
+    timed_detector = probe.timed("detector", detector)
     by_kind = {kind: probe.timed(f"detector {kind}", timed_detector) for kind in DETECTOR_KINDS}
 
     def detect(image, *args, **kwargs):
@@ -215,6 +185,7 @@ def instrumented(extractor):
     finally:
         for (owner, name), value in zip(patched, saved):
             setattr(owner, name, value)
+        del extractor.predictor.from_points      # the bound method again
 
 
 def run_video(extractor, name):
@@ -229,20 +200,13 @@ def run_video(extractor, name):
 
 
 def stages_in_run(probe, row, seconds):
-    """ms per frame by stage from an instrumented run."""
+    """ms per frame by stage from an instrumented run: (alignment thread, main thread)."""
     frames = row["frames"]
-    spent = {
-        "decode": probe.seconds["decode"],
-        # align() calls the detector: its time is counted once, under detector.
-        "align": probe.seconds["align"] - probe.seconds["detector"],
-        "detector": probe.seconds["detector"],
-        "network+decoder": probe.seconds["network+decoder"],
-        "writing": probe.seconds["writing"],
-    }
-    background = 1000.0 * probe.seconds["detector in the background"] / frames
-    spent["other"] = seconds - sum(spent.values())
-    spent["total"] = seconds
-    return {stage: 1000.0 * value / frames for stage, value in spent.items()}, background
+    align = {stage: 1000.0 * probe.seconds[stage] / frames for stage in ALIGN_STAGES}
+    main = {stage: 1000.0 * probe.seconds[stage] / frames for stage in MAIN_STAGES}
+    main["other"] = 1000.0 * seconds / frames - sum(main.values())
+    main["total"] = 1000.0 * seconds / frames
+    return align, main
 
 
 def batches(items, size):
@@ -262,7 +226,7 @@ def time_batches(fn, batch_list):
 
 
 def aligned_crops(video_path, points, extractor, batch_size):
-    """Decode and alignment each on its own over the video.
+    """Decode, the predictor, the thumbnails and the crops each on its own over the video.
 
     Returns:
       (the crops in batches, {stage: seconds}, frames decoded).
@@ -274,68 +238,40 @@ def aligned_crops(video_path, points, extractor, batch_size):
     start = time.perf_counter()
     with FrameReader(video_path) as reader:
         count = sum(1 for _ in reader)
-    decode = time.perf_counter() - start
-
-    crops, crop, thumbnail = [], 0.0, 0.0
+    spent = {"decode": time.perf_counter() - start, "predictor": 0.0, "thumbnail": 0.0,
+             "crop": 0.0}
+    crops = []
     with FrameReader(video_path) as reader:
-        for index, frame in reader:
-            start = time.perf_counter()
-            aligned = Alignment(frame, points[index], extractor.lm3d, False)
-            cropped = time.perf_counter()
-            face_thumbnail(aligned.crop_bgr, aligned.lm5_crop)
-            crop += cropped - start
-            thumbnail += time.perf_counter() - cropped
-            crops.append(aligned.crop_bgr)
-    crop_batches = [np.stack(batch) for batch in batches(crops, batch_size)]
-    return crop_batches, {"decode": decode, "align": crop + thumbnail, "crop": crop,
-                          "thumbnail": thumbnail}, count
+        for index, _, frame in reader:
+            clock = time.perf_counter()
+            extractor.predictor.from_points(frame, points[index], False)
+            spent["predictor"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            face_thumbnail(frame, points[index])
+            spent["thumbnail"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            crops.append(Alignment(frame, points[index], extractor.lm3d, False).crop_bgr)
+            spent["crop"] += time.perf_counter() - clock
+    return [np.stack(batch) for batch in batches(crops, batch_size)], spent, count
 
 
-def stages_alone(crop_batches, figures, count, extractor, network, oracle_tensor, repeat):
-    """The stages on their own, ms per frame: `aligned_crops`' figures, the
-    network (seconds, timed already), the network with the decoder and the oracle."""
-    reconstructor = extractor.reconstructor
-    network_decoder = min(time_batches(reconstructor, crop_batches) for _ in range(repeat))
-    figures = dict(figures, **{"network+decoder": network_decoder, "network only": network})
-    if oracle_tensor is not None:
-        figures["marker oracle"] = time_batches(
-            lambda batch: reconstructor.session.run(oracle_tensor,
-                                                    {reconstructor.images: batch}),
-            crop_batches)
-    return {stage: 1000.0 * value / count for stage, value in figures.items()}
-
-
-def part_throughput(args, work, candidates):
+def part_throughput(args, work, photos):
     from extraction.extractor import ExtractOptions, Extractor
 
     bfm_dir = args.assets / "BFM"
-    resnet = args.assets / "network" / "FaceReconModel.pb"
+    model = args.assets / "network" / "FaceReconModel.pb"
     videos = work / "throughput_videos"
     videos.mkdir(parents=True, exist_ok=True)
     size = args.size
-
     load_data.transferBFM09(bfm_dir)
-    model, oracle_name = resnet, None
-    if args.net == "tracking":
-        start = time.perf_counter()
-        model = tracking_network(resnet, bfm_dir, work / "resnet50_and_oracle.pb")
-        oracle_name = "resnet/oracle/coeff:0"
-        log(f"[throughput] ResNet-50 + marker oracle written in "
-            f"{time.perf_counter() - start:.1f} s")
-
     options = ExtractOptions(input_root=str(videos), output_root=str(work / "throughput_out"),
                              bfm_dir=str(bfm_dir), model_path=str(model),
                              batch_size=args.batch_size, overwrite=True)
     start = time.perf_counter()
     extractor = Extractor(options)
     load_s = time.perf_counter() - start
-    oracle_tensor = (extractor.reconstructor.graph.get_tensor_by_name(oracle_name)
-                     if oracle_name else None)
+    photo = photos[0]
     try:
-        photo = candidates[0]
-        if oracle_name:
-            photo = trackable_photos(extractor.reconstructor, extractor.lm3d, candidates, size,
-                                     work, 1)[0]
         log(f"[throughput] writing {args.frames} frames of {size[0]}x{size[1]} video of "
             f"{photo.name} ...")
         start = time.perf_counter()
@@ -347,8 +283,8 @@ def part_throughput(args, work, candidates):
         start = time.perf_counter()
         run_video(extractor, "warm.mp4")          # loads MTCNN, runs the session once
         warm_s = time.perf_counter() - start
-        crop_batches, align_alone, count = aligned_crops(videos / "main.mp4", points, extractor,
-                                                         args.batch_size)
+        crop_batches, alone_s, count = aligned_crops(videos / "main.mp4", points, extractor,
+                                                     args.batch_size)
         log(f"[throughput] extractor loaded in {load_s:.1f} s, warmed in {warm_s:.1f} s; "
             f"end-to-end and network-only runs, alternating, {args.repeat} of each ...")
         # Alternated, so that a slow spell of the machine hits both alike.
@@ -364,10 +300,11 @@ def part_throughput(args, work, candidates):
             "instrumented run ...")
         with instrumented(extractor) as probe:
             row_i, seconds_i = run_video(extractor, "main.mp4")
-        in_run, background_ms = stages_in_run(probe, row_i, seconds_i)
-        log("[throughput] stages on their own ...")
-        alone = stages_alone(crop_batches, align_alone, count, extractor, min(network_runs),
-                             oracle_tensor, args.repeat)
+        align_ms, main_ms = stages_in_run(probe, row_i, seconds_i)
+        alone_s["network+decoder"] = min(time_batches(extractor.reconstructor, crop_batches)
+                                         for _ in range(args.repeat))
+        alone_s["network only"] = min(network_runs)
+        alone = {stage: 1000.0 * value / count for stage, value in alone_s.items()}
         log(f"[throughput] --landmarks detect on {args.detect_frames} frames ...")
         extractor.options = dataclasses.replace(options, landmarks="detect")
         with instrumented(extractor) as probe_detect:
@@ -379,22 +316,16 @@ def part_throughput(args, work, candidates):
     frames = row["frames"]
     network_ms = alone["network only"]
     result = {
-        "net": "resnet50+marker_oracle" if args.net == "tracking" else "resnet50",
-        "photo": photo.name, "batch_size": args.batch_size, "frames": frames,
-        "size": f"{size[0]}x{size[1]}", "load_s": round(load_s, 2),
+        "net": "resnet50", "photo": photo.name, "batch_size": args.batch_size,
+        "frames": frames, "size": f"{size[0]}x{size[1]}", "load_s": round(load_s, 2),
         "frames_per_s": round(frames / seconds, 2),
         "network_only_frames_per_s": round(1000.0 / network_ms, 2),
         "ratio": round(network_ms / (1000.0 * seconds / frames), 3),
         "instrumented_frames_per_s": round(row_i["frames"] / seconds_i, 2),
-        "stage_ms": {k: round(v, 2) for k, v in in_run.items()},
+        "alignment_thread_ms": {k: round(v, 2) for k, v in align_ms.items()},
+        "main_thread_ms": {k: round(v, 2) for k, v in main_ms.items()},
         "stage_alone_ms": {k: round(v, 2) for k, v in alone.items()},
-        "align_parts_ms": {k: round(1000.0 * probe.seconds[k] / row_i["frames"], 2)
-                           for k in ("crop", "thumbnail")},
         "detector_ms_per_call": round(probe.ms_per_call("detector"), 1),
-        "detector_background_ms": round(background_ms, 2),
-        "detector_background_calls": probe.calls["detector in the background"],
-        "detector_background_ms_per_call": round(
-            probe.ms_per_call("detector in the background"), 1),
         "detector_calls_by_kind": {
             kind: {"calls": probe.calls[f"detector {kind}"],
                    "no_face": probe.failures[f"detector {kind}"],
@@ -406,15 +337,9 @@ def part_throughput(args, work, candidates):
         "detect_mode_frames_per_s": round(row_d["frames"] / seconds_d, 2),
         "detect_mode_detector_ms_per_call": round(probe_detect.ms_per_call("detector"), 1),
         "valid_frames": row["valid_frames"], "network_calls": len(probe.batch_sizes),
-        "mean_batch": round(float(np.mean(probe.batch_sizes)), 2),
-        "detect_mode_mean_batch": round(float(np.mean(probe_detect.batch_sizes)), 2),
         "repeat": args.repeat}
     if count != frames:
         result["frames_decoded_alone"] = count
-    if "marker oracle" in alone:
-        oracle_ms = alone["marker oracle"]
-        result["ratio_without_oracle"] = round(
-            (network_ms - oracle_ms) / (1000.0 * seconds / frames - oracle_ms), 3)
     print_throughput(result)
     return result
 
@@ -425,34 +350,26 @@ def print_throughput(r):
     print(f"{'frames per second, end to end':<40}{r['frames_per_s']:>10.2f}")
     print(f"{'frames per second, network only':<40}{r['network_only_frames_per_s']:>10.2f}")
     print(f"{'ratio end to end / network (>= 0.85)':<40}{r['ratio']:>10.3f}")
-    if "ratio_without_oracle" in r:
-        print(f"{'ratio, marker oracle taken out':<40}{r['ratio_without_oracle']:>10.3f}")
-    print(f"{'ms per frame':<40}{'in the run':>12}{'alone':>10}")
     alone = r["stage_alone_ms"]
-    for stage, value in r["stage_ms"].items():
+    print(f"{'ms per frame':<40}{'in the run':>12}{'alone':>10}")
+    print("alignment thread (a batch ahead of the network)")
+    for stage, value in r["alignment_thread_ms"].items():
+        label = f"  {stage}" if stage in ("decode", "track", "crop") else f"    of which {stage}"
         other = alone.get(stage)
-        print(f"{stage:<40}{value:>12.2f}" + (f"{other:>10.2f}" if other is not None else ""))
-        if stage == "align":
-            for part, label in (("crop", "  of which crop (align_frame)"),
-                                ("thumbnail", "  of which appearance thumbnails")):
-                print(f"{label:<40}{r['align_parts_ms'][part]:>12.2f}{alone[part]:>10.2f}")
-    print(f"{'detector, in the background':<40}{r['detector_background_ms']:>12.2f}"
-          f"   ({r['detector_background_calls']} early periodic checks, "
-          f"{r['detector_background_ms_per_call']:.0f} ms each, beside the network: "
-          "not in the total)")
-    for stage in ("network only", "marker oracle"):
-        if stage in alone:
-            print(f"{stage:<40}{'':>12}{alone[stage]:>10.2f}")
+        print(f"{label:<40}{value:>12.2f}" + (f"{other:>10.2f}" if other is not None else ""))
+    print("main thread")
+    for stage, value in r["main_thread_ms"].items():
+        other = alone.get(stage)
+        print(f"{'  ' + stage:<40}{value:>12.2f}" + (f"{other:>10.2f}" if other else ""))
+    print(f"{'  network only':<40}{'':>12}{alone['network only']:>10.2f}")
     print(f"(best of {r['repeat']}; instrumented run: {r['instrumented_frames_per_s']:.2f} "
-          f"frames/s, {r['network_calls']} network calls, mean batch {r['mean_batch']:.2f}; "
-          f"{r['valid_frames']}/{r['frames']} frames with a face; extractor loaded in "
-          f"{r['load_s']:.1f} s)")
+          f"frames/s, {r['network_calls']} network calls; {r['valid_frames']}/{r['frames']} "
+          f"frames with a face; extractor loaded in {r['load_s']:.1f} s)")
     calls = r["detector_calls_per_100"]
     print(f"detector calls per 100 frames: {calls['track']:.1f} (track), {calls['detect']:.1f} "
           f"(detect); MTCNN {r['detector_ms_per_call']:.0f} ms per call (track), "
           f"{r['detect_mode_detector_ms_per_call']:.0f} (detect); detect mode "
-          f"{r['detect_mode_frames_per_s']:.2f} frames/s, mean batch "
-          f"{r['detect_mode_mean_batch']:.2f}")
+          f"{r['detect_mode_frames_per_s']:.2f} frames/s")
     print("track mode detector calls: " + "; ".join(
         f"{kind} {c['calls']} ({c['no_face']} without a face), {c['ms_per_call']:.0f} ms per call"
         for kind, c in r["detector_calls_by_kind"].items()))
@@ -479,17 +396,16 @@ OPTIONS = (
     ("--long-minutes", float, 10.0, "the long video of the memory part (default 10)"),
     ("--repeat", int, 3, "throughput: best of this many end-to-end and network runs "
                          "(default 3; other processes share the cores)"),
+    ("--align-frames", int, 60, "alignment: frames of each moving and still video "
+                                "(default 60)"),
     ("--ray-videos", int, 4, None), ("--ray-frames", int, 100, None),
     ("--workers", int, 2, "Ray workers (default 2)"),
     ("--photo", pathlib.Path, None, "photo with a NAME.txt 5-point file, tried first "
                                     "(then ../shared/data/images, else input/astronaut.png)"),
     ("--out", pathlib.Path, None, "scratch folder, kept (default: a temporary one, removed)"))
-NETWORKS = (("--net", ("tracking", "resnet"), "throughput network: the ResNet-50 with the "
-             "marker oracle (default; landmarks that follow the face) or the plain ResNet-50"),
-            ("--small-net", ("oracle", "tiny"), "network of the memory and Ray parts, with "
-             "the small BFM: the marker oracle (default; it tracks) or the tiny R-Net"))
 SKIPS = (("--skip-long", "no long video"), ("--skip-memory", "no memory part at all"),
-         ("--skip-throughput", "no throughput part"), ("--skip-ray", "no Ray part"))
+         ("--skip-throughput", "no throughput part"),
+         ("--skip-alignment", "no alignment part"), ("--skip-ray", "no Ray part"))
 
 
 def main(argv=None):
@@ -498,8 +414,6 @@ def main(argv=None):
         parser.add_argument(flag, type=kind, default=default, help=text)
     for flag, text in SKIPS:
         parser.add_argument(flag, action="store_true", help=text)
-    for flag, choices, text in NETWORKS:
-        parser.add_argument(flag, choices=choices, default=choices[0], help=text)
     args = parser.parse_args(argv)
     for flag, kind, _, _ in OPTIONS:
         if kind is int and getattr(args, flag[2:].replace("-", "_")) < 1:
@@ -530,12 +444,12 @@ def main(argv=None):
         if not args.skip_throughput:
             report.update(part_throughput(args, work / "throughput", photos))
             shutil.rmtree(work / "throughput" / "throughput_videos", ignore_errors=True)
-        if not (args.skip_memory and args.skip_ray):
-            small = small_photos(args, work, photos, 1 if args.skip_ray else args.ray_videos)
+        if not args.skip_alignment:
+            report.update(part_alignment(args, work, photos))
         if not args.skip_memory:
-            report.update(part_memory(args, work, small))
+            report.update(part_memory(args, work, photos))
         if not args.skip_ray:
-            report.update(part_ray(args, work, small))
+            report.update(part_ray(args, work, photos))
     report["bench_s"] = round(time.perf_counter() - start, 1)
     report["load_average_end"] = round(os.getloadavg()[0], 2)
     print(f"\nbench time: {report['bench_s']:.0f} s, load average at the end "

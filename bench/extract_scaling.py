@@ -1,30 +1,23 @@
 """Peak memory by video length and Ray against the local engine, for bench/extract.py.
 
-Parts 2 and 3 of `python bench/extract.py` (run them from there: it parses
+Parts 3 and 4 of `python bench/extract.py` (run them from there: it parses
 the arguments and prints the final JSON line), and the synthetic videos and
-photo choice that part 1 shares with them.
+photo choice that the other parts share with them.
 
 Videos: a photo with its 5-point file moved along tests/synthetic_video.py's
 default path (an ellipse, a breathing scale and a gentle roll, a loop every
-PERIOD_SECONDS), FPS frames a second, with the marker oracle's markers drawn
-at a radius scaled to the frame. `trackable_photos` keeps the photos whose
-face the oracle follows (it checks 8 aligned frames).
+PERIOD_SECONDS), FPS frames a second.
 
-2. Peak memory against video length: `python extract.py` as a child process
-   with a cheap network and a small synthetic BFM
+3. Peak memory against video length: `python extract.py` as a child process
+   with the tiny synthetic R-Net and a small synthetic BFM
    (tests.synthetic_assets.write_bfm09(seed=3)), on a --short-minutes
    (default 1) and a --long-minutes (default 10) video, both written frame
    by frame (never held); the child's peak RSS is its VmHWM, polled in
    /proc/PID/status with bench/pipeline.py's poller. The two peaks and their
-   ratio (flat memory: near 1). --skip-long leaves out the long video.
-   The network (--small-net) is by default the marker oracle calibrated for
-   the small BFM, on videos with scaled markers: the tracker then follows
-   the face as it would with the real R-Net. With --small-net tiny
-   (tests.synthetic_network.write_tiny_rnet, videos from make_long_video)
-   every reconstruction is noise, every track is lost at once, and the
-   extractor runs MTCNN on every frame with network batches of 1: about
-   3 frames/s at 720p, 80 minutes for 10 minutes of video.
-3. Ray: the same --ray-videos short videos (--small-net) through
+   ratio (flat memory: near 1). --skip-long leaves out the long video. The
+   network does not steer the alignment, so the tiny one measures what the
+   extraction itself holds.
+4. Ray: the same --ray-videos short videos through
    `python extract.py --engine ray --workers N` and `--engine local`, each as
    a child process; frames per second of wall-clock time (the child's whole
    life: imports, loading, Ray's start) and as extract.py reports it, and the
@@ -40,11 +33,8 @@ import time
 
 import numpy as np
 
-import load_data
 from bench.pipeline import _high_water_mb
 from tests.synthetic_video import (
-    MARKER_RADIUS,
-    draw_markers,
     iter_moving_face_frames,
     make_long_video,
     make_video,
@@ -72,17 +62,12 @@ def default_photos(first=None):
     return [first] + [p for p in photos if p != first] if first else photos
 
 
-def write_face_video(path, photo, n_frames, size, markers=True):
+def write_face_video(path, photo, n_frames, size):
     """A moving-face video (tests.synthetic_video's default path, 10 s a loop).
-
-    The markers are drawn at MARKER_RADIUS scaled from 240 lines to the
-    frame's height (at 2 pixels in a 720p frame they shrink below a pixel in
-    the crop and the oracle loses them).
 
     Returns:
       [n_frames, 5, 2] the true 5 points of each frame.
     """
-    radius = MARKER_RADIUS * min(size) / 240.0
     points = []
 
     def frames():
@@ -90,57 +75,10 @@ def write_face_video(path, photo, n_frames, size, markers=True):
                 photo, photo.with_suffix(".txt"), n_frames, size, markers=False,
                 period=PERIOD_SECONDS * FPS):
             points.append(frame_points)
-            yield draw_markers(frame, frame_points, radius) if markers else frame
+            yield frame
 
     make_video(path, frames(), fps=FPS)
     return np.asarray(points)
-
-
-def oracle_miss(reconstructor, lm3d, photo, size, work, n_frames=8):
-    """How far the marker oracle's 5 points land from the markers, for a photo.
-
-    The photo's first frames are aligned with their true points and
-    reconstructed; the result is the largest distance between reconstructed
-    and true 5 points, in eye distances. The tracker drops a track beyond
-    0.25: the oracle's nose and mouth split starts from where the model's
-    mean face has them, which a turned face can defeat.
-    """
-    from extraction.alignment import Alignment
-    from extraction.frames import FrameReader
-    from extraction.tracking import lm5_from_lm68
-
-    path = work / "oracle_check.mp4"
-    points = write_face_video(path, photo, n_frames, size)
-    crops, truth = [], []
-    with FrameReader(path) as reader:
-        for index, frame in reader:
-            aligned = Alignment(frame, points[index], lm3d, False)
-            crops.append(aligned.crop_bgr)
-            truth.append(aligned.lm5_crop)
-    path.unlink()
-    found = lm5_from_lm68(reconstructor(np.stack(crops))["lm_68p"])
-    truth = np.stack(truth)
-    eye = np.linalg.norm(truth[:, 1] - truth[:, 0], axis=1)
-    return float((np.linalg.norm(found - truth, axis=2).max(axis=1) / eye).max())
-
-
-def trackable_photos(reconstructor, lm3d, candidates, size, work, need, tolerance=0.15):
-    """The first `need` candidate photos whose faces the marker oracle follows."""
-    work.mkdir(parents=True, exist_ok=True)
-    chosen = []
-    for photo in candidates:
-        miss = oracle_miss(reconstructor, lm3d, photo, size, work)
-        if miss <= tolerance:
-            chosen.append(photo)
-            if len(chosen) == need:
-                break
-        else:
-            log(f"[photos] {photo.name} left out: the marker oracle misses its face by "
-                f"{miss:.2f} eye distances (the tracker would lose it)")
-    if not chosen:
-        log("[photos] the marker oracle follows none of the photos: tracking will be lost")
-        chosen = list(candidates[:need])
-    return chosen
 
 
 # ----------------------------------------------------------------------------
@@ -208,49 +146,28 @@ def with_heartbeat(label, fn, *args, **kwargs):
         thread.join()
 
 
-def small_assets(work, kind):
-    """The small synthetic BFM and a cheap R-Net, written once per run.
+def small_assets(work):
+    """The small synthetic BFM and the tiny R-Net, written once per run.
 
-    Args:
-      kind: "oracle" (the marker oracle, calibrated for that BFM: its
-        landmarks follow the face) or "tiny" (tests.synthetic_network's tiny
-        R-Net: its landmarks are noise, so every track is lost at once).
+    The network does not steer the alignment, so a cheap one measures the
+    extraction's memory and engines as the real R-Net would, but for the
+    network's own cost.
     """
     from tests.synthetic_assets import write_bfm09
     from tests.synthetic_network import write_tiny_rnet
-    from tests.synthetic_video import write_marker_rnet
 
     folder = work / "small_assets"
-    bfm_dir, model = folder / "BFM", folder / f"{kind}.pb"
+    bfm_dir, model = folder / "BFM", folder / "tiny.pb"
     if not (bfm_dir / "01_MorphableModel.mat").exists():
         bfm_dir.mkdir(parents=True, exist_ok=True)
         write_bfm09(bfm_dir, seed=3)
     if not model.exists():
-        if kind == "tiny":
-            write_tiny_rnet(model)
-        else:
-            write_marker_rnet(model, bfm_dir)
+        write_tiny_rnet(model)
     return bfm_dir, model
 
 
-def small_photos(args, work, candidates, need):
-    """Photos for the small-network parts: those the small oracle follows."""
-    if args.small_net == "tiny":
-        return list(candidates)
-    from reconstructor import Reconstructor
-
-    bfm_dir, model = small_assets(work, args.small_net)
-    reconstructor = Reconstructor(load_data.load_graph(model),
-                                  load_data.transferBFM09(bfm_dir), render=False)
-    try:
-        return trackable_photos(reconstructor, load_data.load_lm3d(bfm_dir), candidates,
-                                args.size, work / "small_assets", need)
-    finally:
-        reconstructor.close()
-
-
 def part_memory(args, work, photos):
-    bfm_dir, model = small_assets(work, args.small_net)
+    bfm_dir, model = small_assets(work)
     photo = photos[0]
     lengths = [("short", args.short_minutes)]
     if not args.skip_long:
@@ -263,13 +180,9 @@ def part_memory(args, work, photos):
         n_frames = int(round(minutes * 60 * FPS))
         log(f"[memory] writing the {label} video: {minutes:g} min, {n_frames} frames ...")
         start = time.perf_counter()
-        if args.small_net == "tiny":
-            with_heartbeat(f"memory {label} video", make_long_video, video, minutes * 60,
-                           size=args.size, fps=FPS, photo_path=photo,
-                           landmarks=photo.with_suffix(".txt"))
-        else:                                # the same frames, markers the oracle sees
-            with_heartbeat(f"memory {label} video", write_face_video, video, photo,
-                           n_frames, args.size)
+        with_heartbeat(f"memory {label} video", make_long_video, video, minutes * 60,
+                       size=args.size, fps=FPS, photo_path=photo,
+                       landmarks=photo.with_suffix(".txt"), markers=False)
         log(f"[memory] written in {time.perf_counter() - start:.1f} s "
             f"({video.stat().st_size / 1e6:.0f} MB); extract.py ...")
         figures = run_extract(f"memory {label}", [
@@ -283,7 +196,6 @@ def part_memory(args, work, photos):
     summary["peak_mb_long"] = summary.get("peak_mb_long")
     summary["peak_ratio"] = (round(summary["peak_mb_long"] / summary["peak_mb_short"], 3)
                              if summary["peak_mb_long"] else None)
-    summary["memory_net"] = args.small_net
     summary["memory_photo"] = photo.name
     summary["memory_runs"] = {label: {k: (round(v, 2) if isinstance(v, float) else v)
                                       for k, v in f.items()} for label, f in result.items()}
@@ -292,8 +204,7 @@ def part_memory(args, work, photos):
 
 
 def print_memory(s):
-    print(f"\n2. Peak memory of `python extract.py` ({s['memory_net']} R-Net, small BFM), "
-          "by video length")
+    print("\n2. Peak memory of `python extract.py` (tiny R-Net, small BFM), by video length")
     print(f"{'video':<22}{'frames':>9}{'peak RSS MB':>14}{'wall s':>10}{'frames/s':>10}"
           f"{'det/100':>9}")
     for label, f in s["memory_runs"].items():
@@ -308,7 +219,7 @@ def print_memory(s):
 
 
 def part_ray(args, work, photos):
-    bfm_dir, model = small_assets(work, args.small_net)
+    bfm_dir, model = small_assets(work)
     folder = work / "ray_in"
     folder.mkdir(parents=True, exist_ok=True)
     log(f"[ray] writing {args.ray_videos} videos of {args.ray_frames} frames ...")
@@ -323,7 +234,7 @@ def part_ray(args, work, photos):
     ray = run_extract("ray", [*common, "--output", work / "ray_out_ray", "--engine", "ray",
                               "--workers", args.workers], work)
     summary = {
-        "ray_net": args.small_net, "ray_workers": args.workers, "ray_videos": args.ray_videos,
+        "ray_workers": args.workers, "ray_videos": args.ray_videos,
         "ray_photos": sorted({photos[i % len(photos)].name for i in range(args.ray_videos)}),
         "ray_frames_total": total,
         "local_frames_per_s": round(total / local["seconds"], 2),
@@ -341,7 +252,7 @@ def part_ray(args, work, photos):
 
 def print_ray(s):
     print(f"\n3. Engines: {s['ray_videos']} videos, {s['ray_frames_total']} frames "
-          f"({s['ray_net']} R-Net, small BFM), `python extract.py` as a child process")
+          "(tiny R-Net, small BFM), `python extract.py` as a child process")
     print(f"{'engine':<22}{'wall s':>10}{'frames/s wall':>15}{'frames/s reported':>19}")
     for name, label in (("local", "local"), ("ray", f"ray, {s['ray_workers']} workers")):
         reported = s[f"{name}_reported_frames_per_s"]

@@ -204,7 +204,7 @@ def part_memory(args, work, photos):
 
 
 def print_memory(s):
-    print("\n2. Peak memory of `python extract.py` (tiny R-Net, small BFM), by video length")
+    print("\n3. Peak memory of `python extract.py` (tiny R-Net, small BFM), by video length")
     print(f"{'video':<22}{'frames':>9}{'peak RSS MB':>14}{'wall s':>10}{'frames/s':>10}"
           f"{'det/100':>9}")
     for label, f in s["memory_runs"].items():
@@ -251,7 +251,7 @@ def part_ray(args, work, photos):
 
 
 def print_ray(s):
-    print(f"\n3. Engines: {s['ray_videos']} videos, {s['ray_frames_total']} frames "
+    print(f"\n4. Engines: {s['ray_videos']} videos, {s['ray_frames_total']} frames "
           "(tiny R-Net, small BFM), `python extract.py` as a child process")
     print(f"{'engine':<22}{'wall s':>10}{'frames/s wall':>15}{'frames/s reported':>19}")
     for name, label in (("local", "local"), ("ray", f"ray, {s['ray_workers']} workers")):

@@ -200,13 +200,14 @@ def check_assets(bfm_dir=assets.BFM_DIR, model_path=assets.MODEL_PATH):
 
     Args:
       bfm_dir: the BFM folder.
-      model_path: the frozen network.
+      model_path: the frozen network, or None when the run needs none
+        (`demo.py --model none`): it is then left out of the report.
 
     Returns:
       An `AssetReport`.
     """
     bfm_dir = pathlib.Path(bfm_dir)
-    model_path = pathlib.Path(model_path)
+    model_path = None if model_path is None else pathlib.Path(model_path)
 
     def hash_state(path, name):
         if name not in KNOWN_SHA256 or not path.is_file():
@@ -304,9 +305,10 @@ def check_assets(bfm_dir=assets.BFM_DIR, model_path=assets.MODEL_PATH):
     entries.append(AssetEntry(assets.LM3D_NAME, lm_path, "runtime", present, ok, problem, size,
                               assets.SOURCE_INDEX, hash_state(lm_path, assets.LM3D_NAME)))
 
-    present, ok, problem, size = _probe(model_path, lambda: load_graph(model_path))
-    entries.append(AssetEntry(model_path.name, model_path, "runtime", present, ok, problem, size,
-                              assets.SOURCE_NETWORK))
+    if model_path is not None:
+        present, ok, problem, size = _probe(model_path, lambda: load_graph(model_path))
+        entries.append(AssetEntry(model_path.name, model_path, "runtime", present, ok, problem,
+                                  size, assets.SOURCE_NETWORK))
 
     for name, ((present, ok, problem, size), source) in conversion_states.items():
         path = bfm_dir / name

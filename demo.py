@@ -2,15 +2,21 @@
 
     python demo.py                      # input/ -> output/, as the release does
     python demo.py --input photos --output results --batch-size 16
+    python demo.py --refine 100         # then 100 Adam steps on each batch's coefficients
+    python demo.py --model none --refine 200          # no network: fitted from the mean face
+    python demo.py --input people --identity set      # one identity per subfolder
     python demo.py --check              # which assets are present, and where to get the rest
 
 For each photo NAME.ext the demo writes, into the output folder:
 NAME.mat (the release's keys), NAME_mesh.obj (coloured mesh), NAME_lm5.txt
 (the 5 landmarks used, in the photo's coordinates) and NAME_vis.png (the
-aligned crop, the render over it, the 68 landmarks).
+aligned crop, the render over it, the 68 landmarks). With --identity set,
+each subfolder of the input is one person: its photos' files go to the
+output's subfolder, and SUBFOLDER_set.mat holds the identity and albedo
+they share.
 
 The data flows one way: photo -> 5 landmarks (file or MTCNN) -> aligned crop
--> R-Net coefficients -> face decoder -> render -> files. Reading and
+-> R-Net coefficients (-> fit) -> face decoder -> render -> files. Reading and
 aligning the next photos overlaps the network on the current batch, and
 writing overlaps the next batch; memory stays flat however large the folder.
 
@@ -18,29 +24,25 @@ Exit status: 0 when every photo was reconstructed (or already was),
 1 when some photo failed, 2 when assets are missing or the command line is wrong.
 """
 import argparse
-import collections
-import concurrent.futures
+import functools
 import pathlib
 import sys
-import time
-
-import numpy as np
 
 import asset_report
-import image_io
 import load_data
-import result_files
-from image_io import InputError
+from photos.inputs import (
+    OUTPUT_KINDS,
+    find_images,
+    find_sets,
+    output_paths,
+    parse_outputs,
+    set_path,
+)
+from startup import ready_to_start
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent
-IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .bmp .tif .tiff .webp .gif .ppm .pgm .pnm".split())
-OUTPUT_SUFFIXES = (".mat", "_mesh.obj", "_lm5.txt", "_vis.png")
-OUTPUT_KINDS = ("mat", "obj", "lm5", "vis")         # --outputs names, in OUTPUT_SUFFIXES order
 LANDMARK_MODES = ("auto", "file", "detect")
-
-Aligned = collections.namedtuple(
-    "Aligned", "name crop_bgr crop_rgb lm5_crop lm5_image trans_params")
+DEFAULT_REFINE_STEPS = 100
 
 
 def parse_args(argv=None):
@@ -57,13 +59,30 @@ def parse_args(argv=None):
                         help="folder of the face model assets (default: BFM/). "
                              "BFM_model_front.mat is made there from BFM09 on first use.")
     parser.add_argument("--model", default=str(load_data.MODEL_PATH),
-                        help="frozen R-Net (default: network/FaceReconModel.pb).")
+                        help="frozen R-Net (default: network/FaceReconModel.pb), or none: no "
+                             "network, the coefficients are fitted from the mean face "
+                             "(needs --refine).")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="photos per network run (default: 8).")
     parser.add_argument("--landmarks", choices=LANDMARK_MODES, default="auto",
                         help="auto: NAME.txt beside the photo when present, else detect with "
                              "MTCNN; file: NAME.txt is required; detect: always detect "
                              "(landmark files are ignored). Default: auto.")
+    parser.add_argument("--refine", type=int, nargs="?", const=DEFAULT_REFINE_STEPS, default=0,
+                        metavar="N",
+                        help="after the network, N Adam steps on each batch's coefficients "
+                             "against the photos, with the release's training loss (default "
+                             f"N: {DEFAULT_REFINE_STEPS}). The 68 landmarks come from "
+                             "NAME_lm68.txt beside the photo, else dlib's predictor.")
+    parser.add_argument("--identity", choices=("photo", "set"), default="photo",
+                        help="photo (default): one identity per photo; set: each subfolder of "
+                             "--input is one person, whose photos share one identity and "
+                             "albedo (fitted jointly with --refine, else the mean of the "
+                             "network's), written to OUTPUT/SUBFOLDER_set.mat.")
+    parser.add_argument("--id-net", default=None,
+                        help="with --refine: a frozen face-recognition graph (FaceNet "
+                             "20170512-110547's .pb) for the release's identity loss term; "
+                             "without it that term is left out.")
     parser.add_argument("--outputs", default=",".join(OUTPUT_KINDS),
                         help="which files to write, a comma-separated subset of mat (NAME.mat), "
                              "obj (NAME_mesh.obj), lm5 (NAME_lm5.txt), vis (NAME_vis.png); "
@@ -76,6 +95,14 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error("--batch-size must be at least 1")
+    if args.refine < 0:
+        parser.error("--refine must be 0 or more")
+    args.network = None if args.model.lower() == "none" else args.model
+    if args.network is None and not args.refine:
+        parser.error("--model none needs --refine N: without a network the coefficients are "
+                     "fitted from the mean face")
+    if args.id_net and not args.refine:
+        parser.error("--id-net is used by --refine only")
     try:
         args.outputs = parse_outputs(args.outputs)
     except ValueError as error:
@@ -83,309 +110,78 @@ def parse_args(argv=None):
     return args
 
 
-def output_folder_problem(output_dir):
-    """Says, in one line, why `output_dir` cannot be (made into) a folder, or returns None.
-
-    Checks without creating anything: the folder itself, or its nearest
-    existing parent, must be a folder.
-    """
-    path = pathlib.Path(output_dir)
-    for candidate in (path, *path.parents):
-        if candidate.exists():
-            if candidate.is_dir():
-                return None
-            if candidate == path:
-                return f"{path}: exists and is not a folder"
-            return f"{path}: cannot be made a folder ({candidate} is a file)"
-    return None
-
-
-def ready_to_start(input_dir, output_dir, bfm_dir, model_path, verb):
-    """Checks the folders (creating nothing) and the assets before a run.
-
-    Prints each problem on stderr, one line each (the asset problems under a
-    heading saying nothing was `verb`).
+def plan_photos(args, input_dir, output_dir):
+    """Decides what to do with each photo, before anything runs.
 
     Returns:
-      True when the run can start.
+      (jobs, failed, skipped, problem): jobs a list of (set name or None,
+      photos, output folder); failed (path, reason) of photos refused; the
+      number skipped; problem one line when the run cannot start (None).
     """
-    input_dir, output_dir = pathlib.Path(input_dir), pathlib.Path(output_dir)
-    if not input_dir.is_dir():
-        print(f"{input_dir}: input folder not found", file=sys.stderr)
-        return False
-    if input_dir.resolve() == output_dir.resolve():
-        print(f"{output_dir}: the output folder must differ from the input folder", file=sys.stderr)
-        return False
-    problem = output_folder_problem(output_dir)
-    if problem:
-        print(problem, file=sys.stderr)
-        return False
-    report = asset_report.check_assets(bfm_dir, model_path)
-    if not report.ok:
-        print(f"Missing or broken assets; nothing was {verb}:", file=sys.stderr)
-        for problem in report.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        print("Run `python demo.py --check` for the full report.", file=sys.stderr)
-        return False
-    return True
-
-
-def find_images(input_dir):
-    """Lists the photos of a folder (by extension, any case), sorted by name."""
-    return sorted(p for p in pathlib.Path(input_dir).iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
-def output_paths(output_dir, name, outputs=OUTPUT_KINDS):
-    """The output files of photo `name` (its file name without extension).
-
-    Args:
-      output_dir: the output folder.
-      name: the photo's name without extension.
-      outputs: the kinds written, a subset of OUTPUT_KINDS.
-
-    Returns:
-      The paths, in the order of OUTPUT_SUFFIXES (.mat first).
-    """
-    return [pathlib.Path(output_dir) / (name + suffix)
-            for kind, suffix in zip(OUTPUT_KINDS, OUTPUT_SUFFIXES) if kind in outputs]
-
-
-def parse_outputs(text):
-    """Parses --outputs "mat,obj,lm5,vis" (any non-empty subset, any order).
-
-    Raises:
-      ValueError: an unknown or empty name.
-    """
-    kinds = [kind.strip() for kind in text.split(",")]
-    unknown = [kind for kind in kinds if kind not in OUTPUT_KINDS]
-    if unknown or not kinds:
-        raise ValueError(f"--outputs takes a comma-separated subset of {','.join(OUTPUT_KINDS)}"
-                         f", got {text!r}")
-    return tuple(kind for kind in OUTPUT_KINDS if kind in kinds)
-
-
-def align_photo(path, landmark_mode, detector, lm3d):
-    """Reads a photo, finds its 5 landmarks and makes the aligned network input.
-
-    Args:
-      path: the photo.
-      landmark_mode: "auto", "file" or "detect" (see --landmarks).
-      detector: a `landmark_detector.LandmarkDetector`, used when detecting.
-      lm3d: [5,3] standard landmarks of the mean face (`load_data.load_lm3d`).
-
-    Returns:
-      An `Aligned` tuple: crop_bgr [224,224,3] float32 (network input),
-      crop_rgb [224,224,3] uint8, lm5_crop [5,2] (crop pixels), lm5_image [5,2]
-      (photo pixels), trans_params [5].
-
-    Raises:
-      InputError: unreadable photo, bad or missing landmark file, no face,
-        landmarks outside the photo.
-    """
-    from preprocess_img import Preprocess
-
-    path = pathlib.Path(path)
-    image = image_io.read_image(path)
-    lm_path = path.with_suffix(".txt")
-    if landmark_mode == "file" or (landmark_mode == "auto" and lm_path.exists()):
-        lm5 = image_io.read_landmarks(lm_path, image.size)
-    else:
-        lm5 = detector(np.asarray(image), name=str(path))
-        image_io.check_inside(lm5, image.size, f"{path} (detected landmarks)")
-    crop_bgr, lm5_crop, trans_params = Preprocess(image, lm5, lm3d)
-    crop_bgr = np.asarray(crop_bgr, np.float32)[0]
-    crop_rgb = np.clip(crop_bgr[:, :, ::-1], 0, 255).astype(np.uint8)
-    return Aligned(path.stem, crop_bgr, crop_rgb, np.asarray(lm5_crop, np.float64),
-                   lm5, np.asarray(trans_params, np.float64))
-
-
-def write_outputs(aligned, result, output_dir, triangles, outputs=OUTPUT_KINDS):
-    """Writes the chosen files of one photo, each atomically.
-
-    Args:
-      aligned: the photo's `Aligned` tuple.
-      result: the photo's slice of `Reconstructor.__call__`'s dict.
-      output_dir: the output folder.
-      triangles: [F,3] 1-based triangles of the front face model.
-      outputs: the kinds to write, a subset of OUTPUT_KINDS.
-    """
-    paths = dict(zip(OUTPUT_KINDS, output_paths(output_dir, aligned.name)))
-    if "obj" in outputs:
-        write_mesh(paths["obj"], result, triangles)
-    if "lm5" in outputs:
-        result_files.write_landmarks(paths["lm5"], aligned.lm5_image)
-    if "vis" in outputs:
-        write_preview(paths["vis"], aligned, result)
-    if "mat" in outputs:
-        # Written last: its presence with the others marks the photo as done.
-        write_mat(paths["mat"], aligned, result)
-
-
-def write_mesh(path, result, triangles):
-    """NAME_mesh.obj: posed vertices with clip(face_color, 0, 255)/255 colours."""
-    result_files.save_obj(path, result["face_shape"], triangles,
-                          np.clip(result["face_color"], 0, 255) / 255.0)
-
-
-def write_mat(path, aligned, result):
-    """NAME.mat with the release's keys (pipeline.md section 6)."""
-    result_files.write_mat(path, {
-        "cropped_img": aligned.crop_rgb,
-        "recon_img": result["recon_img"].astype(np.float32),
-        "coeff": result["coeff"][None].astype(np.float32),
-        "face_shape": result["face_shape"],
-        "face_texture": result["face_texture"],
-        "face_color": result["face_color"],
-        "lm_68p": result["lm_68p"],
-        "lm_5p": aligned.lm5_crop,
-    })
-
-
-def write_preview(path, aligned, result):
-    """NAME_vis.png: see `preview`."""
-    result_files.write_png(path, preview(aligned, result))
-
-
-def preview(aligned, result):
-    """NAME_vis.png's picture: see `preview.side_by_side`."""
-    from preview import side_by_side
-
-    return side_by_side(aligned.crop_rgb, result["recon_img"], result["lm_68p"], aligned.lm5_crop)
-
-
-class StageTimer:
-    """Accumulates seconds per pipeline stage (thread-safe enough for sums)."""
-
-    def __init__(self):
-        self.seconds = collections.defaultdict(float)
-        self.counts = collections.defaultdict(int)
-
-    def add(self, stage, seconds, count=1):
-        self.seconds[stage] += seconds
-        self.counts[stage] += count
-
-
-def _timed(timer, stage, fn, *args):
-    start = time.perf_counter()
-    try:
-        return fn(*args)
-    finally:
-        timer.add(stage, time.perf_counter() - start)
-
-
-def run_folder(photos, output_dir, reconstructor, triangles, lm3d, landmark_mode="auto",
-               batch_size=8, detector=None, log=print, progress=None, timer=None,
-               workers=2, outputs=OUTPUT_KINDS):
-    """Reconstructs photos in batches, streaming: the I/O overlaps the network.
-
-    Reading and alignment of the next photos run in a thread pool while the
-    network works on the current batch; writing runs in another thread. At
-    most two batches are read ahead and two are waiting to be written, so
-    memory does not grow with the number of photos.
-
-    Args:
-      photos: list of photo paths.
-      output_dir: where to write.
-      reconstructor: a `reconstructor.Reconstructor`.
-      triangles: [F,3] 1-based triangles (for the OBJ files).
-      lm3d: [5,3] mean-face landmarks.
-      landmark_mode: "auto", "file" or "detect".
-      batch_size: photos per network run.
-      detector: a LandmarkDetector (made on demand when None).
-      log: callable taking one line of text.
-      progress: optional callable taking the number of photos just finished.
-      timer: optional StageTimer collecting per-stage seconds.
-      workers: threads that read and align photos.
-      outputs: the kinds of file to write (see --outputs).
-
-    Returns:
-      (done, failed): names reconstructed, and (path, reason) of the failures.
-    """
-    if detector is None:
-        from landmark_detector import LandmarkDetector
-        detector = LandmarkDetector()
-    timer = timer or StageTimer()
-    progress = progress or (lambda n: None)
-    done, failed = [], []
-    lookahead = 2 * batch_size
-
-    def align(path):
-        return _timed(timer, "read+align", align_photo, path, landmark_mode, detector, lm3d)
-
-    def write_batch(batch, results):
-        for i, aligned in enumerate(batch):
-            one = {key: value[i] for key, value in results.items()}
-            try:
-                _timed(timer, "write", write_outputs, aligned, one, output_dir, triangles,
-                       outputs)
-                done.append(aligned.name)
-            except Exception as error:  # A full disk must not lose the other photos.
-                reason = f"cannot write outputs ({type(error).__name__}: {error})"
-                failed.append((aligned.name, reason))
-                log(f"{pathlib.Path(output_dir) / aligned.name}: {reason}")
-            progress(1)
-
-    with concurrent.futures.ThreadPoolExecutor(workers) as readers, \
-            concurrent.futures.ThreadPoolExecutor(1) as writer:
-        pending_reads = collections.deque()
-        pending_writes = collections.deque()
-        photo_iter = iter(photos)
-        batch = []
-
-        def flush(batch):
-            images = np.stack([a.crop_bgr for a in batch])
-            start = time.perf_counter()
-            results = reconstructor(images)
-            timer.add("network+decoder+render", time.perf_counter() - start, len(batch))
-            while len(pending_writes) >= 2:
-                pending_writes.popleft().result()
-            pending_writes.append(writer.submit(write_batch, batch, results))
-
-        for path in photo_iter:
-            pending_reads.append((path, readers.submit(align, path)))
-            if len(pending_reads) < lookahead:
+    jobs, failed, skipped = [], [], 0
+    groups = [(None, find_images(input_dir), output_dir)]
+    if args.identity == "set":
+        sets = find_sets(input_dir)
+        if not sets:
+            return [], [], 0, (f"{input_dir}: --identity set needs subfolders of photos "
+                               "(one per person)")
+        groups += [(name, photos, output_dir / name) for name, photos in sets.items()]
+        clash = _set_file_clash(groups, output_dir, args.outputs)
+        if clash:
+            return [], [], 0, clash
+    for set_name, photos, folder in groups:
+        chosen, seen = [], {}
+        for path in photos:
+            if path.stem in seen:
+                failed.append((str(path), f"same name as {seen[path.stem].name}; "
+                                          "outputs would overwrite each other"))
                 continue
-            batch = _collect(pending_reads.popleft(), batch, failed, log, progress)
-            if len(batch) == batch_size:
-                flush(batch)
-                batch = []
-        while pending_reads:
-            batch = _collect(pending_reads.popleft(), batch, failed, log, progress)
-            if len(batch) == batch_size:
-                flush(batch)
-                batch = []
-        if batch:
-            flush(batch)
-        for future in pending_writes:
-            future.result()
-    return done, failed
+            seen[path.stem] = path
+            chosen.append(path)
+        done = [p for p in chosen
+                if all(o.exists() for o in output_paths(folder, p.stem, args.outputs))]
+        if set_name is not None and set_path(output_dir, set_name).exists() \
+                and len(done) == len(chosen) and not args.overwrite:
+            skipped += len(chosen)
+            continue
+        if set_name is None and not args.overwrite:
+            skipped += len(done)
+            chosen = [p for p in chosen if p not in done]
+        if chosen:
+            jobs.append((set_name, chosen, folder))
+    return jobs, failed, skipped, None
 
 
-def _collect(pending, batch, failed, log, progress):
-    path, future = pending
-    try:
-        batch.append(future.result())
-    except InputError as error:
-        failed.append((str(path), str(error)))
-        log(str(error))
-        progress(1)
-    except Exception as error:  # One odd photo must never stop the folder.
-        failed.append((str(path), f"{type(error).__name__}: {error}"))
-        log(f"{path}: {type(error).__name__}: {error}")
-        progress(1)
-    return batch
+def _set_file_clash(groups, output_dir, outputs):
+    """One line when a set's file would be another output (a photo a_set.jpg beside set a)."""
+    taken = {}
+    for _, photos, folder in groups:
+        for path in photos:
+            for output in output_paths(folder, path.stem, outputs):
+                taken[output] = path
+    for set_name, _, _ in groups[1:]:
+        target = set_path(output_dir, set_name)
+        if target in taken:
+            return (f"{target}: the file of image set {set_name} is also the output of "
+                    f"{taken[target]}; rename one of them")
+    return None
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.check:
-        report = asset_report.check_assets(args.bfm_dir, args.model)
+        report = asset_report.check_assets(args.bfm_dir, args.network)
         print(report)
         return 0 if report.ok else 2
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
-    if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.model, "reconstructed"):
+    if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.network, "reconstructed"):
         return 2
+    jobs, failed, skipped, problem = plan_photos(args, input_dir, output_dir)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    for path, reason in failed:
+        print(f"{path}: {reason.split(';')[0]}, skipped", file=sys.stderr)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -393,86 +189,177 @@ def main(argv=None):
               file=sys.stderr)
         return 2
 
-    photos, failed_names, skipped = [], [], 0
-    seen = {}
-    for path in find_images(input_dir):
-        if path.stem in seen:
-            failed_names.append((str(path), f"same name as {seen[path.stem].name}; "
-                                            "outputs would overwrite each other"))
-            print(f"{path}: same name as {seen[path.stem].name}, skipped", file=sys.stderr)
-            continue
-        seen[path.stem] = path
-        if not args.overwrite and all(p.exists() for p in output_paths(output_dir, path.stem,
-                                                                        args.outputs)):
-            skipped += 1
-            continue
-        photos.append(path)
-
-    done, failed = [], []
-    if photos:
+    done = []
+    if jobs:
         try:
-            reconstructor, triangles, lm3d = load_models(args.bfm_dir, args.model,
-                                                         args.outputs)
+            tools = load_tools(args)
         except (load_data.AssetError, ValueError) as error:
             print(f"{error}", file=sys.stderr)
             return 2
         try:
-            done, failed = _run_with_progress(args, photos, output_dir, reconstructor,
-                                              triangles, lm3d)
+            for set_name, photos, folder in jobs:
+                ok, bad = run_job(args, tools, set_name, photos, folder, output_dir)
+                done += ok
+                failed += bad
         finally:
-            reconstructor.close()
-    failed = failed_names + failed
+            tools["reconstructor"].close()
     print(f"{len(done)} done, {skipped} skipped, {len(failed)} failed "
           f"(skipped: outputs already complete; results in {output_dir})")
     return 1 if failed else 0
 
 
-def load_models(bfm_dir, model_path, outputs=OUTPUT_KINDS):
-    """Loads what reconstruction needs, converting BFM09 on first use.
+def load_tools(args):
+    """Loads what the run needs, converting BFM09 on first use.
 
     The render runs only when the outputs need it (.mat holds it, the preview
-    shows it), and the mesh is fetched only for .mat and OBJ files.
+    shows it), and the mesh is fetched only for .mat and OBJ files. With
+    --refine, the fitter (the decoder in TensorFlow's eager mode, the
+    renderer, the release's loss) and dlib's predictor for the photos'
+    68 landmarks (None when it is not installed: those photos are fitted on
+    their 5 points).
 
     Returns:
-      (reconstructor, triangles [F,3] 1-based int64, lm3d [5,3]).
+      dict: reconstructor, triangles [F,3] 1-based int64, lm3d [5,3], and
+      with --refine fitter and predictor.
 
     Raises:
       load_data.AssetError: an asset is missing or broken.
-      ValueError: the network's output length is not 239, 257 or 258.
+      ValueError: the network's output length is not 239, 257 or 258, or
+        not 257 or 258 with --refine.
     """
+    import numpy as np
+
     from reconstructor import Reconstructor
 
-    front_model_path = pathlib.Path(bfm_dir) / "BFM_model_front.mat"
-    load_data.transferBFM09(bfm_dir)  # Skipped when BFM_model_front.mat is up to date.
-    triangles = load_data.load_front_model(front_model_path)["tri"].astype(np.int64)
-    reconstructor = Reconstructor(load_data.load_graph(model_path), front_model_path,
-                                  model_name=str(model_path),
-                                  render="mat" in outputs or "vis" in outputs,
-                                  mesh="mat" in outputs or "obj" in outputs)
-    return reconstructor, triangles, load_data.load_lm3d(bfm_dir)
+    front_model_path = pathlib.Path(args.bfm_dir) / load_data.FRONT_MODEL_NAME
+    load_data.transferBFM09(args.bfm_dir)  # Skipped when BFM_model_front.mat is up to date.
+    tools = {
+        "triangles": load_data.load_front_model(front_model_path)["tri"].astype(np.int64),
+        "lm3d": load_data.load_lm3d(args.bfm_dir),
+        "reconstructor": Reconstructor(
+            None if args.network is None else load_data.load_graph(args.network),
+            front_model_path, model_name=str(args.network),
+            render="mat" in args.outputs or "vis" in args.outputs,
+            mesh="mat" in args.outputs or "obj" in args.outputs),
+    }
+    if args.refine:
+        from face_decoder import Face3D
+        from fitting.optimize import Fitter
+        from landmark_predictor import Landmark68Predictor, PredictorUnavailable
+
+        identity_net = None
+        if args.id_net:
+            from training.identity_net import IdentityNetwork
+            identity_net = IdentityNetwork(args.id_net)
+        tools["fitter"] = Fitter(Face3D(front_model_path), identity_net)
+        tools["predictor"] = Landmark68Predictor()
+        try:
+            tools["predictor"].load()
+        except PredictorUnavailable as error:
+            print(f"{error}; photos without NAME_lm68.txt are fitted on their 5 points",
+                  file=sys.stderr)
+            tools["predictor"] = None
+    return tools
 
 
-def _run_with_progress(args, photos, output_dir, reconstructor, triangles, lm3d):
+def run_job(args, tools, set_name, photos, folder, output_dir):
+    """Reconstructs one group of photos (the top folder's, or one image set).
+
+    Returns:
+      (done, failed) as `photos.pipeline.run_folder`.
+    """
+    from landmark_detector import LandmarkDetector
+    from photos.align import align_photo
+    from photos.pipeline import network_step, run_folder
+
+    folder.mkdir(parents=True, exist_ok=True)
+    is_set = set_name is not None
+    refine = args.refine > 0
+    align = functools.partial(align_photo, landmark_mode=args.landmarks,
+                              detector=LandmarkDetector(), lm3d=tools["lm3d"], fit=refine,
+                              predictor=tools.get("predictor"))
+    reconstruct = network_step(tools["reconstructor"])
+    if refine:
+        from fitting.photo_fit import PhotoRefiner
+
+        reconstruct = PhotoRefiner(tools["reconstructor"], tools["fitter"], args.refine,
+                                   shared=("identity", "albedo") if is_set else (),
+                                   progress=_step_progress(args.refine))
+    collected = []
+
+    def keep(batch):
+        results, failed = reconstruct(batch)
+        if is_set:
+            collected.extend((a.name, results["coeff"][i]) for i, a in enumerate(batch)
+                             if i not in failed)
+        return results, failed
+
+    log, progress, close = _photo_progress(len(photos), set_name)
+    try:
+        done, failed = run_folder(photos, folder, keep, tools["triangles"], align,
+                                  batch_size=len(photos) if is_set else args.batch_size,
+                                  log=log, progress=progress, outputs=args.outputs)
+    finally:
+        close()
+    if is_set and collected:
+        write_set_file(set_path(output_dir, set_name), collected, refine)
+    return done, failed
+
+
+def write_set_file(path, collected, refined):
+    """SET_set.mat from the set's photos' (name, coefficients)."""
+    import numpy as np
+
+    from photos.outputs import write_set
+
+    coeff = np.stack([c for _, c in collected]).astype(np.float64)
+    write_set(path, coeff[:, 0:80].mean(axis=0), coeff[:, 144:224].mean(axis=0),
+              [name for name, _ in collected], refined)
+
+
+def _photo_progress(total, set_name):
+    """(log, progress, close) for a group of photos: a bar when interactive, lines otherwise."""
     from tqdm import tqdm
 
     interactive = sys.stderr.isatty()
-    bar = tqdm(total=len(photos), unit="photo", disable=not interactive)
-    log = bar.write if interactive else (lambda line: print(line, file=sys.stderr, flush=True))
+    bar = tqdm(total=total, unit="photo", disable=not interactive,
+               desc=set_name or None)
     finished = [0]
+
+    def log(line):
+        if interactive:
+            bar.write(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def progress(n):
         bar.update(n)
         finished[0] += n
-        if not interactive and (finished[0] % max(1, args.batch_size) == 0
-                                or finished[0] == len(photos)):
-            print(f"[{finished[0]}/{len(photos)}] photos processed", file=sys.stderr, flush=True)
+        if not interactive and (finished[0] % 8 == 0 or finished[0] == total):
+            label = f" ({set_name})" if set_name else ""
+            print(f"[{finished[0]}/{total}] photos processed{label}", file=sys.stderr,
+                  flush=True)
 
-    try:
-        return run_folder(photos, output_dir, reconstructor, triangles, lm3d,
-                          landmark_mode=args.landmarks, batch_size=args.batch_size,
-                          log=log, progress=progress, outputs=args.outputs)
-    finally:
-        bar.close()
+    return log, progress, bar.close
+
+
+def _step_progress(steps):
+    """A progress bar per fitted batch (steps, loss); nothing when not interactive."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    def start(batch_size):
+        bar = tqdm(total=steps, unit="step", leave=False, desc=f"refining {batch_size}")
+
+        def report(done, total, loss):
+            bar.n = done
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+            bar.refresh()
+            if done == total:
+                bar.close()
+        return report
+    return start
 
 
 if __name__ == "__main__":

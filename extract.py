@@ -57,6 +57,11 @@ def parse_args(argv=None):
     parser.add_argument("--identity", choices=("frame", "video"), default="frame",
                         help="video: also write one identity and albedo per video, the mean "
                              "over its frames with a face (video_id_coeff, video_tex_coeff).")
+    parser.add_argument("--refine", type=int, nargs="?", const=100, default=0, metavar="N",
+                        help="after the network, fit each video: one identity and albedo over "
+                             "a sample of its frames, then every frame's expression, pose, "
+                             "light and translation, N Adam steps a batch, with a temporal "
+                             "term (default N: 100). Writes coeff_network and fit_loss too.")
     parser.add_argument("--every", type=int, default=1, metavar="K",
                         help="process every K-th frame (default: 1, all).")
     parser.add_argument("--preview", action="store_true",
@@ -85,6 +90,8 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.smooth < 0:
         parser.error("--smooth must be 0 or more")
+    if args.refine < 0:
+        parser.error("--refine must be 0 or more")
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.shard is not None:
@@ -123,7 +130,7 @@ def plan(args, log):
 
 def main(argv=None):
     args = parse_args(argv)
-    from demo import ready_to_start
+    from startup import ready_to_start
 
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
     if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.model, "extracted"):
@@ -138,20 +145,20 @@ def main(argv=None):
         model_path=str(args.model), batch_size=args.batch_size, landmarks=args.landmarks,
         redetect_every=args.redetect_every, smooth=args.smooth, identity=args.identity,
         every=args.every, preview=args.preview, output_format=args.format,
-        overwrite=args.overwrite)
+        overwrite=args.overwrite, refine=args.refine)
     done, frames, detector_calls, damaged = 0, 0, 0, 0
     start = time.perf_counter()
     if todo:
         from tqdm import tqdm
 
         bar = tqdm(total=len(todo), unit="video", disable=not interactive)
-        frame_count = [0]
+        counts = {"frames": 0}
         if interactive:
             log = bar.write
 
-        def on_frames(n):
-            frame_count[0] += n
-            bar.set_postfix(frames=frame_count[0], refresh=False)
+        def on_frames(n, key="frames"):
+            counts[key] = counts.get(key, 0) + n
+            bar.set_postfix(counts, refresh=True)
 
         try:
             rows = _run(args, todo, options, on_frames)
@@ -204,7 +211,8 @@ def _run(args, todo, options, on_frames):
     if args.engine == "ray":
         return engines.run_ray(todo, options, address=args.address, workers=args.workers,
                                gpus_per_worker=args.gpus_per_worker)
-    return engines.run_local(todo, options, on_frames=on_frames)
+    return engines.run_local(todo, options, on_frames=on_frames,
+                             on_refined=lambda n: on_frames(n, "refined"))
 
 
 if __name__ == "__main__":

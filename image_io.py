@@ -116,6 +116,27 @@ def read_landmarks(path, image_size=None):
     return points
 
 
+def read_lm68_file(path, image_size):
+    """Reads NAME_lm68.txt: 68 lines "x y", photo pixels (the iBUG 68-point order).
+
+    Raises:
+      InputError: not 68 rows of 2 finite numbers, or points outside the photo.
+    """
+    try:
+        points = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as error:
+        raise InputError(f"{path}: not a 68-landmark file ({error})") from None
+    except OSError as error:
+        raise InputError(f"{path}: unreadable 68-landmark file ({error})") from None
+    if points.shape != (68, 2) or not np.all(np.isfinite(points)):
+        raise InputError(f"{path}: must hold 68 lines of 2 numbers, got shape {points.shape}")
+    size = np.array(image_size, np.float64)
+    if np.any(points < -0.5 * size) or np.any(points > 1.5 * size):   # Far outside.
+        width, height = image_size
+        raise InputError(f"{path}: landmarks lie far outside the {width}x{height} photo")
+    return points
+
+
 def check_inside(points, image_size, name):
     """Raises InputError unless every [x, y] point lies inside the image.
 

@@ -4,6 +4,10 @@ This is the release's inference graph: the frozen R-Net is imported with
 `tf.import_graph_def(graph_def, name='resnet', input_map={'input_imgs:0':
 images})`, its `resnet/coeff:0` output goes through `Face3D`, and one session
 run returns coefficients, mesh, colours, landmarks and the render for a batch.
+
+The decoder's input can also be fed directly (`decode`): coefficients that
+a fit refined go through the same graph without running the network, and
+without a network at all (`graph_def=None`) the graph is the decoder alone.
 """
 import numpy as np
 import tensorflow as tf
@@ -19,7 +23,8 @@ class Reconstructor:
     Args:
       graph_def: the frozen R-Net, a `tf.compat.v1.GraphDef` with the input
         placeholder `input_imgs` and the output tensor `coeff`
-        (see `load_data.load_graph`).
+        (see `load_data.load_graph`), or None for the decoder alone (257
+        coefficients in, through `decode`).
       front_model_path: path of `BFM_model_front.mat`.
       model_name: the file the graph came from, for error messages.
       render: also render the face over the crop (`recon_img`); False skips
@@ -41,15 +46,20 @@ class Reconstructor:
         with self.graph.as_default():
             self.images = tf.compat.v1.placeholder(
                 tf.float32, [None, 224, 224, 3], name="input_imgs")
-            tf.import_graph_def(graph_def, name="resnet",
-                                input_map={"input_imgs:0": self.images})
-            self.network_coeff = self.graph.get_tensor_by_name("resnet/coeff:0")
-            length = self.network_coeff.shape[-1]
-            if length not in ACCEPTED_LENGTHS:
-                raise ValueError(f"{model_name}: output 'coeff' has length {length}, "
-                                 f"expected one of {ACCEPTED_LENGTHS}")
-            # The 2020.6 network's 258th value is an unused focal-length head.
-            coeff = self.network_coeff[:, :257] if length == 258 else self.network_coeff
+            if graph_def is None:
+                self.network_coeff = None
+                coeff = tf.compat.v1.placeholder(tf.float32, [None, 257], name="coeff")
+            else:
+                tf.import_graph_def(graph_def, name="resnet",
+                                    input_map={"input_imgs:0": self.images})
+                self.network_coeff = self.graph.get_tensor_by_name("resnet/coeff:0")
+                length = self.network_coeff.shape[-1]
+                if length not in ACCEPTED_LENGTHS:
+                    raise ValueError(f"{model_name}: output 'coeff' has length {length}, "
+                                     f"expected one of {ACCEPTED_LENGTHS}")
+                # The 2020.6 network's 258th value is an unused focal-length head.
+                coeff = self.network_coeff[:, :257] if length == 258 else self.network_coeff
+            self.coeff = coeff
             self.coeff_length = int(coeff.shape[-1])
             face = Face3D(front_model_path)
             mesh = render if mesh is None else mesh
@@ -88,8 +98,24 @@ class Reconstructor:
         return self.session.run(self.fetches, {self.images: np.asarray(images, np.float32)})
 
     def network_only(self, images):
-        """Runs the R-Net alone (for benchmarks): [B,224,224,3] -> [B, length]."""
+        """Runs the R-Net alone: [B,224,224,3] -> [B, length] (length as the network's)."""
         return self.session.run(self.network_coeff, {self.images: np.asarray(images, np.float32)})
+
+    def decode(self, coeff):
+        """The decoder (and renderer) on given coefficients, without the network.
+
+        Args:
+          coeff: [B, L] coefficients, L the length the decoder takes (257, or
+            239 for a white-light network; 257 without a network).
+
+        Returns:
+          The dict of `__call__`, for these coefficients.
+        """
+        coeff = np.asarray(coeff, np.float32)
+        if coeff.shape[-1] != self.coeff_length:
+            raise ValueError(f"the decoder takes {self.coeff_length} coefficients, "
+                             f"got {coeff.shape[-1]}")
+        return self.session.run(self.fetches, {self.coeff: coeff})
 
     def close(self):
         self.session.close()

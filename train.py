@@ -168,8 +168,8 @@ def lm68_source(detector_path, log):
 
 
 def run_prepare(args):
-    from demo import find_images
     from landmark_detector import LandmarkDetector
+    from photos.inputs import find_images
     from training.loop import stderr_log
     from training.prepare import prepare_folder
 

@@ -12,7 +12,7 @@ absent). For each batch size it prints, in ms per photo:
 - each stage run on its own, one after the other: read+decode, alignment,
   network, decoder, render (decoder and render by difference of session runs
   that fetch more and more of the graph), writing .mat, .obj, .png and lm5;
-- the streamed demo (`demo.run_folder`, the code `python demo.py` runs), total
+- the streamed demo (`photos.pipeline.run_folder`, the code `python demo.py` runs), total
   wall time per photo and photos per second;
 - the network alone at the same batch size over the same photos;
 - the ratio total / network (the target is at most 1.25 at batch 8);
@@ -36,9 +36,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-import demo  # noqa: E402
 import image_io  # noqa: E402
+import load_data  # noqa: E402
 import result_files  # noqa: E402
+from photos import align as photo_align  # noqa: E402
+from photos import inputs as photo_inputs  # noqa: E402
+from photos import outputs as photo_outputs  # noqa: E402
+from photos import pipeline as photo_pipeline  # noqa: E402
 from preprocess_img import Preprocess  # noqa: E402
 
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
@@ -62,7 +66,7 @@ def make_photos(folder, count):
                 folder / f"{name}.jpg", quality=90)
             np.savetxt(folder / f"{name}.txt",
                        [[160, 200], [240, 200], [200, 260], [170, 310], [230, 310]], fmt="%.1f")
-    return demo.find_images(folder)
+    return photo_inputs.find_images(folder)
 
 
 def _batches(items, size):
@@ -92,7 +96,7 @@ def time_stages(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
             (crop, lm_crop, params), t = _clock(Preprocess, image, lm5, lm3d)
             seconds["alignment"] += t
             crop = np.asarray(crop, np.float32)[0]
-            aligned.append(demo.Aligned(path.stem, crop, crop[:, :, ::-1].astype(np.uint8),
+            aligned.append(photo_align.Aligned(path.stem, crop, crop[:, :, ::-1].astype(np.uint8),
                                         lm_crop, lm5, params))
         feed = {reconstructor.images: np.stack([a.crop_bgr for a in aligned])}
         _, t_net = _clock(reconstructor.session.run, reconstructor.network_coeff, feed)
@@ -103,11 +107,11 @@ def time_stages(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
         seconds["render"] += max(t_all - t_dec, 0.0)
         for i, a in enumerate(aligned):
             one = {k: v[i] for k, v in results.items()}
-            paths = demo.output_paths(out_dir, a.name)
-            seconds["write .mat"] += _clock(demo.write_mat, paths[0], a, one)[1]
-            seconds["write .obj"] += _clock(demo.write_mesh, paths[1], one, triangles)[1]
+            paths = photo_inputs.output_paths(out_dir, a.name)
+            seconds["write .mat"] += _clock(photo_outputs.write_mat, paths[0], a, one)[1]
+            seconds["write .obj"] += _clock(photo_outputs.write_mesh, paths[1], one, triangles)[1]
             seconds["write lm5"] += _clock(result_files.write_landmarks, paths[2], a.lm5_image)[1]
-            seconds["write .png"] += _clock(demo.write_preview, paths[3], a, one)[1]
+            seconds["write .png"] += _clock(photo_outputs.write_preview, paths[3], a, one)[1]
     return {k: 1000.0 * v / len(photos) for k, v in seconds.items()}
 
 
@@ -124,17 +128,33 @@ def time_network_only(photos, reconstructor, lm3d, batch_size):
 
 
 def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir,
-                  outputs=demo.OUTPUT_KINDS):
+                  outputs=photo_inputs.OUTPUT_KINDS):
+    import functools
+
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    done, failed = demo.run_folder(photos, out_dir, reconstructor, triangles, lm3d,
-                                   landmark_mode="file", batch_size=batch_size,
-                                   log=lambda line: print(line, file=sys.stderr),
-                                   outputs=outputs)
+    align = functools.partial(photo_align.align_photo, landmark_mode="file", detector=None,
+                              lm3d=lm3d)
+    done, failed = photo_pipeline.run_folder(
+        photos, out_dir, photo_pipeline.network_step(reconstructor), triangles, align,
+        batch_size=batch_size, log=lambda line: print(line, file=sys.stderr), outputs=outputs)
     elapsed = time.perf_counter() - start
     if failed:
         raise RuntimeError(f"streamed run failed on {failed[:3]}")
     return 1000.0 * elapsed / len(done)
+
+
+def load_models(bfm_dir, model_path, outputs=photo_inputs.OUTPUT_KINDS):
+    """What demo.py loads for these outputs: (reconstructor, triangles, lm3d)."""
+    from reconstructor import Reconstructor
+
+    front_model_path = pathlib.Path(bfm_dir) / load_data.FRONT_MODEL_NAME
+    load_data.transferBFM09(bfm_dir)
+    triangles = load_data.load_front_model(front_model_path)["tri"].astype(np.int64)
+    reconstructor = Reconstructor(load_data.load_graph(model_path), front_model_path,
+                                  render="mat" in outputs or "vis" in outputs,
+                                  mesh="mat" in outputs or "obj" in outputs)
+    return reconstructor, triangles, load_data.load_lm3d(bfm_dir)
 
 
 def time_detection(photos, count=8):
@@ -202,7 +222,7 @@ def main(argv=None):
                         help="also measure demo.py's peak memory over 20 and 200 photos")
     args = parser.parse_args(argv)
     try:
-        output_sets = [demo.parse_outputs(text) for text in args.outputs]
+        output_sets = [photo_inputs.parse_outputs(text) for text in args.outputs]
     except ValueError as error:
         parser.error(str(error))
     bfm_dir, model = args.assets / "BFM", args.assets / "network" / "FaceReconModel.pb"
@@ -215,11 +235,11 @@ def main(argv=None):
               "gpu": [d.name for d in tf.config.list_physical_devices("GPU")],
               "tensorflow": tf.__version__, "images": args.images}
     start = time.perf_counter()
-    reconstructor, triangles, lm3d = demo.load_models(bfm_dir, model)
+    reconstructor, triangles, lm3d = load_models(bfm_dir, model)
     report["load_models_s"] = round(time.perf_counter() - start, 2)
     # One reconstructor per other --outputs set, loaded once for all batch sizes.
-    subsets = {outputs: demo.load_models(bfm_dir, model, outputs)[0]
-               for outputs in output_sets if tuple(outputs) != tuple(demo.OUTPUT_KINDS)}
+    subsets = {outputs: load_models(bfm_dir, model, outputs)[0]
+               for outputs in output_sets if tuple(outputs) != tuple(photo_inputs.OUTPUT_KINDS)}
 
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
@@ -242,7 +262,7 @@ def main(argv=None):
             by_outputs = report[f"batch_{batch_size}"]["streamed_by_outputs"] = {}
             for outputs in output_sets:
                 name = ",".join(outputs)
-                if tuple(outputs) == tuple(demo.OUTPUT_KINDS):
+                if tuple(outputs) == tuple(photo_inputs.OUTPUT_KINDS):
                     streamed = total       # The default run above.
                 else:
                     subset = subsets[outputs]

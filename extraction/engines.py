@@ -19,13 +19,14 @@ def _rows(result):
         yield {key: result[key][i].item() for key in keys}
 
 
-def run_local(videos, options, on_frames=None):
+def run_local(videos, options, on_frames=None, on_refined=None):
     """Processes videos one after the other in this process (Ray is not imported).
 
     Args:
       videos: relative paths.
       options: an `ExtractOptions`.
       on_frames: optional callable(n) told of every n frames finished.
+      on_refined: optional callable(n) told of every n frames fitted.
 
     Yields:
       One result row per video.
@@ -33,7 +34,8 @@ def run_local(videos, options, on_frames=None):
     extractor = Extractor(options)
     try:
         for relative in videos:
-            yield from _rows(extractor({"path": [relative]}, on_frames=on_frames))
+            yield from _rows(extractor({"path": [relative]}, on_frames=on_frames,
+                                       on_refined=on_refined))
     finally:
         extractor.close()
 

@@ -15,6 +15,7 @@ import numpy as np
 from extraction import outputs, postprocess
 from extraction.inputs import is_video, output_path, preview_path
 from extraction.video import reconstruct_video
+from fitting.video_fit import FitFailed
 from image_io import InputError, read_landmarks
 
 
@@ -39,6 +40,8 @@ class ExtractOptions:
       output_format: "mat" or "npz".
       overwrite: redo videos whose output exists.
       threads: CPU threads for the network (None: all cores).
+      refine: Adam steps of the fit after the network (`fitting.video_fit`;
+        0: no fit).
     """
     input_root: str
     output_root: str
@@ -54,6 +57,7 @@ class ExtractOptions:
     output_format: str = "mat"
     overwrite: bool = False
     threads: object = None
+    refine: int = 0
 
     def record(self, **per_video):
         """The options that shape the numbers, as written into each output file.
@@ -65,7 +69,7 @@ class ExtractOptions:
         return {"model": pathlib.Path(self.model_path).name, "batch_size": self.batch_size,
                 "landmarks": self.landmarks, "redetect_every": self.redetect_every,
                 "smooth": self.smooth, "identity": self.identity, "every": self.every,
-                **per_video}
+                "refine": self.refine, **per_video}
 
 
 class Extractor:
@@ -96,13 +100,26 @@ class Extractor:
         self.detector = LandmarkDetector()
         self.predictor = Landmark68Predictor()
         self.predictor.load()
+        self.fitter = None
+        if options.refine:
+            from face_decoder import Face3D
+            from fitting.objective import TEMPORAL_WEIGHT
+            from fitting.optimize import Fitter
 
-    def __call__(self, batch, on_frames=None):
+            if self.reconstructor.coeff_length != 257:
+                raise ValueError(f"{options.model_path}: refining needs a network with 257 or "
+                                 f"258 coefficients, this one gives "
+                                 f"{self.reconstructor.coeff_length}")
+            self.fitter = Fitter(Face3D(bfm_dir / load_data.FRONT_MODEL_NAME),
+                                 temporal_weight=TEMPORAL_WEIGHT)
+
+    def __call__(self, batch, on_frames=None, on_refined=None):
         """Processes a batch of videos, writing each one's outputs.
 
         Args:
           batch: {"path": sequence of input paths relative to input_root}.
           on_frames: optional callable(n) told of every n frames finished.
+          on_refined: optional callable(n) told of every n frames fitted.
 
         Returns:
           dict of equal-length arrays, one entry per video: path (str),
@@ -111,10 +128,10 @@ class Extractor:
           or of the damage, else ""), frames (processed), valid_frames,
           detector_calls, seconds (the video's total), network_seconds.
         """
-        rows = [self._one(str(relative), on_frames) for relative in batch["path"]]
+        rows = [self._one(str(relative), on_frames, on_refined) for relative in batch["path"]]
         return {key: np.array([row[key] for row in rows]) for key in rows[0]} if rows else {}
 
-    def _one(self, relative, on_frames):
+    def _one(self, relative, on_frames, on_refined=None):
         options = self.options
         row = {"path": relative, "status": "done", "message": "", "frames": 0,
                "valid_frames": 0, "detector_calls": 0, "seconds": 0.0, "network_seconds": 0.0}
@@ -137,7 +154,17 @@ class Extractor:
                 always_detect=from_file or options.landmarks == "detect",
                 redetect_every=options.redetect_every, on_frames=on_frames,
                 on_batch=on_batch)
-            coeff = postprocess.hold_last_valid(results.coeff, results.valid)
+            extra = {}
+            coeff = results.coeff
+            if self.fitter is not None:
+                from fitting.video_fit import refine_video
+
+                extra["coeff_network"] = results.coeff
+                coeff, _, extra["fit_loss"] = refine_video(
+                    source, results, self.fitter, self.lm3d, options.refine,
+                    batch_size=options.batch_size, every=options.every,
+                    progress=None if on_refined is None else lambda n, total: on_refined(n))
+            coeff = postprocess.hold_last_valid(coeff, results.valid)
             if options.smooth:
                 coeff = postprocess.smooth_motion(coeff, options.smooth)
             identity = None
@@ -149,13 +176,16 @@ class Extractor:
             per_video = {"rotation": results.rotation}
             if results.damage:
                 per_video["damaged"] = results.damage
-            arrays = outputs.result_arrays(filled, coeff, options.record(**per_video), identity)
+            arrays = outputs.result_arrays(filled, coeff, options.record(**per_video), identity,
+                                           extra)
             if preview is not None:
                 preview.finish()
                 preview = None
             outputs.write_result(target, arrays, options.output_format)
         except InputError as error:
             row.update(status="failed", message=str(error))
+        except FitFailed as error:
+            row.update(status="failed", message=f"{source}: {error}; nothing written")
         except Exception as error:  # One odd video must never stop the others.
             row.update(status="failed", message=f"{source}: {type(error).__name__}: {error}")
         else:

@@ -16,7 +16,7 @@ import numpy as np
 import result_files
 
 
-def result_arrays(results, coeff, options, identity=None):
+def result_arrays(results, coeff, options, identity=None, extra=None):
     """The arrays written for one video.
 
     Args:
@@ -24,13 +24,16 @@ def result_arrays(results, coeff, options, identity=None):
       coeff: [N, L] float32 final coefficients (filled, maybe smoothed).
       options: dict of the options used (written as JSON text).
       identity: optional (id [80], tex [80]) per-video identity and albedo.
+      extra: optional {key: [N, ...] per-frame array} written as they are
+        (a fit's `coeff_network` and `fit_loss`).
 
     Returns:
       dict: coeff [N,L] float32, transform_params [N,5] float64, lm68
       [N,68,2] float32, lm68_detected [N,68,2] float32, lm5 [N,5,2] float32
       (frame pixels), frame_index [N] int64, time [N] float64 (seconds),
       valid [N] bool, fps float64, options str, and with `identity`
-      video_id_coeff [80] and video_tex_coeff [80] float32.
+      video_id_coeff [80] and video_tex_coeff [80] float32; with `extra`,
+      its arrays.
     """
     arrays = {
         "coeff": np.asarray(coeff, np.float32),
@@ -46,13 +49,15 @@ def result_arrays(results, coeff, options, identity=None):
     }
     if identity is not None:
         arrays["video_id_coeff"], arrays["video_tex_coeff"] = identity
+    for key, value in (extra or {}).items():
+        arrays[key] = np.asarray(value, np.float32)
     return arrays
 
 
 def write_result(path, arrays, output_format="mat"):
     """Writes a video's arrays atomically as .mat or .npz.
 
-    In a .mat file, 1-D per-frame arrays (frame_index, time, valid) are stored as
+    In a .mat file, 1-D per-frame arrays (frame_index, time, valid, fit_loss) are stored as
     [N, 1] columns, `valid` as uint8, and `fps` as a 1x1 matrix (MATLAB has
     no 1-D arrays or booleans); .npz keeps every shape and dtype.
 
@@ -69,8 +74,10 @@ def write_result(path, arrays, output_format="mat"):
         result_files.write_atomically(path, buffer.getbuffer())
         return
     variables = dict(arrays)
-    for name, dtype in (("frame_index", np.int64), ("time", np.float64), ("valid", np.uint8)):
-        variables[name] = variables[name].astype(dtype).reshape(-1, 1)
+    for name, dtype in (("frame_index", np.int64), ("time", np.float64), ("valid", np.uint8),
+                        ("fit_loss", np.float32)):
+        if name in variables:
+            variables[name] = variables[name].astype(dtype).reshape(-1, 1)
     for name in ("video_id_coeff", "video_tex_coeff"):
         if name in variables:
             variables[name] = variables[name].reshape(1, -1)

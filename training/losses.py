@@ -91,25 +91,32 @@ def photo_loss(images_bgr, render_bgr, mask):
     return tf.reduce_sum(mask * distance / 255.0) / tf.maximum(tf.reduce_sum(mask), 1.0)
 
 
-def landmark_loss(predicted, target):
+def landmark_loss(predicted, target, weights=None):
     """Weighted squared landmark distance (the release's `Landmark_loss`).
 
     Args:
-      predicted: [B,68,2] landmarks of the reconstruction, crop pixels.
-      target: [B,68,2] detected landmarks in the same frame (the release uses y up; any
+      predicted: [B,K,2] landmarks of the reconstruction, crop pixels (K = 68
+        for the release's loss).
+      target: [B,K,2] detected landmarks in the same frame (the release uses y up; any
         convention works as long as both agree).
+      weights: [K] per-landmark weights, or [B,K] per photo; default `LANDMARK_WEIGHTS`
+        (K = 68).
 
     Returns:
-      Scalar L = sum_{b,k} w_k ||p_bk - q_bk||^2 / (68 B), with w = `LANDMARK_WEIGHTS`:
-      squared pixels, divided by 68 (not by sum w) and by the batch size.
+      Scalar L = sum_{b,k} w_k ||p_bk - q_bk||^2 / (K B): squared pixels, divided by
+      the number of landmarks (68 for the release, not sum w) and by the batch size.
     """
     predicted = _float(predicted)
     target = _float(target, predicted.dtype)
-    if not predicted.shape.is_compatible_with([None, 68, 2]):
-        raise ValueError(f"landmarks must be [B,68,2], got shape {predicted.shape}")
-    weights = tf.constant(LANDMARK_WEIGHTS, dtype=predicted.dtype)
-    squared = tf.reduce_sum(tf.square(predicted - target), axis=2)  # [B,68]
-    return tf.reduce_sum(squared * weights) / (68.0 * _batch_size(predicted))
+    if weights is None:
+        weights = LANDMARK_WEIGHTS
+    weights = tf.constant(weights, dtype=predicted.dtype) if not tf.is_tensor(weights) \
+        else tf.cast(weights, predicted.dtype)
+    count = int(weights.shape[-1])
+    if not predicted.shape.is_compatible_with([None, count, 2]):
+        raise ValueError(f"landmarks must be [B,{count},2], got shape {predicted.shape}")
+    squared = tf.reduce_sum(tf.square(predicted - target), axis=2)  # [B,K]
+    return tf.reduce_sum(squared * weights) / (float(count) * _batch_size(predicted))
 
 
 def identity_loss(features_render, features_photo):

@@ -12,27 +12,8 @@ import pathlib
 
 import numpy as np
 
-from image_io import InputError, read_image, read_landmarks
+from image_io import InputError, read_image, read_landmarks, read_lm68_file
 from training.data import sample_paths, write_sample
-
-
-def read_lm68_file(path, image_size):
-    """Reads NAME_lm68.txt: 68 lines "x y", photo pixels.
-
-    Raises:
-      InputError: not 68 rows of 2 finite numbers, or points outside the photo.
-    """
-    try:
-        points = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except ValueError as error:
-        raise InputError(f"{path}: not a 68-landmark file ({error})") from None
-    if points.shape != (68, 2) or not np.all(np.isfinite(points)):
-        raise InputError(f"{path}: must hold 68 lines of 2 numbers, got shape {points.shape}")
-    size = np.array(image_size, np.float64)
-    if np.any(points < -0.5 * size) or np.any(points > 1.5 * size):   # Far outside.
-        width, height = image_size
-        raise InputError(f"{path}: landmarks lie far outside the {width}x{height} photo")
-    return points
 
 
 def prepare_photo(path, output_root, lm3d, detect5, detect68):

@@ -1,0 +1,176 @@
+"""What a fit minimises: the release's training loss, plus a temporal term for videos.
+
+The release's terms come from `training.model.HybridLoss` (photometric with
+the skin mask and the render's face region, 68-landmark, coefficient prior,
+reflectance, lighting; identity when a face-recognition network is given),
+with the release's weights (`training.losses.LOSS_WEIGHTS`): no term is
+written twice. What fitting adds:
+
+- Landmark targets of two kinds in one batch. A photo with 68 landmarks
+  (a `NAME_lm68.txt` file, or dlib's predictor) is compared on those, with
+  the release's weights; a photo with only its 5 alignment points is
+  compared on 5 points of the reconstruction (the eye-corner means 36/39
+  and 42/45, the nose tip 30, the mouth corners 48 and 54, as
+  `load_data.load_lm3d` builds the mean face's 5 points), with weights 1,
+  1, 20, 1, 1 (the nose tip as heavy as the release weighs it among the
+  68). Each photo's term is normalised as the release's (sum of weighted
+  squared distances over its number of points), so both kinds weigh the
+  same in the total. Both are carried as 73 points per photo, 68 and 5,
+  with zero weights on the kind a photo does not have.
+- `temporal_loss`: for a video's frames, the squared change of expression,
+  angles and translation from each frame to the next (and from the frame
+  before the batch), so that a still head gives still coefficients.
+"""
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from fitting.parameters import BLOCKS
+from training import losses
+from training.losses import LANDMARK_WEIGHTS
+
+N_POINTS = 73                             # 68 landmarks, then 5 alignment points
+FIVE_POINT_WEIGHTS = np.array([1.0, 1.0, 20.0, 1.0, 1.0], np.float32)
+_EYE_A, _EYE_B, _NOSE, _MOUTH_A, _MOUTH_B = (36, 39), (42, 45), 30, 48, 54
+
+# The temporal term: per-block weights inside it (angles in radians and
+# translation in decimetres change by about a hundredth of what expression
+# coefficients do for the same visible motion) and its weight in the total.
+TEMPORAL_BLOCK_WEIGHTS = {"expression": 1.0, "angles": 100.0, "translation": 100.0}
+TEMPORAL_WEIGHT = 1.0
+
+
+def landmark_target(lm68=None, lm5=None):
+    """One photo's landmark target as 73 points and their weights.
+
+    Args:
+      lm68: [68, 2] landmarks in crop pixels (y down), or None.
+      lm5: [5, 2] alignment points in crop pixels, used when `lm68` is None.
+
+    Returns:
+      (points [73, 2] float32, weights [73] float32): the release's weights on
+      the 68 points, or `FIVE_POINT_WEIGHTS` on the last 5, scaled by 73/68
+      or 73/5 so that `landmark_loss`'s division by 73 leaves the release's
+      normalisation.
+
+    Raises:
+      ValueError: neither is given.
+    """
+    points = np.zeros((N_POINTS, 2), np.float32)
+    weights = np.zeros(N_POINTS, np.float32)
+    if lm68 is not None:
+        points[:68] = lm68
+        weights[:68] = LANDMARK_WEIGHTS * (N_POINTS / 68.0)
+    elif lm5 is not None:
+        points[68:] = lm5
+        weights[68:] = FIVE_POINT_WEIGHTS * (N_POINTS / 5.0)
+    else:
+        raise ValueError("a landmark target needs 68 or 5 points")
+    return points, weights
+
+
+def with_five_points(lm68):
+    """[B, 68, 2] reconstructed landmarks -> [B, 73, 2]: the 68, then their 5 points."""
+    five = tf.stack([tf.reduce_mean(tf.gather(lm68, _EYE_A, axis=1), axis=1),
+                     tf.reduce_mean(tf.gather(lm68, _EYE_B, axis=1), axis=1),
+                     lm68[:, _NOSE], lm68[:, _MOUTH_A], lm68[:, _MOUTH_B]], axis=1)
+    return tf.concat([lm68, five], axis=1)
+
+
+@dataclasses.dataclass
+class FitBatch:
+    """The photos of one fit, as the loss reads them.
+
+    Attributes:
+      images: [B, 224, 224, 3] float32 aligned crops, BGR 0-255.
+      landmarks: [B, 73, 2] float32 targets (`landmark_target`), crop pixels.
+      landmark_weights: [B, 73] float32.
+      masks: [B, 224, 224] float32 skin masks, 0-255 (`training.skin`).
+    """
+    images: np.ndarray
+    landmarks: np.ndarray
+    landmark_weights: np.ndarray
+    masks: np.ndarray
+
+    @classmethod
+    def stack(cls, crops_bgr, targets, masks):
+        """Builds a batch from per-photo crops, `landmark_target` pairs and masks."""
+        return cls(np.asarray(np.stack(crops_bgr), np.float32),
+                   np.stack([points for points, _ in targets]).astype(np.float32),
+                   np.stack([weights for _, weights in targets]).astype(np.float32),
+                   np.asarray(np.stack(masks), np.float32))
+
+    def __len__(self):
+        return len(self.images)
+
+    def slice(self, start, stop):
+        return FitBatch(self.images[start:stop], self.landmarks[start:stop],
+                        self.landmark_weights[start:stop], self.masks[start:stop])
+
+
+def temporal_loss(coeff, previous=None):
+    """The frame-to-frame change of expression and pose over a run of frames.
+
+    Args:
+      coeff: [T, 257] coefficients of consecutive frames, in order.
+      previous: optional [1, 257] the frame before them (fixed: no gradient).
+
+    Returns:
+      Scalar sum over the T - 1 transitions (T with `previous`) and over the
+      blocks of w_b ||c_{t,b} - c_{t-1,b}||^2, divided by the number of
+      transitions (0 when there is none); w = `TEMPORAL_BLOCK_WEIGHTS`.
+    """
+    coeff = tf.convert_to_tensor(coeff, tf.float32)
+    if previous is not None:
+        coeff = tf.concat([tf.stop_gradient(tf.convert_to_tensor(previous, tf.float32)), coeff],
+                          axis=0)
+    steps = coeff[1:] - coeff[:-1]
+    total = tf.constant(0.0)
+    for name, weight in TEMPORAL_BLOCK_WEIGHTS.items():
+        part = BLOCKS[name]
+        total += weight * tf.reduce_sum(tf.square(steps[:, part]))
+    transitions = tf.cast(tf.shape(steps)[0], tf.float32)
+    return tf.math.divide_no_nan(total, transitions)
+
+
+class FitLoss:
+    """The loss terms of a batch of coefficients against its photos.
+
+    Args:
+      hybrid: a `training.model.HybridLoss`.
+      temporal_weight: weight of `temporal_loss` in the total (0: none).
+    """
+
+    def __init__(self, hybrid, temporal_weight=0.0):
+        self.hybrid = hybrid
+        self.temporal_weight = float(temporal_weight)
+
+    def __call__(self, coeff, batch, previous=None, terms=None):
+        """The terms and their weighted total.
+
+        Args:
+          coeff: [B, 257] tensor.
+          batch: a `FitBatch` (arrays or tensors).
+          previous: [1, 257] the frame before the batch, for the temporal term.
+          terms: names of the release's terms in the total (default all);
+            the others are still computed and returned.
+
+        Returns:
+          (terms, outputs): terms as `HybridLoss` gives them, plus "temporal"
+          when it is weighted, and "total" recomputed over the chosen terms;
+          outputs as `HybridLoss` gives them.
+        """
+        values, outputs = self.hybrid(coeff, batch.images, batch.landmarks, batch.masks,
+                                      landmark_weights=batch.landmark_weights,
+                                      predicted_landmarks=with_five_points)
+        del values["total"]
+        chosen = {name: value for name, value in values.items()
+                  if terms is None or name in terms}
+        total = losses.total_loss(chosen)
+        if self.temporal_weight:
+            values["temporal"] = temporal_loss(coeff, previous)
+            if terms is None or "temporal" in terms:
+                total += self.temporal_weight * values["temporal"]
+        values["total"] = total
+        return values, outputs

@@ -1,0 +1,80 @@
+"""The demo's reconstruction step with a fit: network (or mean face), Adam steps, decoder.
+
+`PhotoRefiner` is a reconstruction step of `photos.pipeline.run_folder`: for
+a batch of aligned photos it takes the network's coefficients (or the mean
+face's, without a network), fits them to the photos with the release's loss
+(`fitting.optimize`), and decodes the fitted coefficients with the same
+graph that decodes the network's (`Reconstructor.decode`), so the files are
+those of the demo, from the fitted coefficients. With `shared` blocks, the
+batch is one image set: one identity and one albedo for all its photos.
+"""
+import numpy as np
+
+from fitting.objective import FitBatch, landmark_target
+from fitting.optimize import plan
+from fitting.parameters import BLOCKS, widen
+
+
+class PhotoRefiner:
+    """A reconstruction step that fits each batch.
+
+    Args:
+      reconstructor: a `reconstructor.Reconstructor` (with or without a
+        network; with one, its coefficients must be 257 or 258 long).
+      fitter: a `fitting.optimize.Fitter`.
+      steps: Adam steps per batch.
+      shared: blocks shared by the whole batch (("identity", "albedo") for
+        image sets), or ().
+      progress: optional callable(batch size) -> callable(steps done, steps in
+        all, total loss), made per batch (a progress bar).
+
+    Attributes:
+      last_shared: after a call with `shared` blocks, {block name: [n]}
+        their fitted values.
+    """
+
+    def __init__(self, reconstructor, fitter, steps, shared=(), progress=None):
+        if reconstructor.network_coeff is not None and reconstructor.coeff_length != 257:
+            raise ValueError(f"refining needs a network with 257 or 258 coefficients, this one "
+                             f"gives {reconstructor.coeff_length}")
+        self.reconstructor = reconstructor
+        self.fitter = fitter
+        self.steps = int(steps)
+        self.shared = tuple(shared)
+        self.progress = progress
+        self.last_shared = None
+
+    def __call__(self, batch):
+        """Fits and decodes a batch of `photos.align.Aligned` photos.
+
+        Returns:
+          (results, failed): the decoder's dict for the fitted coefficients,
+          with "coeff_network" (when a network ran) and "loss_NAME" [B] for
+          each loss term; failed {index: one-line reason} for photos whose
+          fit is not finite (their rows are not written).
+        """
+        images = np.stack([aligned.crop_bgr for aligned in batch])
+        network = None
+        if self.reconstructor.network_coeff is not None:
+            network = np.asarray(self.reconstructor.network_only(images))
+            initial = widen(network)
+        else:
+            initial = np.zeros((len(batch), 257), np.float32)
+        fit_batch = FitBatch.stack(
+            images, [landmark_target(a.lm68_crop, a.lm5_crop) for a in batch],
+            [a.skin_mask for a in batch])
+        stages = plan(self.steps, from_mean_face=network is None)
+        report = self.progress(len(batch)) if self.progress is not None else None
+        result = self.fitter.fit(initial, fit_batch, stages, shared=self.shared,
+                                 progress=report)
+        if self.shared:
+            self.last_shared = {name: result.coeff[0, BLOCKS[name]] for name in self.shared}
+        coeff = np.where(result.finite[:, None], result.coeff, initial)
+        decoded = dict(self.reconstructor.decode(coeff))
+        if network is not None:
+            decoded["coeff_network"] = network
+        for name in result.terms[0] or {}:
+            decoded[f"loss_{name}"] = np.array([terms[name] for terms in result.terms])
+        failed = {i: f"{aligned.name}: the fit gave non-finite values; nothing written"
+                  for i, aligned in enumerate(batch) if not result.finite[i]}
+        return decoded, failed

@@ -1,0 +1,92 @@
+"""The files of one reconstructed photo, and of an image set, each written atomically.
+
+NAME.mat holds the release's keys (pipeline.md section 6); a fit adds the
+network's own coefficients (`coeff_network`, when a network ran) and the
+final value of each loss term (`loss_photo`, `loss_landmark`, ...). An image
+set's SET_set.mat holds the identity and albedo its photos share and the
+names of those photos.
+"""
+import numpy as np
+
+import result_files
+from photos.inputs import OUTPUT_KINDS, output_paths
+
+
+def write_outputs(aligned, result, output_dir, triangles, outputs=OUTPUT_KINDS):
+    """Writes the chosen files of one photo, each atomically.
+
+    Args:
+      aligned: the photo's `photos.align.Aligned` tuple.
+      result: the photo's slice of the reconstruction's dict
+        (`Reconstructor.__call__`'s keys; with a fit also "coeff_network"
+        and "loss_*").
+      output_dir: the output folder.
+      triangles: [F,3] 1-based triangles of the front face model.
+      outputs: the kinds to write, a subset of OUTPUT_KINDS.
+    """
+    paths = dict(zip(OUTPUT_KINDS, output_paths(output_dir, aligned.name)))
+    if "obj" in outputs:
+        write_mesh(paths["obj"], result, triangles)
+    if "lm5" in outputs:
+        result_files.write_landmarks(paths["lm5"], aligned.lm5_image)
+    if "vis" in outputs:
+        write_preview(paths["vis"], aligned, result)
+    if "mat" in outputs:
+        # Written last: its presence with the others marks the photo as done.
+        write_mat(paths["mat"], aligned, result)
+
+
+def write_mesh(path, result, triangles):
+    """NAME_mesh.obj: posed vertices with clip(face_color, 0, 255)/255 colours."""
+    result_files.save_obj(path, result["face_shape"], triangles,
+                          np.clip(result["face_color"], 0, 255) / 255.0)
+
+
+def write_mat(path, aligned, result):
+    """NAME.mat with the release's keys (pipeline.md section 6), and a fit's."""
+    variables = {
+        "cropped_img": aligned.crop_rgb,
+        "recon_img": result["recon_img"].astype(np.float32),
+        "coeff": result["coeff"][None].astype(np.float32),
+        "face_shape": result["face_shape"],
+        "face_texture": result["face_texture"],
+        "face_color": result["face_color"],
+        "lm_68p": result["lm_68p"],
+        "lm_5p": aligned.lm5_crop,
+    }
+    if "coeff_network" in result:
+        variables["coeff_network"] = np.asarray(result["coeff_network"], np.float32)[None]
+    for key, value in result.items():
+        if key.startswith("loss_"):
+            variables[key] = np.float64(value)
+    result_files.write_mat(path, variables)
+
+
+def write_set(path, id_coeff, tex_coeff, names, refined):
+    """SET_set.mat: the identity and albedo an image set's photos share.
+
+    Args:
+      path: the file.
+      id_coeff: [80] identity coefficients.
+      tex_coeff: [80] albedo coefficients.
+      names: the photos (file names) they come from.
+      refined: True when fitted jointly, False for the mean of the network's.
+    """
+    result_files.write_mat(path, {
+        "id_coeff": np.asarray(id_coeff, np.float32).reshape(1, -1),
+        "tex_coeff": np.asarray(tex_coeff, np.float32).reshape(1, -1),
+        "photos": np.array(list(names), dtype=object).reshape(-1, 1),
+        "method": "joint fit" if refined else "mean of the network's",
+    })
+
+
+def write_preview(path, aligned, result):
+    """NAME_vis.png: see `preview`."""
+    result_files.write_png(path, preview(aligned, result))
+
+
+def preview(aligned, result):
+    """NAME_vis.png's picture: see `preview.side_by_side`."""
+    from preview import side_by_side
+
+    return side_by_side(aligned.crop_rgb, result["recon_img"], result["lm_68p"], aligned.lm5_crop)

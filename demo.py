@@ -191,8 +191,11 @@ def main(argv=None):
 
     done = []
     if jobs:
+        from photos.tools import load_tools
+
         try:
-            tools = load_tools(args)
+            tools = load_tools(args.bfm_dir, args.network, args.outputs, args.refine,
+                               args.id_net, log=lambda line: print(line, file=sys.stderr))
         except (load_data.AssetError, ValueError) as error:
             print(f"{error}", file=sys.stderr)
             return 2
@@ -208,60 +211,6 @@ def main(argv=None):
     return 1 if failed else 0
 
 
-def load_tools(args):
-    """Loads what the run needs, converting BFM09 on first use.
-
-    The render runs only when the outputs need it (.mat holds it, the preview
-    shows it), and the mesh is fetched only for .mat and OBJ files. With
-    --refine, the fitter (the decoder in TensorFlow's eager mode, the
-    renderer, the release's loss) and dlib's predictor for the photos'
-    68 landmarks (None when it is not installed: those photos are fitted on
-    their 5 points).
-
-    Returns:
-      dict: reconstructor, triangles [F,3] 1-based int64, lm3d [5,3], and
-      with --refine fitter and predictor.
-
-    Raises:
-      load_data.AssetError: an asset is missing or broken.
-      ValueError: the network's output length is not 239, 257 or 258, or
-        not 257 or 258 with --refine.
-    """
-    import numpy as np
-
-    from reconstructor import Reconstructor
-
-    front_model_path = pathlib.Path(args.bfm_dir) / load_data.FRONT_MODEL_NAME
-    load_data.transferBFM09(args.bfm_dir)  # Skipped when BFM_model_front.mat is up to date.
-    tools = {
-        "triangles": load_data.load_front_model(front_model_path)["tri"].astype(np.int64),
-        "lm3d": load_data.load_lm3d(args.bfm_dir),
-        "reconstructor": Reconstructor(
-            None if args.network is None else load_data.load_graph(args.network),
-            front_model_path, model_name=str(args.network),
-            render="mat" in args.outputs or "vis" in args.outputs,
-            mesh="mat" in args.outputs or "obj" in args.outputs),
-    }
-    if args.refine:
-        from face_decoder import Face3D
-        from fitting.optimize import Fitter
-        from landmark_predictor import Landmark68Predictor, PredictorUnavailable
-
-        identity_net = None
-        if args.id_net:
-            from training.identity_net import IdentityNetwork
-            identity_net = IdentityNetwork(args.id_net)
-        tools["fitter"] = Fitter(Face3D(front_model_path), identity_net)
-        tools["predictor"] = Landmark68Predictor()
-        try:
-            tools["predictor"].load()
-        except PredictorUnavailable as error:
-            print(f"{error}; photos without NAME_lm68.txt are fitted on their 5 points",
-                  file=sys.stderr)
-            tools["predictor"] = None
-    return tools
-
-
 def run_job(args, tools, set_name, photos, folder, output_dir):
     """Reconstructs one group of photos (the top folder's, or one image set).
 
@@ -270,7 +219,8 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     """
     from landmark_detector import LandmarkDetector
     from photos.align import align_photo
-    from photos.pipeline import network_step, run_folder
+    from photos.pipeline import run_folder
+    from photos.tools import reconstruction_step
 
     folder.mkdir(parents=True, exist_ok=True)
     is_set = set_name is not None
@@ -278,13 +228,9 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     align = functools.partial(align_photo, landmark_mode=args.landmarks,
                               detector=LandmarkDetector(), lm3d=tools["lm3d"], fit=refine,
                               predictor=tools.get("predictor"))
-    reconstruct = network_step(tools["reconstructor"])
-    if refine:
-        from fitting.photo_fit import PhotoRefiner
-
-        reconstruct = PhotoRefiner(tools["reconstructor"], tools["fitter"], args.refine,
-                                   shared=("identity", "albedo") if is_set else (),
-                                   progress=_step_progress(args.refine))
+    reconstruct = reconstruction_step(tools, args.refine,
+                                      shared=("identity", "albedo") if is_set else (),
+                                      progress=_step_progress(args.refine))
     collected = []
 
     def keep(batch):
@@ -344,20 +290,29 @@ def _photo_progress(total, set_name):
 
 
 def _step_progress(steps):
-    """A progress bar per fitted batch (steps, loss); nothing when not interactive."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+    """Per fitted batch: a progress bar (steps, loss) on a terminal, else one line at its end."""
+    interactive = sys.stderr.isatty()
+    if interactive:
+        from tqdm import tqdm
 
     def start(batch_size):
-        bar = tqdm(total=steps, unit="step", leave=False, desc=f"refining {batch_size}")
+        first = []
+        bar = tqdm(total=steps, unit="step", leave=False,
+                   desc=f"refining {batch_size}") if interactive else None
 
         def report(done, total, loss):
-            bar.n = done
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-            bar.refresh()
+            if not first:
+                first.append(loss)
+            if bar is not None:
+                bar.n = done
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+                bar.refresh()
             if done == total:
-                bar.close()
+                if bar is not None:
+                    bar.close()
+                else:
+                    print(f"[refine] {batch_size} photos: {total} steps, loss {first[0]:.4g} -> "
+                          f"{loss:.4g}", file=sys.stderr, flush=True)
         return report
     return start
 

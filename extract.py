@@ -160,8 +160,12 @@ def main(argv=None):
             counts[key] = counts.get(key, 0) + n
             bar.set_postfix(counts, refresh=True)
 
+        def on_refined(n, loss):
+            counts["loss"] = f"{loss:.4g}"
+            on_frames(n, "refined")
+
         try:
-            rows = _run(args, todo, options, on_frames)
+            rows = _run(args, todo, options, on_frames, on_refined)
             for row in rows:
                 bar.update(1)
                 if row["status"] == "failed":
@@ -205,14 +209,13 @@ def _print_to_stderr(line):
     print(line, file=sys.stderr, flush=True)
 
 
-def _run(args, todo, options, on_frames):
+def _run(args, todo, options, on_frames, on_refined):
     from extraction import engines
 
     if args.engine == "ray":
         return engines.run_ray(todo, options, address=args.address, workers=args.workers,
                                gpus_per_worker=args.gpus_per_worker)
-    return engines.run_local(todo, options, on_frames=on_frames,
-                             on_refined=lambda n: on_frames(n, "refined"))
+    return engines.run_local(todo, options, on_frames=on_frames, on_refined=on_refined)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def write_atomically(path, data):
     """Writes a file through a temporary file in the same folder and a rename.
 
     A reader never sees a partial file: either the old content (or nothing)
-    or the complete new one. The file gets the usual permissions (umask).
+    or the complete new one. The file gets the usual permissions (umask);
+    missing parent folders are made.
 
     Args:
       path: destination path.
@@ -26,6 +27,8 @@ def write_atomically(path, data):
     """
     path = os.fspath(path)
     folder, name = os.path.split(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as stream:

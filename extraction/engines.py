@@ -26,7 +26,7 @@ def run_local(videos, options, on_frames=None, on_refined=None):
       videos: relative paths.
       options: an `ExtractOptions`.
       on_frames: optional callable(n) told of every n frames finished.
-      on_refined: optional callable(n) told of every n frames fitted.
+      on_refined: optional callable(n, loss) told of every n frames fitted.
 
     Yields:
       One result row per video.

@@ -119,7 +119,8 @@ class Extractor:
         Args:
           batch: {"path": sequence of input paths relative to input_root}.
           on_frames: optional callable(n) told of every n frames finished.
-          on_refined: optional callable(n) told of every n frames fitted.
+          on_refined: optional callable(n, loss) told of every n frames fitted
+            and their batch's final loss.
 
         Returns:
           dict of equal-length arrays, one entry per video: path (str),
@@ -163,7 +164,8 @@ class Extractor:
                 coeff, _, extra["fit_loss"] = refine_video(
                     source, results, self.fitter, self.lm3d, options.refine,
                     batch_size=options.batch_size, every=options.every,
-                    progress=None if on_refined is None else lambda n, total: on_refined(n))
+                    progress=None if on_refined is None
+                    else lambda n, total, loss: on_refined(n, loss))
             coeff = postprocess.hold_last_valid(coeff, results.valid)
             if options.smooth:
                 coeff = postprocess.smooth_motion(coeff, options.smooth)

@@ -82,7 +82,8 @@ def refine_video(path, results, fitter, lm3d, steps, batch_size=8, every=1, samp
       batch_size: frames per fitted batch.
       every: the `--every` the first pass used.
       sample_size: frames of the identity fit, at most.
-      progress: optional callable(frames done, frames in all).
+      progress: optional callable(frames just fitted, frames to fit in all,
+        their batch's final total loss).
 
     Returns:
       (coeff [N, 257] float32 fitted (invalid frames: the network's),
@@ -131,7 +132,7 @@ def refine_video(path, results, fitter, lm3d, steps, batch_size=8, every=1, samp
         loss[positions] = finite[-1] if finite.size else np.nan
         last = positions[-1]
         if progress is not None:
-            progress(len(positions), len(todo))
+            progress(len(positions), len(todo), float(loss[positions[0]]))
         pending.clear()
 
     for position, frame in _frames_at(path, every, todo):

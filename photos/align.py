@@ -33,7 +33,8 @@ Attributes:
 """
 
 
-def align_photo(path, landmark_mode, detector, lm3d, fit=False, predictor=None):
+def align_photo(path, landmark_mode, detector, lm3d, fit=False, predictor=None, points=None,
+                name=None):
     """Reads a photo, finds its 5 landmarks and makes the aligned network input.
 
     Args:
@@ -45,6 +46,10 @@ def align_photo(path, landmark_mode, detector, lm3d, fit=False, predictor=None):
       predictor: with `fit`, a `landmark_predictor.Landmark68Predictor` for
         photos without NAME_lm68.txt, or None (their 68 landmarks are then
         None).
+      points: optional [5, 2] landmarks (photo pixels) or callable(path,
+        image) -> [5, 2], used instead of `landmark_mode`'s.
+      name: the name of the result (default the file name without
+        extension; a benchmark's may hold folders, "subject/IMG_0041").
 
     Returns:
       An `Aligned` tuple.
@@ -58,7 +63,10 @@ def align_photo(path, landmark_mode, detector, lm3d, fit=False, predictor=None):
     path = pathlib.Path(path)
     image = image_io.read_image(path)
     lm_path = path.with_suffix(".txt")
-    if landmark_mode == "file" or (landmark_mode == "auto" and lm_path.exists()):
+    if points is not None:
+        lm5 = np.asarray(points(path, image) if callable(points) else points, np.float64)
+        image_io.check_inside(lm5, image.size, f"{path} (given landmarks)")
+    elif landmark_mode == "file" or (landmark_mode == "auto" and lm_path.exists()):
         lm5 = image_io.read_landmarks(lm_path, image.size)
     else:
         lm5 = detector(np.asarray(image), name=str(path))
@@ -66,7 +74,7 @@ def align_photo(path, landmark_mode, detector, lm3d, fit=False, predictor=None):
     crop_bgr, lm5_crop, trans_params = Preprocess(image, lm5, lm3d)
     crop_bgr = np.asarray(crop_bgr, np.float32)[0]
     crop_rgb = np.clip(crop_bgr[:, :, ::-1], 0, 255).astype(np.uint8)
-    aligned = Aligned(path.stem, crop_bgr, crop_rgb, np.asarray(lm5_crop, np.float64),
+    aligned = Aligned(name or path.stem, crop_bgr, crop_rgb, np.asarray(lm5_crop, np.float64),
                       lm5, np.asarray(trans_params, np.float64))
     if not fit:
         return aligned

@@ -51,7 +51,7 @@ def network_step(reconstructor):
 
 
 def run_folder(photos, output_dir, reconstruct, triangles, align, batch_size=8, log=print,
-               progress=None, timer=None, workers=2, outputs=OUTPUT_KINDS):
+               progress=None, timer=None, workers=2, outputs=OUTPUT_KINDS, write=None):
     """Reconstructs photos in batches, streaming.
 
     Args:
@@ -70,12 +70,17 @@ def run_folder(photos, output_dir, reconstruct, triangles, align, batch_size=8, 
       timer: optional StageTimer collecting per-stage seconds.
       workers: threads that read and align photos.
       outputs: the kinds of file to write (see --outputs).
+      write: callable(aligned, result) writing one photo's files instead of
+        the demo's (`photos.outputs.write_outputs` into `output_dir`).
 
     Returns:
       (done, failed): names reconstructed, and (path, reason) of the failures.
     """
     timer = timer or StageTimer()
     progress = progress or (lambda n: None)
+    if write is None:
+        def write(aligned, result):
+            write_outputs(aligned, result, output_dir, triangles, outputs)
     done, failed = [], []
     lookahead = 2 * batch_size
 
@@ -88,13 +93,14 @@ def run_folder(photos, output_dir, reconstruct, triangles, align, batch_size=8, 
                 continue
             one = {key: value[i] for key, value in results.items()}
             try:
-                _timed(timer, "write", write_outputs, aligned, one, output_dir, triangles,
-                       outputs)
+                _timed(timer, "write", write, aligned, one)
                 done.append(aligned.name)
             except Exception as error:  # A full disk must not lose the other photos.
                 reason = f"cannot write outputs ({type(error).__name__}: {error})"
                 failed.append((aligned.name, reason))
-                log(f"{pathlib.Path(output_dir) / aligned.name}: {reason}")
+                where = aligned.name if output_dir is None else \
+                    pathlib.Path(output_dir) / aligned.name
+                log(f"{where}: {reason}")
             progress(1)
 
     with concurrent.futures.ThreadPoolExecutor(workers) as readers, \

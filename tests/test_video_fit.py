@@ -75,7 +75,7 @@ def test_one_identity_per_video_and_the_temporal_term_stills_the_coefficients(st
         done = []
         coeff, identity, loss = refine_video(
             still_video["path"], still_video["results"], fitter, still_video["lm3d"], 6,
-            batch_size=4, sample_size=4, progress=lambda n, total, done=done: done.append(
+            batch_size=4, sample_size=4, progress=lambda n, total, loss, done=done: done.append(
                 (n, total)))
         assert sum(n for n, _ in done) == N_FRAMES and done[0][1] == N_FRAMES
         assert coeff.shape == (N_FRAMES, 257) and np.isfinite(coeff).all()

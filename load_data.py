@@ -50,6 +50,7 @@ from assets import (  # noqa: F401
     require_file,
     validate_front_model,
 )
+from frozen_graph import read_graph_def  # noqa: F401  (every tool's reader of frozen graphs)
 from image_io import read_image, read_landmarks
 from result_files import save_obj, write_atomically  # noqa: F401  (save_obj: the release's name)
 
@@ -379,44 +380,9 @@ def load_graph(model_path=MODEL_PATH):
       [B,224,224,3] BGR 0-255) and `coeff` (the [B,257] or [B,258] output).
 
     Raises:
-      AssetError: the file is missing, does not parse, or lacks those nodes.
+      AssetError: the file is missing, does not parse, lacks those nodes, or
+        holds an op a model file may not run (`frozen_graph`).
     """
     return read_graph_def(model_path, ("input_imgs", "coeff"), SOURCE_NETWORK, "the R-Net graph")
 
 
-def read_graph_def(path, needed_nodes, source, kind):
-    """Reads a frozen GraphDef and checks that it has the named nodes.
-
-    Args:
-      path: the .pb file.
-      needed_nodes: node names it must have.
-      source: where a user gets the file (for messages).
-      kind: what the graph is, e.g. "the R-Net graph" (for messages).
-
-    Returns:
-      The `tf.compat.v1.GraphDef`.
-
-    Raises:
-      AssetError: the file is missing, empty, does not parse, or lacks a node.
-    """
-    path = require_file(path, source)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise AssetError.about(path, f"cannot be read ({error.strerror or error})",
-                               source) from error
-    if not data:
-        raise AssetError.about(path, "is empty", source)
-    import tensorflow as tf  # lazily: importing TensorFlow takes seconds
-    graph_def = tf.compat.v1.GraphDef()
-    try:
-        graph_def.ParseFromString(data)
-    except Exception as error:      # protobuf's DecodeError (its module varies by backend)
-        raise AssetError.about(path, f"does not parse as a TensorFlow GraphDef, truncated or "
-                               f"not a frozen .pb ({type(error).__name__})", source) from error
-    names = {node.name for node in graph_def.node}
-    for needed in needed_nodes:
-        if needed not in names:
-            raise AssetError.about(path, f"has no node named '{needed}' (not {kind}, "
-                                   "or truncated)", source)
-    return graph_def

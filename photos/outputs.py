@@ -1,6 +1,7 @@
 """The files of one reconstructed photo, and of an image set, each written atomically.
 
-NAME.mat holds the release's keys (pipeline.md section 6); a fit adds the
+NAME.mat holds the release's keys (pipeline.md section 6) and the
+alignment's `trans_params`, which the release kept only in memory; a fit adds the
 network's own coefficients (`coeff_network`, when a network ran) and the
 final value of each loss term (`loss_photo`, `loss_landmark`, ...). An image
 set's SET_set.mat holds the identity and albedo its photos share and the
@@ -53,6 +54,9 @@ def write_mat(path, aligned, result):
         "face_color": result["face_color"],
         "lm_68p": result["lm_68p"],
         "lm_5p": aligned.lm5_crop,
+        # Not in the release's file: the alignment, so that crop points map
+        # back to the photo (preprocess_img.map_to_original).
+        "trans_params": np.asarray(aligned.trans_params, np.float64)[None],
     }
     if "coeff_network" in result:
         variables["coeff_network"] = np.asarray(result["coeff_network"], np.float32)[None]

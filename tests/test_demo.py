@@ -133,6 +133,12 @@ def test_obj_landmarks_and_preview(layout, first_run):
     np.testing.assert_array_equal(face_rows, front_model["tri"].astype(int))
     written = np.loadtxt(first_run["output"] / f"{stem}_lm5.txt")
     np.testing.assert_allclose(written, np.loadtxt(layout["input"] / f"{stem}.txt"), atol=1e-3)
+    # The .mat's alignment maps its crop points back onto the photo's own.
+    from preprocess_img import map_to_original
+
+    assert mat["trans_params"].shape == (1, 5)
+    np.testing.assert_allclose(map_to_original(mat["lm_5p"], mat["trans_params"][0]),
+                               np.loadtxt(layout["input"] / f"{stem}.txt"), atol=1e-3)
     preview = np.asarray(Image.open(first_run["output"] / f"{stem}_vis.png"))
     assert preview.shape == (224, 672, 3)
     np.testing.assert_array_equal(preview[:, :224], mat["cropped_img"])

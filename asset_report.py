@@ -20,10 +20,11 @@ from load_data import (
     read_std_exp,
 )
 
-# SHA-256 of the public index files as the release ships them. A mismatch is
-# reported as a warning (`AssetEntry.verified` is False), never as a blocking
-# problem: the files are checked for format and shape anyway, and tests use
-# synthetic index files of their own.
+# SHA-256 of the public index files as the release ships them; the copies this
+# repository ships in BFM/ (MIT, BFM/LICENSE-index-files.txt) are byte-identical.
+# A mismatch is reported as a warning (`AssetEntry.verified` is False), never as
+# a blocking problem: the files are checked for format and shape anyway, and
+# tests use synthetic index files of their own.
 KNOWN_SHA256 = {
     assets.EXP_IDX_NAME: "62752a2cab3eea148569fb07e367e03535b4ee04aa71ea1a9aed36486d26c612",
     assets.FRONT_IDX_NAME: "7d285dd018563113496127df9c364800183172adb4d3e802f726085dab66b087",
@@ -176,7 +177,7 @@ def _probe(path, check):
     try:
         check()
     except assets.AssetError as error:
-        return present, False, error.problem, size
+        return present, False, error.problem or str(error), size
     return present, True, None, size
 
 
@@ -194,8 +195,11 @@ def check_assets(bfm_dir=assets.BFM_DIR, model_path=assets.MODEL_PATH):
     Roles: the network and similarity_Lm3D_all.mat are always needed. When
     BFM_model_front.mat is valid and up to date (`front_model_is_current`),
     the raw BFM09 files and the conversion index files are optional; otherwise
-    they are needed to build it (and a missing front model is not itself a
-    problem when they are all valid).
+    they are needed to build it. A missing front model is never itself a
+    problem: it is built, not fetched, and whatever stops it from being built
+    is reported on the conversion inputs. With the index files this repository
+    ships in BFM/, a fresh checkout's problems are exactly the three licensed
+    files a user brings: 01_MorphableModel.mat, Exp_Pca.bin and the network.
     select_vertex_id.mat is optional (the pipeline does not use it).
 
     Args:
@@ -291,10 +295,11 @@ def check_assets(bfm_dir=assets.BFM_DIR, model_path=assets.MODEL_PATH):
         note = "older than its inputs: transferBFM09() will rebuild it" if conversion_ok \
             else None
     if not present:
-        if conversion_ok:
-            problem, note = None, "missing: will be built by transferBFM09() from the files below"
-        else:
-            problem = "missing, and the files to build it are not all in place (see below)"
+        # Built, never fetched: when it cannot be built yet, the conversion inputs
+        # that are missing or broken are the blocking problems (conversion role).
+        problem = None
+        note = ("missing: will be built by transferBFM09() from the files below" if conversion_ok
+                else "missing: transferBFM09() will build it once the files below are in place")
     elif not ok:
         problem = f"{problem}; delete it and rebuild it with load_data.transferBFM09()"
     entries.append(AssetEntry(assets.FRONT_MODEL_NAME, front_path, "runtime", present, ok, problem,

@@ -1,8 +1,12 @@
 """Where the assets live, where a user gets them, and whether a file is valid.
 
 The licensed assets (the Basel Face Model 2009, Guo et al.'s expression basis
-and the authors' frozen network) are never shipped: a user brings them. This
-module names them (paths resolved from this file, never from the working
+and the authors' frozen network) are never shipped: a user brings them. The
+release's public index files (BFM_exp_idx.mat, BFM_front_idx.mat,
+facemodel_info.mat, similarity_Lm3D_all.mat, select_vertex_id.mat,
+std_exp.txt) ship with this repository in BFM/, byte for byte as the release
+has them, under its MIT licence (BFM/LICENSE-index-files.txt). This module
+names them (paths resolved from this file, never from the working
 directory), says where each one comes from, and checks files without loading
 their data: .mat containers walked for truncation, variables and shapes,
 Exp_Pca.bin's size against its header, BFM09's variables from its headers.
@@ -46,8 +50,10 @@ SOURCE_BFM09 = ("the University of Basel's Basel Face Model 2009 registration pa
 SOURCE_EXP_PCA = ("the CoarseData download of Guo et al.'s 3DFace repository "
                   "(https://github.com/Juyong/3DFace; Guo et al., \"CNN-based Real-time Dense "
                   "Face Reconstruction with Inverse-rendered Photo-realistic Face Images\")")
-SOURCE_INDEX = ("the release's repository, https://github.com/microsoft/Deep3DFaceReconstruction "
-                "(folder BFM/)")
+# The index files ship in BFM/; the source says how to restore one deleted or modified.
+SOURCE_INDEX = ("this repository, which ships it in BFM/ (MIT, BFM/LICENSE-index-files.txt): "
+                "restore it with `git checkout -- BFM/`, or from the release's repository, "
+                "https://github.com/microsoft/Deep3DFaceReconstruction (folder BFM/)")
 SOURCE_NETWORK = ("the FaceReconModel.pb link in the README of "
                   "https://github.com/microsoft/Deep3DFaceReconstruction (put it in network/)")
 SOURCE_FRONT_MODEL = ("load_data.transferBFM09(), which builds it from 01_MorphableModel.mat, "

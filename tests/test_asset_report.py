@@ -8,9 +8,10 @@ import pytest
 import scipy.io
 
 import asset_report
+import assets
 import load_data
 from assets import AssetError
-from tests.conftest import one_line, shared_path
+from tests.conftest import LICENSED_ASSETS, one_line
 from tests.synthetic_assets import make_front_model
 
 
@@ -23,7 +24,7 @@ def test_check_assets_empty_folder_names_every_source(tmp_path):
     report = asset_report.check_assets(tmp_path / "BFM", tmp_path / "network" / "x.pb")
     assert not report.ok and not report
     text = "\n".join(report.problems)
-    for name, where in [
+    expected = [
         ("01_MorphableModel.mat", "https://faces.dmi.unibas.ch/bfm/main.php?nav=1-1-0&id=details"),
         ("Exp_Pca.bin", "3DFace"),
         ("BFM_exp_idx.mat", "github.com/microsoft/Deep3DFaceReconstruction"),
@@ -32,12 +33,20 @@ def test_check_assets_empty_folder_names_every_source(tmp_path):
         ("std_exp.txt", "folder BFM/"),
         ("similarity_Lm3D_all.mat", "folder BFM/"),
         ("x.pb", "README"),
-        ("BFM_model_front.mat", "transferBFM09"),
-    ]:
+    ]
+    for name, where in expected:
         (line,) = [p for p in report.problems if f"{name}: " in p]
         assert where in line, line
         assert ": missing" in line
+    assert len(report.problems) == len(expected), report.problems
+    index_line = next(p for p in report.problems if "BFM_front_idx.mat: " in p)
+    assert "ships it in BFM/ (MIT, BFM/LICENSE-index-files.txt)" in index_line
+    assert "git checkout -- BFM/" in index_line
     assert "select_vertex_id.mat" not in text        # optional, not used by the pipeline
+    # Built, never fetched: its missing inputs above are the problems, not the model itself.
+    front = entry(report, "BFM_model_front.mat")
+    assert not front.blocking and "BFM_model_front.mat" not in text
+    assert "transferBFM09" in front.note and "once the files below are in place" in front.note
     assert all(not e.present and e.size is None for e in report.entries)
     with pytest.raises(AssetError) as error:
         report.raise_if_failed()
@@ -98,16 +107,50 @@ def test_check_assets_synthetic_index_files_are_not_verified(bfm_copy, graph_fil
 
 
 def test_check_assets_release_index_files_are_verified(tmp_path):
-    bfm_index = shared_path("data", "bfm_index")
-    for name in asset_report.KNOWN_SHA256:
-        shutil.copyfile(bfm_index / name, tmp_path / name)
+    for name in asset_report.KNOWN_SHA256:        # the copies this repository ships
+        shutil.copyfile(assets.BFM_DIR / name, tmp_path / name)
     report = asset_report.check_assets(tmp_path, tmp_path / "none.pb")
     for name in asset_report.KNOWN_SHA256:
         assert entry(report, name).verified is True and entry(report, name).ok, name
     assert not report.warnings
     blocking = {pathlib.Path(p.split(":")[0]).name for p in report.problems}
-    assert blocking == {"BFM_model_front.mat", "01_MorphableModel.mat", "Exp_Pca.bin",
-                        "none.pb"}
+    assert blocking == {"01_MorphableModel.mat", "Exp_Pca.bin", "none.pb"}
+    # One of them modified: a warning naming it, which says how to restore it.
+    (tmp_path / "std_exp.txt").write_text((tmp_path / "std_exp.txt").read_text() + "\n1.0\n")
+    report = asset_report.check_assets(tmp_path, tmp_path / "none.pb")
+    assert entry(report, "std_exp.txt").verified is False
+    (warning,) = report.warnings
+    assert warning.startswith(f"{tmp_path / 'std_exp.txt'}: SHA-256 differs")
+    assert "git checkout -- BFM/" in warning and "github.com/microsoft/Deep3DFaceReconstruction" \
+        in warning
+
+
+def test_repository_ships_the_release_index_files():
+    shipped = {name: assets.BFM_DIR / name for name in asset_report.KNOWN_SHA256}
+    assert sorted(shipped) == sorted([
+        "BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat", "similarity_Lm3D_all.mat",
+        "select_vertex_id.mat", "std_exp.txt"])
+    for name, path in shipped.items():
+        assert path.is_file(), f"{path}: missing from the repository"
+        assert asset_report._sha256(path) == asset_report.KNOWN_SHA256[name], \
+            f"{path}: SHA-256 differs from the release's"
+    licence = (assets.BFM_DIR / "LICENSE-index-files.txt").read_text()
+    assert "MIT License" in licence and "Copyright (c) Microsoft Corporation" in licence
+    assert "Permission is hereby granted, free of charge" in licence
+
+
+def test_default_report_of_the_repository_names_only_the_licensed_files(bare_checkout):
+    report = asset_report.check_assets()        # the repository's BFM/ and network/
+    assert not report.ok
+    named = sorted(assets.display_path(p.split(": ")[0]) for p in report.problems)
+    assert named == sorted(LICENSED_ASSETS), report.problems
+    assert all(": missing (get it from: " in p for p in report.problems)
+    for name in asset_report.KNOWN_SHA256:
+        shipped = entry(report, name)
+        assert shipped.present and shipped.ok and shipped.verified is True, name
+    assert not report.warnings
+    front = entry(report, "BFM_model_front.mat")
+    assert not front.present and not front.blocking
 
 
 @pytest.mark.parametrize("damage, file_name, expected", [

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from tests.conftest import REPO_ROOT, SHARED_DIR
+from tests.conftest import LICENSED_ASSETS, REPO_ROOT, SHARED_DIR
 from tests.synthetic_assets import write_bfm09
 from tests.synthetic_network import tiny_rnet_numpy, write_tiny_rnet
 
@@ -226,6 +226,29 @@ def test_missing_assets_exit_2_and_say_where_to_get_them(tmp_path, layout):
     check_ok = run_demo("--check", "--bfm-dir", layout["bfm"],
                         "--model", layout["network"] / "FaceReconModel.pb", cwd=tmp_path)
     assert check_ok.returncode == 0, check_ok.stdout + check_ok.stderr
+
+
+def test_fresh_checkout_asks_only_for_the_licensed_files(tmp_path, bare_checkout):
+    # Defaults throughout: the repository's input/, output/, BFM/ and network/.
+    result = run_demo(cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    listed = [line[len("  - "):] for line in result.stderr.splitlines()
+              if line.startswith("  - ")]
+    assert sorted(line.split(": ")[0] for line in listed) == sorted(LICENSED_ASSETS), listed
+    assert all(": missing (get it from: " in line for line in listed)
+    assert result.stdout == ""
+
+    check = run_demo("--check", cwd=tmp_path)
+    assert check.returncode == 2
+    rows = {line.split()[2]: line.split() for line in check.stdout.splitlines()
+            if line.startswith(("ok ", "missing ", "absent "))}
+    for name in ("BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat",
+                 "similarity_Lm3D_all.mat", "select_vertex_id.mat", "std_exp.txt"):
+        row = rows[f"BFM/{name}"]
+        assert row[0] == "ok" and "verified" in row, row
+    for name in LICENSED_ASSETS:
+        assert rows[name][0] == "missing", rows[name]
+    assert "3 problem(s):" in check.stdout
 
 
 def test_help_explains_every_flag(tmp_path):

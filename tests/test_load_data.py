@@ -318,7 +318,8 @@ def _rewrite_bfm09(folder, change):
     ("few_exp_pcs", "Exp_Pca.bin", "declares 50 expression bases, expected at least 64"),
     ("std_exp_count", "std_exp.txt", "holds 78 standard deviations, but Exp_Pca.bin has 79"),
     ("std_exp_text", "std_exp.txt", "is not a list of numbers"),
-    ("missing_front_idx", "BFM_front_idx.mat", "missing (get it from: the release's repository"),
+    ("missing_front_idx", "BFM_front_idx.mat", "missing (get it from: this repository, which "
+                                               "ships it in BFM/"),
     ("wrong_variable_idx", "BFM_front_idx.mat", "variable 'idx' is missing"),
     ("idx_out_of_range", "BFM_front_idx.mat", "variable 'idx' has 1-based indices"),
     ("point_buf_rows", "facemodel_info.mat", "variable 'point_buf' has shape"),

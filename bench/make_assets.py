@@ -5,7 +5,7 @@
 Into DIR (default: ~/.cache/deep3dface-bench, never committed):
   BFM/       a BFM09-format model (53,490 vertices, 199 PCs), an Exp_Pca.bin
              (53,215 vertices, 79 PCs) and the release's public index files
-             from ../shared/data/bfm_index/, in the release's file formats;
+             from the repository's BFM/, in the release's file formats;
   network/FaceReconModel.pb
              a frozen ResNet-50 v1 R-Net with random weights and the release's
              tensor names (input_imgs [B,224,224,3] -> coeff [B,257]).
@@ -23,14 +23,14 @@ from tests.synthetic_assets import write_bfm09  # noqa: E402
 from tests.synthetic_network import write_resnet50_rnet  # noqa: E402
 
 DEFAULT_DIR = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-INDEX_DIR = REPO_ROOT.parent / "shared" / "data" / "bfm_index"
+INDEX_DIR = REPO_ROOT / "BFM"     # the release's index files, shipped
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_DIR)
     parser.add_argument("--index-dir", type=pathlib.Path, default=INDEX_DIR,
-                        help="the release's public index files (default ../shared/data/bfm_index)")
+                        help="the release's public index files (default: the repository's BFM/)")
     parser.add_argument("--force", action="store_true", help="rewrite existing files")
     args = parser.parse_args(argv)
     if not args.index_dir.is_dir():

@@ -10,7 +10,7 @@ Scenes (the same arrays are given to both renderers):
               a full-size synthetic model with smooth components (as a real
               morphable model's; tests.synthetic_assets.write_bfm09(bases="smooth"))
               written with the release's index files, once, into
-              ~/.cache/deep3dface-bench/BFM-smooth (../shared/data/bfm_index; the
+              ~/.cache/deep3dface-bench/BFM-smooth (the repository's BFM/; the
               scene is skipped without them), decoded
               by face_decoder.Face3D from random coefficients (the pipeline's
               posed vertices, rotated normals and lit colours), scaled about the
@@ -66,7 +66,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-INDEX_DIR = REPO_ROOT.parent / "shared" / "data" / "bfm_index"
+INDEX_DIR = REPO_ROOT / "BFM"     # the release's index files, shipped
 BENCH_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
 POOL = 16
 TARGET_COVERAGE = 0.45

@@ -5,7 +5,7 @@
 
 Face model: bench/make_assets.py's BFM in ~/.cache/deep3dface-bench/BFM (--assets); when it
 is missing, a full-size BFM09-format model is written there first (tests.synthetic_assets.
-write_bfm09 with the release's public index files of ../shared/data/bfm_index), so the
+write_bfm09 with the release's public index files shipped in BFM/), so the
 front mesh has the real 35,709 vertices and 70,789 triangles.
 
 Data: the repository's input/ photos prepared as `train.py prepare` does (their 5-point
@@ -59,7 +59,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-INDEX_DIR = REPO_ROOT.parent / "shared" / "data" / "bfm_index"
+INDEX_DIR = REPO_ROOT / "BFM"     # the release's index files, shipped
 
 
 DECODER = "decoder+render fwd+bwd"

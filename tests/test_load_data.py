@@ -15,7 +15,7 @@ from PIL import Image
 
 import load_data
 from load_data import AssetError
-from tests.conftest import REPO_ROOT, one_line, shared_path
+from tests.conftest import REPO_ROOT, one_line
 from tests.synthetic_assets import make_front_model, write_bfm09
 
 # ------------------------------------------------------------------ helpers
@@ -123,7 +123,7 @@ def test_load_front_model_rejects_bad_files(tmp_path, damage, expected):
 
 
 def test_load_lm3d_release_file():
-    bfm_index = shared_path("data", "bfm_index")
+    bfm_index = REPO_ROOT / "BFM"        # the release's index files, shipped
     lm = scipy.io.loadmat(str(bfm_index / "similarity_Lm3D_all.mat"))["lm"].astype(np.float64)
     got = load_data.load_lm3d(bfm_index)
     assert got.shape == (5, 3)
@@ -225,7 +225,7 @@ def test_load_exp_basis_matches_stored_layout(small_bfm):
 
 
 def test_transfer_full_size_through_release_index_files(tmp_path):
-    bfm_index = shared_path("data", "bfm_index")
+    bfm_index = REPO_ROOT / "BFM"        # the release's index files, shipped
     written = write_bfm09(tmp_path, seed=1, index_dir=bfm_index)
     assert written["n_bfm_vertices"] == 53490 and written["n_exp_vertices"] == 53215
     model = scipy.io.loadmat(str(load_data.transferBFM09(tmp_path)))

@@ -12,7 +12,7 @@ from PIL import Image
 
 import load_data
 import preprocess_img
-from tests.conftest import SHARED_DIR, shared_path
+from tests.conftest import REPO_ROOT, SHARED_DIR, shared_path
 
 PHOTO_NAMES = sorted(p.stem for p in (SHARED_DIR / "data" / "images").glob("*.jpg")
                      if p.with_suffix(".txt").exists()) or ["(no shared photos)"]
@@ -63,7 +63,7 @@ def expected_crop(image, setup):
 
 @pytest.fixture(scope="module")
 def lm3d():
-    return load_data.load_lm3d(shared_path("data", "bfm_index"))
+    return load_data.load_lm3d(REPO_ROOT / "BFM")      # the release's index files, shipped
 
 
 @pytest.fixture(params=PHOTO_NAMES)

@@ -24,6 +24,7 @@ FaceNet 20170512-110547's frozen graph holds (its input pipeline's
 tests/test_frozen_graph.py lists the ops of the release's R-Net, of
 FaceNet's graph and of this project's own graphs, which the check accepts.
 """
+import contextlib
 import pathlib
 
 from assets import AssetError, require_file
@@ -129,3 +130,27 @@ def read_graph_def(path, needed_nodes, source, kind):
             raise AssetError.about(path, f"has no node named '{needed}' (not {kind}, "
                                    "or truncated)", source)
     return graph_def
+
+
+@contextlib.contextmanager
+def importing(path, source, kind):
+    """Turns TensorFlow's errors while importing a checked graph into one AssetError.
+
+    A graph can hold the right node names and still not import: an input of
+    the wrong type, a dangling input, a named tensor with no output. Wrap the
+    `import_graph_def` (and the lookup of its tensors) in this.
+
+    Args:
+      path: the graph's file, for the message.
+      source: where a user gets the right file.
+      kind: what the file should be, e.g. "the 68-landmark detector".
+
+    Raises:
+      AssetError: one line naming the file and TensorFlow's first line.
+    """
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as error:
+        text = str(error).strip()
+        reason = text.splitlines()[0] if text else type(error).__name__
+        raise AssetError.about(path, f"does not import as {kind} ({reason})", source) from None

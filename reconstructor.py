@@ -12,6 +12,8 @@ without a network at all (`graph_def=None`) the graph is the decoder alone.
 import numpy as np
 import tensorflow as tf
 
+import assets
+import frozen_graph
 from face_decoder import Face3D
 
 ACCEPTED_LENGTHS = (239, 257, 258)
@@ -37,11 +39,14 @@ class Reconstructor:
         TensorFlow's default (all cores).
 
     Raises:
+      AssetError: the graph does not import with the release's tensor names
+        and types.
       ValueError: the network's output length is not 239, 257 or 258.
     """
 
     def __init__(self, graph_def, front_model_path, model_name="network", render=True,
                  threads=None, mesh=None):
+        self.model_name = model_name
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf.compat.v1.placeholder(
@@ -50,9 +55,10 @@ class Reconstructor:
                 self.network_coeff = None
                 coeff = tf.compat.v1.placeholder(tf.float32, [None, 257], name="coeff")
             else:
-                tf.import_graph_def(graph_def, name="resnet",
-                                    input_map={"input_imgs:0": self.images})
-                self.network_coeff = self.graph.get_tensor_by_name("resnet/coeff:0")
+                with frozen_graph.importing(model_name, assets.SOURCE_NETWORK, "an R-Net"):
+                    tf.import_graph_def(graph_def, name="resnet",
+                                        input_map={"input_imgs:0": self.images})
+                    self.network_coeff = self.graph.get_tensor_by_name("resnet/coeff:0")
                 length = self.network_coeff.shape[-1]
                 if length not in ACCEPTED_LENGTHS:
                     raise ValueError(f"{model_name}: output 'coeff' has length {length}, "

@@ -15,6 +15,17 @@ from fitting.optimize import plan
 from fitting.parameters import BLOCKS, widen
 
 
+def check_refinable(reconstructor):
+    """Raises ValueError, naming the network's file, when its coefficients cannot be fitted.
+
+    The fit works on the 257 coefficients (258 with the 2020.6 network's
+    dropped value); a white-light network's 239 have no per-channel light.
+    """
+    if reconstructor.network_coeff is not None and reconstructor.coeff_length != 257:
+        raise ValueError(f"{reconstructor.model_name}: refining needs a network with 257 or "
+                         f"258 coefficients, this one gives {reconstructor.coeff_length}")
+
+
 class PhotoRefiner:
     """A reconstruction step that fits each batch.
 
@@ -34,9 +45,7 @@ class PhotoRefiner:
     """
 
     def __init__(self, reconstructor, fitter, steps, shared=(), progress=None):
-        if reconstructor.network_coeff is not None and reconstructor.coeff_length != 257:
-            raise ValueError(f"refining needs a network with 257 or 258 coefficients, this one "
-                             f"gives {reconstructor.coeff_length}")
+        check_refinable(reconstructor)
         self.reconstructor = reconstructor
         self.fitter = fitter
         self.steps = int(steps)

@@ -59,7 +59,10 @@ def load_tools(bfm_dir, network, outputs=("mat", "obj", "lm5", "vis"), refine=0,
     if refine:
         from face_decoder import Face3D
         from fitting.optimize import Fitter
+        from fitting.photo_fit import check_refinable
         from landmark_predictor import Landmark68Predictor, PredictorUnavailable
+
+        check_refinable(tools["reconstructor"])     # before any photo is read
 
         identity_net = None
         if id_net:

@@ -190,3 +190,83 @@ def test_the_tools_exit_2_and_nothing_runs(tmp_path, small_bfm):
         assert "WriteFile" in result.stderr and "evil.pb" in result.stderr, tool
         assert "Traceback" not in result.stderr, tool
     assert not target.exists()
+
+
+def all_names_graph(coeff_length=257):
+    """A graph with every name the loaders look for (R-Net, 68-point detector,
+    FaceNet-style identity network), each output a float tensor."""
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        images = tf.compat.v1.placeholder(tf.float32, [None, 224, 224, 3], name="input_imgs")
+        pooled = tf.reduce_mean(images, axis=[1, 2])
+        tf.identity(tf.matmul(pooled, tf.constant(np.full((3, coeff_length), 1e-3,
+                                                           np.float32))), name="coeff")
+        tf.identity(tf.matmul(pooled, tf.constant(np.ones((3, 136), np.float32))),
+                    name="landmark")
+        faces = tf.compat.v1.placeholder(tf.float32, [None, 160, 160, 3], name="input")
+        tf.compat.v1.placeholder(tf.bool, [], name="phase_train")
+        tf.identity(tf.reduce_mean(faces, axis=[1, 2]), name="embeddings")
+    return graph.as_graph_def()
+
+
+def dangling(graph_def):
+    """Every output node also takes an input from a node that does not exist."""
+    for node in graph_def.node:
+        if node.name in ("coeff", "landmark", "embeddings"):
+            node.input.append("no_such_node")
+    return graph_def
+
+
+def test_a_graph_that_passes_the_check_but_does_not_import_is_one_asset_error(tmp_path,
+                                                                              converted_bfm):
+    from reconstructor import Reconstructor
+    from training.identity_net import IdentityNetwork
+    from training.landmarks68 import Landmark68Detector
+
+    broken = write_graph(tmp_path / "broken.pb", dangling(all_names_graph()))
+    graph_def = frozen_graph.read_graph_def(broken, ("coeff",), "x", "an R-Net")  # passes
+    front = converted_bfm / "BFM_model_front.mat"
+    with pytest.raises(AssetError, match="broken.pb: does not import as an R-Net"):
+        Reconstructor(graph_def, front, model_name=str(broken))
+    for loader, kind in ((Landmark68Detector, "the 68-landmark detector"),
+                         (IdentityNetwork, "a FaceNet-style frozen graph")):
+        with pytest.raises(AssetError, match=f"broken.pb: does not import as {kind}"):
+            loader(broken)
+    # A 'coeff' that is an op with no output.
+    no_output = all_names_graph()
+    next(node for node in no_output.node if node.name == "coeff").op = "NoOp"
+    del next(node for node in no_output.node if node.name == "coeff").input[:]
+    with pytest.raises(AssetError, match="does not import as an R-Net"):
+        Reconstructor(no_output, front, model_name="no_output.pb")
+
+
+def test_the_tools_say_one_line_for_a_graph_that_does_not_import(tmp_path, small_bfm):
+    import shutil
+
+    broken = write_graph(tmp_path / "broken.pb", dangling(all_names_graph()))
+    white_light = write_graph(tmp_path / "white_light.pb", all_names_graph(239))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(REPO_ROOT / "input" / "astronaut.png", photos / "astronaut.png")
+    shutil.copy(REPO_ROOT / "input" / "astronaut.txt", photos / "astronaut.txt")
+    runs = {
+        "demo.py": run("demo.py", "--input", photos, "--output", tmp_path / "d", "--bfm-dir",
+                       small_bfm, "--model", broken, cwd=tmp_path),
+        "train.py prepare": run("train.py", "prepare", "--input", photos, "--output",
+                                tmp_path / "t", "--bfm-dir", small_bfm, "--lm68-detector",
+                                broken, cwd=tmp_path),
+        "demo.py --refine": run("demo.py", "--input", photos, "--output", tmp_path / "r",
+                                "--bfm-dir", small_bfm, "--model", white_light, "--refine", 2,
+                                cwd=tmp_path),
+    }
+    for tool, result in runs.items():
+        assert result.returncode == 2, (tool, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, tool
+    assert "broken.pb: does not import as an R-Net" in runs["demo.py"].stderr
+    assert "broken.pb: does not import as the 68-landmark detector" in \
+        runs["train.py prepare"].stderr
+    assert "white_light.pb: refining needs a network with 257" in \
+        runs["demo.py --refine"].stderr
+    assert not list((tmp_path / "r").glob("*"))     # refused before any photo

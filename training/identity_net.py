@@ -24,7 +24,7 @@ class IdentityNetwork:
     """
 
     def __init__(self, pb_path):
-        from load_data import read_graph_def
+        from frozen_graph import importing, read_graph_def
 
         graph_def = read_graph_def(pb_path, ("input", "phase_train", "embeddings"),
                                    SOURCE_ID_NET, "a FaceNet-style frozen graph")
@@ -36,9 +36,11 @@ class IdentityNetwork:
             tf.compat.v1.import_graph_def(
                 graph_def, name="", input_map={"phase_train:0": tf.constant(False)})
 
-        wrapped = tf.compat.v1.wrap_function(imported, [])
-        self._embed = wrapped.prune(feeds=[wrapped.graph.get_tensor_by_name("input:0")],
-                                    fetches=[wrapped.graph.get_tensor_by_name("embeddings:0")])
+        with importing(pb_path, SOURCE_ID_NET, "a FaceNet-style frozen graph"):
+            wrapped = tf.compat.v1.wrap_function(imported, [])
+            self._embed = wrapped.prune(
+                feeds=[wrapped.graph.get_tensor_by_name("input:0")],
+                fetches=[wrapped.graph.get_tensor_by_name("embeddings:0")])
         self.path = pb_path
 
     def __call__(self, images_bgr):

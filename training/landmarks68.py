@@ -34,7 +34,7 @@ class Landmark68Detector:
     def __init__(self, pb_path):
         import tensorflow as tf
 
-        from load_data import read_graph_def
+        from frozen_graph import importing, read_graph_def
 
         graph_def = read_graph_def(pb_path, ("input_imgs", "landmark"), SOURCE_LM68,
                                    "the 68-landmark detector")
@@ -42,7 +42,7 @@ class Landmark68Detector:
         dtype = nodes["input_imgs"].attr["dtype"].type
         self.input_dtype = tf.dtypes.as_dtype(dtype).as_numpy_dtype if dtype else np.float32
         self.graph = tf.Graph()
-        with self.graph.as_default():
+        with self.graph.as_default(), importing(pb_path, SOURCE_LM68, "the 68-landmark detector"):
             tf.import_graph_def(graph_def, name="")
         self.session = tf.compat.v1.Session(graph=self.graph)
         self.path = pb_path

@@ -73,10 +73,15 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from image_io import InputError
+    from startup import output_folder_problem
 
     data, output = pathlib.Path(args.data), pathlib.Path(args.output)
     if not data.is_dir():
         print(f"{data}: data folder not found", file=sys.stderr)
+        return 2
+    problem = output_folder_problem(output)
+    if problem:
+        print(problem, file=sys.stderr)
         return 2
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -194,6 +199,7 @@ def florence_frames(args, data, folder, log):
 def score(args, data, predictions, output):
     """Scores the predictions, prints the table, writes the JSON and the curve."""
     from evaluation import aflw2000, florence, now, report
+    from image_io import InputError
 
     module = {"aflw2000": aflw2000, "now": now, "florence": florence}[args.benchmark]
     if args.benchmark == "aflw2000":
@@ -201,6 +207,12 @@ def score(args, data, predictions, output):
         module.show(summary, records, output)
     else:
         summary, records, values = module.score(data, predictions)
+    if not records:
+        raise InputError(f"{data}: nothing of {args.benchmark} found in it (see "
+                         f"`python evaluate.py --help` and docs/evaluation.md for the layout)")
+    if args.benchmark == "aflw2000":
+        module.show(summary, records, output)
+    else:
         module.show(summary, values, output)
     settings = {"predictions": str(predictions), "model": None if args.predictions else
                 pathlib.Path(str(args.network)).name if args.network else "none",

@@ -126,7 +126,8 @@ def score(data_dir, predictions_dir, log=print):
         for mesh_path in meshes:
             vertices, triangles = formats.read_obj(mesh_path)
             tip_path = mesh_path.with_suffix(".npy")
-            tip = np.load(tip_path).reshape(3) if tip_path.exists() else vertices.mean(axis=0)
+            tip = formats.read_npy(tip_path, (3,)) if tip_path.exists() \
+                else vertices.mean(axis=0)
             rmse, points = score_one(vertices, triangles, tip, scan_vertices)
             records.append({"name": f"{subject}/{mesh_path.stem}", "rmse": round(rmse, 5),
                             "points": points})

@@ -28,18 +28,41 @@ from image_io import InputError
 def read_aflw_mat(path):
     """Reads an AFLW2000-3D annotation: ([68, 2] x, y pixels, yaw in degrees)."""
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         data = loadmat(str(path))
         points = np.asarray(data["pt3d_68"], np.float64)
         pose = np.asarray(data["Pose_Para"], np.float64).reshape(-1)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, MatReadError) as error:
         raise InputError(f"{path}: not an AFLW2000-3D annotation ({type(error).__name__}: "
                          f"{error})") from None
-    if points.shape[0] < 2 or points.shape[1] != 68 or pose.size < 3:
+    if points.ndim != 2 or points.shape[0] < 2 or points.shape[1] != 68 or pose.size < 3:
         raise InputError(f"{path}: pt3d_68 must be [3, 68] and Pose_Para hold [pitch, yaw, "
                          f"roll, ...], got {points.shape} and {pose.size} values")
+    if not (np.all(np.isfinite(points[:2])) and np.all(np.isfinite(pose[:3]))):
+        raise InputError(f"{path}: pt3d_68 or Pose_Para holds values that are not finite")
     return points[:2].T.copy(), float(np.degrees(pose[1]))
+
+
+def read_npy(path, shape):
+    """Reads a NumPy array file holding `shape` finite numbers (no pickles).
+
+    Returns:
+      float64 array of `shape`.
+
+    Raises:
+      InputError: one line naming the file.
+    """
+    try:
+        array = np.load(path, allow_pickle=False)
+        array = np.asarray(array, np.float64).reshape(shape)
+    except (OSError, ValueError, TypeError) as error:
+        raise InputError(f"{path}: not a NumPy array of shape {shape} ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    if not np.all(np.isfinite(array)):
+        raise InputError(f"{path}: holds values that are not finite")
+    return array
 
 
 def write_lm68(path, points):

@@ -69,8 +69,14 @@ def face_box(data_dir, name):
     path = pathlib.Path(data_dir) / "detected_face" / f"{name}.npy"
     if not path.exists():
         return None
-    box = np.load(path, allow_pickle=True, encoding="latin1").item()
-    return tuple(float(box[key]) for key in ("left", "top", "right", "bottom"))
+    from image_io import InputError
+
+    try:   # NoW ships each box as a pickled dict: the one file read with pickles allowed.
+        box = np.load(path, allow_pickle=True, encoding="latin1").item()
+        return tuple(float(box[key]) for key in ("left", "top", "right", "bottom"))
+    except Exception as error:    # unpickling can raise anything
+        raise InputError(f"{path}: not a NoW face box, a dict with left, top, right, bottom "
+                         f"({type(error).__name__})") from None
 
 
 def scan(data_dir, subject):
@@ -87,6 +93,10 @@ def scan(data_dir, subject):
     landmarks = formats.read_pp(points[0])
     if landmarks.shape != (7, 3):
         raise InputError(f"{points[0]}: holds {len(landmarks)} points, NoW's scans have 7")
+    kept = int(crop_mask(vertices, landmarks).sum())
+    if kept < 3:
+        raise InputError(f"{points[0]}: {kept} of {meshes[0].name}'s points lie in the crop "
+                         "around these landmarks: they are not this scan's")
     return vertices, landmarks
 
 
@@ -136,7 +146,7 @@ def score(data_dir, predictions_dir, log=print):
         if subject not in scans:
             scans[subject] = scan(data_dir, subject)
         vertices, triangles = formats.read_obj(mesh_path)
-        landmarks = np.load(landmark_path).reshape(7, 3)
+        landmarks = formats.read_npy(landmark_path, (7, 3))
         errors = score_one(vertices, triangles, landmarks, *scans[subject])
         record.update(points=int(errors.size), median=round(float(np.median(errors)), 5),
                       mean=round(float(errors.mean()), 5))

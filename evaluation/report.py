@@ -24,6 +24,10 @@ def write_json(path, benchmark, summary, records, settings):
       records: list of dicts, one per image or scan.
       settings: the options that shaped the numbers.
     """
+    # A figure with nothing to average (every prediction missing) is null:
+    # strict JSON has no NaN.
+    summary = {key: None if isinstance(value, float) and not np.isfinite(value) else value
+               for key, value in summary.items()}
     document = {"benchmark": benchmark, "summary": summary, "settings": settings,
                 "records": records}
     result_files.write_atomically(path, (json.dumps(document, indent=1, default=_plain)

@@ -297,3 +297,55 @@ def test_now_and_florence_with_a_network_end_to_end(tmp_path, face_mesh, convert
             assert len(handle.readline().split()) == 4
         assert all(np.load(m.with_suffix(".npy")).size == (21 if benchmark == "now" else 3)
                    for m in meshes)
+
+
+def test_bad_benchmark_files_get_one_line_naming_the_file(tmp_path, face_mesh):
+    from scipy.io import savemat as save
+
+    rng = np.random.default_rng(5)
+    cases = {}
+    # AFLW2000-3D: a .mat that is not one, and a pose that is not finite.
+    garbage = tmp_path / "garbage"
+    write_aflw(garbage, random_faces(rng, 1), [10.0])
+    (garbage / "image00000.mat").write_bytes(b"not a mat file at all" * 10)
+    cases["garbage.mat"] = ("aflw2000", garbage, garbage / "image00000.mat")
+    nan_pose = tmp_path / "nan_pose"
+    write_aflw(nan_pose, random_faces(rng, 1), [10.0])
+    save(nan_pose / "image00000.mat", {"pt3d_68": np.ones((3, 68)),
+                                        "Pose_Para": np.full((1, 7), np.nan)})
+    cases["nan pose"] = ("aflw2000", nan_pose, nan_pose / "image00000.mat")
+    for folder in (garbage, nan_pose):
+        (tmp_path / f"{folder.name}_predictions").mkdir()
+    # NoW: 7 landmarks of the wrong shape.
+    vertices, triangles, keypoints = face_mesh
+    names = write_now(tmp_path / "now", face_mesh, vertices)
+    now_predictions = tmp_path / "now_predictions"
+    for name in names:
+        mesh_path, landmark_path = now.prediction_paths(now_predictions, name)
+        formats.write_obj(mesh_path, vertices, triangles)
+        landmark_path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(landmark_path, np.zeros((6, 3)))
+    cases["npy shape"] = ("now", tmp_path / "now", landmark_path.parent.parent)
+    for label, (benchmark, data, named) in cases.items():
+        predictions = tmp_path / f"{data.name}_predictions"
+        result = run_evaluate(benchmark, "--data", data, "--predictions", predictions,
+                              "--output", tmp_path / "out", cwd=tmp_path)
+        assert result.returncode == 2, (label, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, label
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(str(named)), (label, lines)
+
+
+def test_an_empty_data_folder_or_an_output_file_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "predictions").mkdir()
+    empty = run_evaluate("aflw2000", "--data", tmp_path / "empty", "--predictions",
+                         tmp_path / "predictions", "--output", tmp_path / "out", cwd=tmp_path)
+    assert empty.returncode == 2 and "nothing of aflw2000 found" in empty.stderr
+    assert not (tmp_path / "out" / "aflw2000.json").exists()
+    (tmp_path / "a_file").write_text("x")
+    on_file = run_evaluate("aflw2000", "--data", tmp_path / "empty", "--predictions",
+                           tmp_path / "predictions", "--output", tmp_path / "a_file",
+                           cwd=tmp_path)
+    assert on_file.returncode == 2 and "a_file: exists and is not a folder" in on_file.stderr
+    assert "Errno" not in on_file.stderr

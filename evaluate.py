@@ -134,21 +134,14 @@ def predict(args, data, predictions):
                     box = now.face_box(data, name)
                     items.append((name, path, None if box is None
                                   else region_points(predictor.detector, box)))
-
-                def target(name):
-                    return now.prediction_paths(predictions, name)
             else:
                 items = florence_frames(args, data, predictions.parent / "florence_frames", log)
 
-                def target(name):
-                    base = predictions / name
-                    return base.with_suffix(".obj"), base.with_suffix(".npy")
-
             def done(name):
-                return all(path.exists() for path in target(name))
+                return all(path.exists() for path in formats.mesh_paths(predictions, name))
 
             def write(name, aligned, result):
-                mesh_path, extra_path = target(name)
+                mesh_path, extra_path = formats.mesh_paths(predictions, name)
                 shape = predictor.shape_mm(result["coeff"])
                 formats.write_obj(mesh_path, shape, predictor.triangles)
                 if args.benchmark == "now":
@@ -169,8 +162,6 @@ def predict(args, data, predictions):
 
 def florence_frames(args, data, folder, log):
     """Samples each subject's frames into PNG files; returns the items to reconstruct."""
-    from PIL import Image
-
     import result_files
     from evaluation import florence
     from image_io import InputError
@@ -188,10 +179,7 @@ def florence_frames(args, data, folder, log):
         for number, rgb in frames:
             path = folder / subject / f"frame{number:05d}.png"
             if not path.exists():
-                import io
-                buffer = io.BytesIO()
-                Image.fromarray(rgb).save(buffer, format="PNG")
-                result_files.write_atomically(path, buffer.getvalue())
+                result_files.write_png(path, rgb)
             items.append((f"{subject}/frame{number:05d}", path, None))
     return items
 

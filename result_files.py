@@ -93,6 +93,21 @@ def save_obj(path, v, f, c):
     write_atomically(path, vertex_lines + b"\n" + _face_lines(f.astype(np.int64)))
 
 
+def write_plain_obj(path, v, f):
+    """Writes an uncoloured triangle mesh as OBJ: "v x y z" ('%f') lines, then "f i j k".
+
+    For tools that read OBJ files strictly (NoW's loader fails on vertex
+    colours). Written atomically, with `save_obj`'s formatting.
+
+    Args:
+      path: output file.
+      v: [N,3] vertex positions.
+      f: [F,3] triangles, 1-based vertex indices.
+    """
+    write_atomically(path, format_float_rows("v", np.asarray(v))
+                     + _face_lines(np.asarray(f, np.int64)))
+
+
 _DIGIT_PLANES = np.array([list(f"{i:03d}") for i in range(1000)], "S1").view(np.uint8).T.copy()
 
 

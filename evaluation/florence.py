@@ -86,11 +86,14 @@ def protruding_point(vertices, radius=30.0, samples=20000):
     return points[np.argmax(points[:, 2] - around)]
 
 
-def score_one(mesh_vertices, triangles, nose_tip, scan_vertices):
-    """One mesh's RMSE (mm) against a scan, and the number of scan points used."""
+def score_one(mesh_vertices, triangles, nose_tip, scan_vertices, scan_tip=None):
+    """One mesh's RMSE (mm) against a scan, and the number of scan points used.
+
+    `scan_tip`: the scan's `protruding_point`, when the caller scores several
+    meshes against one scan (computed here otherwise)."""
     surface = geometry.mesh(mesh_vertices, triangles)
-    # Start: the mesh's nose tip on the scan's most forward vertex, no turn, scale 1.
-    tip = protruding_point(scan_vertices)
+    # Start: the mesh's nose tip on the scan's protruding point, no turn, scale 1.
+    tip = protruding_point(scan_vertices) if scan_tip is None else scan_tip
     transform = (1.0, np.eye(3), tip - nose_tip)
     for _ in range(TIP_ROUNDS):
         cropped = scan_vertices[np.linalg.norm(scan_vertices - tip, axis=1) <= RADIUS_MM]
@@ -123,12 +126,13 @@ def score(data_dir, predictions_dir, log=print):
             records.append({"name": subject, "missing": True})
             continue
         scan_vertices, _ = formats.read_obj(scan_path)
+        scan_tip = protruding_point(scan_vertices)      # once per scan, not per mesh
         for mesh_path in meshes:
             vertices, triangles = formats.read_obj(mesh_path)
             tip_path = mesh_path.with_suffix(".npy")
             tip = formats.read_npy(tip_path, (3,)) if tip_path.exists() \
                 else vertices.mean(axis=0)
-            rmse, points = score_one(vertices, triangles, tip, scan_vertices)
+            rmse, points = score_one(vertices, triangles, tip, scan_vertices, scan_tip)
             records.append({"name": f"{subject}/{mesh_path.stem}", "rmse": round(rmse, 5),
                             "points": points})
     values = np.array([r["rmse"] for r in records if "rmse" in r])

@@ -17,6 +17,7 @@
 Every reader raises `InputError` with one line naming the file.
 """
 import io
+import pathlib
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
@@ -104,9 +105,14 @@ def read_obj(path):
 
 def write_obj(path, vertices, triangles):
     """Writes vertices and 0-based triangles as OBJ, no colours, atomically."""
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in np.asarray(vertices, np.float64)]
-    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in np.asarray(triangles, np.int64)]
-    result_files.write_atomically(path, ("\n".join(lines) + "\n").encode())
+    result_files.write_plain_obj(path, np.asarray(vertices, np.float64),
+                                 np.asarray(triangles, np.int64) + 1)
+
+
+def mesh_paths(folder, name):
+    """A predicted mesh's files: (FOLDER/NAME.obj, FOLDER/NAME.npy, its landmarks)."""
+    base = pathlib.Path(folder) / name
+    return base.with_suffix(".obj"), base.with_suffix(".npy")
 
 
 def read_pp(path):

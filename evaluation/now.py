@@ -109,9 +109,7 @@ def crop_mask(vertices, landmarks):
     return np.linalg.norm(vertices - centre, axis=1) <= radius
 
 
-def prediction_paths(predictions_dir, name):
-    base = pathlib.Path(predictions_dir) / name
-    return base.with_suffix(".obj"), base.with_suffix(".npy")
+prediction_paths = formats.mesh_paths    # <subject>/<challenge>/<image>.obj and .npy
 
 
 def score_one(mesh_vertices, triangles, mesh_landmarks, scan_vertices, scan_landmarks):

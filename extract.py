@@ -158,7 +158,7 @@ def main(argv=None):
 
         def on_frames(n, key="frames"):
             counts[key] = counts.get(key, 0) + n
-            bar.set_postfix(counts, refresh=True)
+            bar.set_postfix(counts, refresh=False)
 
         def on_refined(n, loss):
             counts["loss"] = f"{loss:.4g}"

@@ -15,7 +15,7 @@ import numpy as np
 from extraction import outputs, postprocess
 from extraction.inputs import is_video, output_path, preview_path
 from extraction.video import reconstruct_video
-from fitting.video_fit import FitFailed
+from fitting import FitFailed
 from image_io import InputError, read_landmarks
 
 

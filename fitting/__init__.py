@@ -15,3 +15,10 @@ and albedo; a video shares one per video and adds a temporal term.
 - `photo_fit`: the step of `demo.py --refine` and `--identity set`.
 - `video_fit`: `extract.py --refine`: one identity per video, then frames.
 """
+
+
+class FitFailed(RuntimeError):
+    """A fit gave non-finite values; the message is one line (without the file).
+
+    Here, without TensorFlow, so that a tool can catch it without importing
+    the fitting code at start-up."""

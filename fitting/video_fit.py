@@ -26,6 +26,7 @@ import numpy as np
 
 from extraction.alignment import Alignment
 from extraction.frames import FrameReader
+from fitting import FitFailed
 from fitting.objective import FitBatch, landmark_target
 from fitting.optimize import Stage
 from fitting.parameters import BLOCKS, widen
@@ -34,10 +35,6 @@ from preprocess_img import map_to_crop
 
 FRAME_BLOCKS = ("expression", "angles", "lighting", "translation")
 IDENTITY_BLOCKS = ("identity", "albedo")
-
-
-class FitFailed(RuntimeError):
-    """A video's fit gave non-finite values; the message is one line (without the file)."""
 
 
 def sample_frames(valid, count):

@@ -47,3 +47,17 @@ def test_no_entry_point_imports_another(entry_point):
     others = reachable(entry_point) & set(ENTRY_POINTS)
     assert not others, f"{entry_point}.py reaches {sorted(others)}"
     assert "startup" in reachable(entry_point) or entry_point == "train"
+
+
+@pytest.mark.parametrize("entry_point", ENTRY_POINTS)
+def test_an_entry_point_starts_without_tensorflow(entry_point):
+    """`--help` and a bad flag answer at once: TensorFlow loads only when work starts."""
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); import {entry_point}; "
+            "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "False"

@@ -199,6 +199,9 @@ def main(argv=None):
         except (load_data.AssetError, ValueError) as error:
             print(f"{error}", file=sys.stderr)
             return 2
+        from landmark_detector import LandmarkDetector
+
+        tools["detector"] = LandmarkDetector()    # one for every group: MTCNN loads once
         try:
             for set_name, photos, folder in jobs:
                 ok, bad = run_job(args, tools, set_name, photos, folder, output_dir)
@@ -217,7 +220,6 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     Returns:
       (done, failed) as `photos.pipeline.run_folder`.
     """
-    from landmark_detector import LandmarkDetector
     from photos.align import align_photo
     from photos.pipeline import run_folder
     from photos.tools import reconstruction_step
@@ -226,7 +228,7 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     is_set = set_name is not None
     refine = args.refine > 0
     align = functools.partial(align_photo, landmark_mode=args.landmarks,
-                              detector=LandmarkDetector(), lm3d=tools["lm3d"], fit=refine,
+                              detector=tools["detector"], lm3d=tools["lm3d"], fit=refine,
                               predictor=tools.get("predictor"))
     reconstruct = reconstruction_step(tools, args.refine,
                                       shared=("identity", "albedo") if is_set else (),
@@ -256,10 +258,12 @@ def write_set_file(path, collected, refined):
     """SET_set.mat from the set's photos' (name, coefficients)."""
     import numpy as np
 
+    from fitting.parameters import BLOCKS
     from photos.outputs import write_set
 
     coeff = np.stack([c for _, c in collected]).astype(np.float64)
-    write_set(path, coeff[:, 0:80].mean(axis=0), coeff[:, 144:224].mean(axis=0),
+    write_set(path, coeff[:, BLOCKS["identity"]].mean(axis=0),
+              coeff[:, BLOCKS["albedo"]].mean(axis=0),
               [name for name, _ in collected], refined)
 
 

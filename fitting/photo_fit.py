@@ -12,7 +12,7 @@ import numpy as np
 
 from fitting.objective import FitBatch, landmark_target
 from fitting.optimize import plan
-from fitting.parameters import BLOCKS, widen
+from fitting.parameters import widen
 
 
 def check_refinable(reconstructor):
@@ -38,10 +38,6 @@ class PhotoRefiner:
         image sets), or ().
       progress: optional callable(batch size) -> callable(steps done, steps in
         all, total loss), made per batch (a progress bar).
-
-    Attributes:
-      last_shared: after a call with `shared` blocks, {block name: [n]}
-        their fitted values.
     """
 
     def __init__(self, reconstructor, fitter, steps, shared=(), progress=None):
@@ -51,7 +47,6 @@ class PhotoRefiner:
         self.steps = int(steps)
         self.shared = tuple(shared)
         self.progress = progress
-        self.last_shared = None
 
     def __call__(self, batch):
         """Fits and decodes a batch of `photos.align.Aligned` photos.
@@ -76,8 +71,6 @@ class PhotoRefiner:
         report = self.progress(len(batch)) if self.progress is not None else None
         result = self.fitter.fit(initial, fit_batch, stages, shared=self.shared,
                                  progress=report)
-        if self.shared:
-            self.last_shared = {name: result.coeff[0, BLOCKS[name]] for name in self.shared}
         coeff = np.where(result.finite[:, None], result.coeff, initial)
         decoded = dict(self.reconstructor.decode(coeff))
         if network is not None:

@@ -108,10 +108,7 @@ def landmark_loss(predicted, target, weights=None):
     """
     predicted = _float(predicted)
     target = _float(target, predicted.dtype)
-    if weights is None:
-        weights = LANDMARK_WEIGHTS
-    weights = tf.constant(weights, dtype=predicted.dtype) if not tf.is_tensor(weights) \
-        else tf.cast(weights, predicted.dtype)
+    weights = _float(LANDMARK_WEIGHTS if weights is None else weights, predicted.dtype)
     count = int(weights.shape[-1])
     if not predicted.shape.is_compatible_with([None, count, 2]):
         raise ValueError(f"landmarks must be [B,{count},2], got shape {predicted.shape}")

@@ -82,8 +82,7 @@ class HybridLoss:
             terms["identity"] = losses.identity_loss(self.identity_net(render_bgr),
                                                      self.identity_net(images))
         terms["total"] = losses.total_loss(terms)
-        return terms, {"coeff": coeff, "render": render, "landmarks": face.landmark_p,
-                       "shape": face.face_shape}
+        return terms, {"coeff": coeff, "render": render, "landmarks": face.landmark_p}
 
 
 class TrainingModel:
@@ -98,7 +97,6 @@ class TrainingModel:
     def __init__(self, rnet, face, identity_net=None):
         self.rnet = rnet
         self.face = face
-        self.identity_net = identity_net
         self.loss = HybridLoss(face, identity_net)
 
     def __call__(self, images, landmarks, masks, training=True):

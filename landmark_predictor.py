@@ -24,10 +24,10 @@ HOG detector's on those photos.
 The 5 alignment points from 68 are the eye centres (the mean of each eye's
 six contour points, 36-41 and 42-47), the nose tip (30) and the mouth
 corners (48, 54). The contour means, rather than the corners' (36, 39 and
-42, 45, which `tracking.lm5_from_lm68` uses for the reconstruction's
-landmarks), are closest to hand-marked eye centres: on the shared photos
-the predictor's 5 points miss the hand-marked ones by 0.053 eye distances on
-average with the contours, 0.057 with the corners.
+42, 45, which `load_data.load_lm3d` uses for the mean face's), are closest
+to hand-marked eye centres: on the shared photos the predictor's 5 points
+miss the hand-marked ones by 0.053 eye distances on average with the
+contours, 0.057 with the corners.
 """
 import pathlib
 import threading

@@ -250,7 +250,7 @@ def aligned_crops(video_path, points, extractor, batch_size):
             face_thumbnail(frame, points[index])
             spent["thumbnail"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            crops.append(Alignment(frame, points[index], extractor.lm3d, False).crop_bgr)
+            crops.append(Alignment(frame, points[index], extractor.lm3d).crop_bgr)
             spent["crop"] += time.perf_counter() - clock
     return [np.stack(batch) for batch in batches(crops, batch_size)], spent, count
 

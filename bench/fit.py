@@ -206,13 +206,13 @@ def part_sets(args, fitter, faces, rng):
 
 def part_video(args, face, lm3d, work, backgrounds, rng):
     from extraction.alignment import Alignment
-    from extraction.tracking import lm5_from_lm68
     from extraction.video import FrameResults
     from fitting.optimize import Fitter
     from fitting.parameters import BLOCKS
     from fitting.video_fit import refine_video
     from preprocess_img import map_to_original
     from tests.synthetic_faces import draw_coefficients, render_faces
+    from tests.synthetic_video import five_from_68 as lm5_from_lm68
     from tests.synthetic_video import make_video
 
     n = args.video_frames
@@ -223,7 +223,7 @@ def part_video(args, face, lm3d, work, backgrounds, rng):
     path = work / "still.mkv"
     make_video(path, frames, codec="ffv1")
     lm5 = lm5_from_lm68(rendered["lm68"][0])
-    params = Alignment(frames[0], lm5, lm3d, False).trans_params
+    params = Alignment(frames[0], lm5, lm3d).trans_params
     network = noisy(rng, np.tile(truth, (n, 1)), scale=0.3)
     results = FrameResults(
         frame_index=np.arange(n), time=np.arange(n) / 25.0, valid=np.ones(n, bool),

@@ -75,13 +75,10 @@ class Alignment:
       lm5: [5, 2] the points used, frame pixels.
       lm5_crop: [5, 2] the same points in crop pixels.
       trans_params: [5] the release's [w0, h0, 102/s, t0, t1].
-      detected: True when the face detector's face started the track on this
-        frame (or, with `--landmarks detect`, gave its points).
     """
 
-    __slots__ = ("crop_bgr", "lm5", "lm5_crop", "trans_params", "detected")
+    __slots__ = ("crop_bgr", "lm5", "lm5_crop", "trans_params")
 
-    def __init__(self, frame, points, lm3d, detected):
+    def __init__(self, frame, points, lm3d):
         self.crop_bgr, self.lm5_crop, self.trans_params = align_frame(frame, points, lm3d)
         self.lm5 = np.asarray(points, np.float64)
-        self.detected = detected

@@ -51,16 +51,12 @@ frame at full size, as demo.py does, and its 5 points align the frame; the
 predictor still gives the frame's 68 points, from MTCNN's box, for
 `lm68_detected`.
 """
-import threading
 
 import numpy as np
 
 from image_io import InputError
 from landmark_predictor import box_from_points, box_shift, five_from_68
 
-# The release's 5 points from the reconstruction's 68 (as load_data.load_lm3d):
-# eye corners 36/39 and 42/45 averaged, nose tip 30, mouth corners 48 and 54.
-_EYE_A, _EYE_B, _NOSE, _MOUTH_A, _MOUTH_B = (36, 39), (42, 45), 30, 48, 54
 _THUMB_SPAN = 2.0                  # appearance region side / extent of the 5 points
 _THUMB_SIZE = 32                   # pixels a side of the compared thumbnails
 _REGION_SCALE = 4.0                # detection region side / size of the 5 points
@@ -82,22 +78,6 @@ def _scaled_region(region, scale):
     scaled = Image.fromarray(np.ascontiguousarray(region)).resize(size, Image.BILINEAR)
     # The scales actually applied (rounding makes them differ a little).
     return np.asarray(scaled), np.array([size[0] / width, size[1] / height])
-
-
-def lm5_from_lm68(lm68):
-    """The release's 5 points from the reconstruction's 68 landmarks.
-
-    Args:
-      lm68: [..., 68, 2] landmarks.
-
-    Returns:
-      [..., 5, 2]: eye A (mean of 36, 39), eye B (mean of 42, 45), nose tip
-      (30), mouth corners (48, 54), in the landmark file's order.
-    """
-    lm68 = np.asarray(lm68, dtype=np.float64)
-    return np.stack([lm68[..., _EYE_A, :].mean(axis=-2), lm68[..., _EYE_B, :].mean(axis=-2),
-                     lm68[..., _NOSE, :], lm68[..., _MOUTH_A, :], lm68[..., _MOUTH_B, :]],
-                    axis=-2)
 
 
 def eye_distance(lm5):
@@ -192,7 +172,6 @@ class FaceTracker:
         self.max_drift = max_drift
         self.detector_calls = 0
         self.lost = 0
-        self._count_lock = threading.Lock()
         self._last = None             # FacePoints of the previous frame (None: no track)
         self._near = None             # [5,2] the face's last known place
         self._reference = None        # thumbnail of the previous frame's face
@@ -270,10 +249,6 @@ class FaceTracker:
         self._since_detection = 0
         return self._keep(points)
 
-    def _count_call(self):
-        with self._count_lock:
-            self.detector_calls += 1
-
     def _detect_near(self, frame, near):
         """Runs the detector around `near` ([5,2] or None), else on the whole frame.
 
@@ -291,7 +266,7 @@ class FaceTracker:
                 return self._detect_region(frame, self._detect_scaled_frame(frame))
             except InputError:
                 pass
-        self._count_call()
+        self.detector_calls += 1
         return self.detect(frame)
 
     def _detect_region(self, frame, near):
@@ -329,7 +304,7 @@ class FaceTracker:
 
     def _detect_scaled(self, image, scale):
         """The detector on `image` scaled by min(scale, 1); points in `image`'s pixels."""
-        self._count_call()
+        self.detector_calls += 1
         scaled, scales = _scaled_region(image, scale)
         # Pixel centres: Pillow maps x in the scaled image to (x + 0.5) / scale
         # - 0.5 in the original.

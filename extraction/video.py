@@ -84,7 +84,7 @@ def aligned_batches(reader, tracker, lm3d, batch_size, pool):
         aligned = None
         if points is not None:
             try:
-                aligned = Alignment(frame, points.lm5, lm3d, points.detected)
+                aligned = Alignment(frame, points.lm5, lm3d)
             except ValueError:        # Degenerate points: no face on this frame.
                 points = None
         return index, seconds, points, aligned

@@ -49,7 +49,7 @@ def _fit_batch(frames, positions, results, lm3d):
     """The `FitBatch` of some frames (decoded RGB) at positions of `results`."""
     crops, targets, masks = [], [], []
     for frame, position in zip(frames, positions):
-        aligned = Alignment(frame, results.lm5[position], lm3d, False)
+        aligned = Alignment(frame, results.lm5[position], lm3d)
         lm68 = map_to_crop(results.lm68_detected[position], aligned.trans_params)
         crops.append(aligned.crop_bgr)
         targets.append(landmark_target(lm68=lm68))

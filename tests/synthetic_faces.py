@@ -81,7 +81,7 @@ def write_photos(folder, names, faces, lm68_files=True):
     """
     from PIL import Image
 
-    from extraction.tracking import lm5_from_lm68
+    from tests.synthetic_video import five_from_68 as lm5_from_lm68
 
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -214,7 +214,9 @@ def test_alignment_ahead_of_the_network_gives_the_results_of_one_thread(tmp_path
     assert not valid[17:19].any() and valid[:17].all() and valid[19:].all()
     np.testing.assert_allclose(ahead.time, np.arange(40) / 25.0)
     truth = np.array([disc_points(disc_frame(centre_of(t))) for t in np.flatnonzero(valid)])
-    found = tracking.lm5_from_lm68(ahead.lm68[valid])
+    from tests.synthetic_video import five_from_68 as corners_five
+
+    found = corners_five(ahead.lm68[valid])
     assert np.abs(found - truth).max() < 1.0
     np.testing.assert_allclose(ahead.lm68_detected[valid],
                                [centre_of(t) + RADIUS * PATTERN for t in np.flatnonzero(valid)],

@@ -138,7 +138,7 @@ def oracle(pipeline, converted_bfm):
 def test_the_reconstruction_follows_the_true_path(oracle, period):
     # A head moving as in a talk (round the ellipse in 8 s at 25 fps, about
     # 0.035 eye distances a frame), and four times faster.
-    from extraction.tracking import lm5_from_lm68
+    from tests.synthetic_video import five_from_68 as lm5_from_lm68
 
     video = make_moving_face_video(oracle["root"] / f"talk{period}.mp4", n_frames=48,
                                    path_fn=default_path(period, (320, 240)))

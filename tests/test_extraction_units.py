@@ -8,15 +8,6 @@ from image_io import InputError
 from tests.synthetic_assets import random_coefficients
 
 
-def test_lm5_from_lm68_uses_the_release_points():
-    lm68 = np.random.default_rng(0).uniform(0, 200, (3, 68, 2))
-    got = tracking.lm5_from_lm68(lm68)
-    for b in range(3):
-        expected = [(lm68[b, 36] + lm68[b, 39]) / 2, (lm68[b, 42] + lm68[b, 45]) / 2,
-                    lm68[b, 30], lm68[b, 48], lm68[b, 54]]
-        np.testing.assert_allclose(got[b], expected)
-
-
 def test_face_thumbnail_similarity_separates_a_face_from_a_cover():
     from scipy.ndimage import gaussian_filter
 

@@ -29,10 +29,10 @@ def still_video(tmp_path_factory, converted_bfm):
     """A still head with noise, and the first pass's results made from its truth."""
     import load_data
     from extraction.alignment import Alignment
-    from extraction.tracking import lm5_from_lm68
     from extraction.video import FrameResults
     from face_decoder import Face3D
     from preprocess_img import map_to_original
+    from tests.synthetic_video import five_from_68 as lm5_from_lm68
 
     root = tmp_path_factory.mktemp("video_fit")
     face = Face3D(converted_bfm / "BFM_model_front.mat")
@@ -45,7 +45,7 @@ def still_video(tmp_path_factory, converted_bfm):
     make_video(path, frames, codec="ffv1")
     lm3d = load_data.load_lm3d(converted_bfm)
     lm5 = lm5_from_lm68(rendered["lm68"][0])
-    params = Alignment(frames[0], lm5, lm3d, False).trans_params
+    params = Alignment(frames[0], lm5, lm3d).trans_params
     # The network's pass: the truth plus per-frame noise in every block.
     network = np.tile(truth, (N_FRAMES, 1)) + rng.normal(0, 0.05, (N_FRAMES, 257)).astype(
         np.float32)

@@ -97,6 +97,19 @@ class Probe:
                 self.calls[stage] += 1
         return wrapper
 
+    def timed_items(self, items, stage):
+        """Yields `items`, adding the time each `next` takes to `stage` (no call count)."""
+        items = iter(items)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            finally:
+                self.seconds[stage] += time.perf_counter() - start
+            yield item
+
 
 ALIGN_STAGES = ("decode", "track", "predictor", "thumbnail", "detector", "crop")
 MAIN_STAGES = ("waiting for alignment", "network+decoder", "writing")
@@ -127,15 +140,7 @@ def instrumented(extractor):
 
     class TimedReader(base_reader):
         def __iter__(self):
-            frames = super().__iter__()
-            while True:
-                start = time.perf_counter()
-                try:
-                    item = next(frames)
-                except StopIteration:
-                    return
-                finally:
-                    probe.seconds["decode"] += time.perf_counter() - start
+            for item in probe.timed_items(super().__iter__(), "decode"):
                 probe.frame_shape = item[2].shape[:2]
                 yield item
 
@@ -144,16 +149,7 @@ def instrumented(extractor):
             return probe.timed("track", super().track)(frame)
 
     def timed_background(batches):
-        items = in_background(batches)
-        while True:
-            start = time.perf_counter()
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-            finally:
-                probe.seconds["waiting for alignment"] += time.perf_counter() - start
-            yield item
+        return probe.timed_items(in_background(batches), "waiting for alignment")
 
     video.FrameReader, video.FaceTracker = TimedReader, TimedTracker
     video._in_background = timed_background

@@ -34,8 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
+from bench.common import DEFAULT_ASSETS, SHARED_IMAGES  # noqa: E402
 
 
 def aflw_images(folder, count):

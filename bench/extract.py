@@ -68,7 +68,7 @@ from bench.extract_alignment import part_alignment
 from bench.extract_scaling import default_photos, log, part_memory, part_ray, write_face_video
 
 DETECTOR_KINDS = ("region", "scaled frame", "whole frame")
-DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
+from bench.common import DEFAULT_ASSETS  # noqa: E402
 
 
 class Probe:

@@ -33,7 +33,7 @@ import time
 
 import numpy as np
 
-from bench.pipeline import _high_water_mb
+from bench.common import high_water_mb
 from tests.synthetic_video import (
     iter_moving_face_frames,
     make_long_video,
@@ -41,7 +41,8 @@ from tests.synthetic_video import (
 )
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
+from bench.common import SHARED_IMAGES  # noqa: E402
+
 FPS = 25
 PERIOD_SECONDS = 10          # one loop of the face's path, as make_long_video
 PROGRESS_EVERY_S = 30.0
@@ -106,7 +107,7 @@ def run_extract(label, extract_args, work):
                                    stdin=subprocess.DEVNULL)
         peak, next_report = 0.0, start + PROGRESS_EVERY_S
         while process.poll() is None:
-            peak = max(peak, _high_water_mb(process.pid) or 0.0)
+            peak = max(peak, high_water_mb(process.pid) or 0.0)
             now = time.perf_counter()
             if now >= next_report:
                 log(f"[{label}] extract.py running for {now - start:.0f} s, "

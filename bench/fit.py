@@ -51,8 +51,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
+from bench.common import DEFAULT_ASSETS, SHARED_IMAGES  # noqa: E402
+
 NOISE = {"identity": 0.5, "expression": 0.3, "albedo": 0.5, "angles": 0.05, "lighting": 0.05,
          "translation": 0.03}
 DEFAULT_STEPS = 100

@@ -19,11 +19,10 @@ import time
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import DEFAULT_ASSETS as DEFAULT_DIR  # noqa: E402
+from bench.common import INDEX_DIR  # noqa: E402
 from tests.synthetic_assets import write_bfm09  # noqa: E402
 from tests.synthetic_network import write_resnet50_rnet  # noqa: E402
-
-DEFAULT_DIR = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-INDEX_DIR = REPO_ROOT / "BFM"     # the release's index files, shipped
 
 
 def main(argv=None):

@@ -37,16 +37,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import image_io  # noqa: E402
-import load_data  # noqa: E402
 import result_files  # noqa: E402
+from bench.common import DEFAULT_ASSETS, SHARED_IMAGES, high_water_mb  # noqa: E402
 from photos import align as photo_align  # noqa: E402
 from photos import inputs as photo_inputs  # noqa: E402
 from photos import outputs as photo_outputs  # noqa: E402
 from photos import pipeline as photo_pipeline  # noqa: E402
 from preprocess_img import Preprocess  # noqa: E402
-
-DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
 
 
 def make_photos(folder, count):
@@ -145,16 +142,12 @@ def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir,
 
 
 def load_models(bfm_dir, model_path, outputs=photo_inputs.OUTPUT_KINDS):
-    """What demo.py loads for these outputs: (reconstructor, triangles, lm3d)."""
-    from reconstructor import Reconstructor
+    """What demo.py loads for these outputs (`photos.tools.load_tools`):
+    (reconstructor, triangles, lm3d)."""
+    from photos.tools import load_tools
 
-    front_model_path = pathlib.Path(bfm_dir) / load_data.FRONT_MODEL_NAME
-    load_data.transferBFM09(bfm_dir)
-    triangles = load_data.load_front_model(front_model_path)["tri"].astype(np.int64)
-    reconstructor = Reconstructor(load_data.load_graph(model_path), front_model_path,
-                                  render="mat" in outputs or "vis" in outputs,
-                                  mesh="mat" in outputs or "obj" in outputs)
-    return reconstructor, triangles, load_data.load_lm3d(bfm_dir)
+    tools = load_tools(bfm_dir, model_path, outputs)
+    return tools["reconstructor"], tools["triangles"], tools["lm3d"]
 
 
 def time_detection(photos, count=8):
@@ -167,18 +160,6 @@ def time_detection(photos, count=8):
     for image in images[1:]:
         detector(image)
     return 1000.0 * (time.perf_counter() - start) / (len(images) - 1)
-
-
-def _high_water_mb(pid):
-    """VmHWM of a running process in MB (None once it has exited)."""
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
 
 
 def demo_peak_memory_mb(assets, count, work_dir, batch_size=8):
@@ -199,7 +180,7 @@ def demo_peak_memory_mb(assets, count, work_dir, batch_size=8):
             stdout=subprocess.DEVNULL, stderr=errors)
         peak = 0.0
         while process.poll() is None:
-            peak = max(peak, _high_water_mb(process.pid) or 0.0)
+            peak = max(peak, high_water_mb(process.pid) or 0.0)
             time.sleep(0.05)
         if process.returncode != 0:
             errors.seek(0)

@@ -10,8 +10,7 @@ Scenes (the same arrays are given to both renderers):
               a full-size synthetic model with smooth components (as a real
               morphable model's; tests.synthetic_assets.write_bfm09(bases="smooth"))
               written with the release's index files, once, into
-              ~/.cache/deep3dface-bench/BFM-smooth (the repository's BFM/; the
-              scene is skipped without them), decoded
+              ~/.cache/deep3dface-bench/BFM-smooth (from the repository's BFM/), decoded
               by face_decoder.Face3D from random coefficients (the pipeline's
               posed vertices, rotated normals and lit colours), scaled about the
               face's centre so the face covers about 45% of the 224x224 crop.
@@ -66,8 +65,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-INDEX_DIR = REPO_ROOT / "BFM"     # the release's index files, shipped
-BENCH_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
+from bench.common import DEFAULT_ASSETS as BENCH_ASSETS  # noqa: E402
+from bench.common import INDEX_DIR, high_water_mb  # noqa: E402
+
 POOL = 16
 TARGET_COVERAGE = 0.45
 SIZE = 224
@@ -113,11 +113,7 @@ def procedural_scene(seed=0):
 
 
 def bfm_scene(seed=0, log=print):
-    """POOL faces of a full-size synthetic BFM decoded as the pipeline does; None without
-    the release's index files."""
-    if not INDEX_DIR.is_dir():
-        log(f"{INDEX_DIR} is absent: the bfm scene is skipped")
-        return None
+    """POOL faces of a full-size synthetic BFM decoded as the pipeline does."""
     import load_data
     from face_decoder import Face3D
     from tests.synthetic_assets import write_bfm09
@@ -312,9 +308,8 @@ def run_child(renderer, scene_file, mode, batches, repeats):
 def peak_rss_mib():
     """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's
     peak over the fork and exec that started it)."""
-    from bench.pipeline import _high_water_mb
 
-    peak = _high_water_mb("self")
+    peak = high_water_mb("self")
     if peak is None:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return round(peak, 1)
@@ -353,8 +348,6 @@ def main(argv=None):
     scene_files, scene_info = {}, {}
     for name in args.scenes:
         scene = procedural_scene() if name == "procedural" else bfm_scene(log=log)
-        if scene is None:
-            continue
         scene_files[name] = work / f"{name}.npz"
         np.savez(scene_files[name], **scene)
         scene_info[name] = {"vertices": int(scene["vertices"].shape[1]),

@@ -58,9 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
-INDEX_DIR = REPO_ROOT / "BFM"     # the release's index files, shipped
-
+from bench.common import DEFAULT_ASSETS, INDEX_DIR  # noqa: E402
 
 DECODER = "decoder+render fwd+bwd"
 DECODER_SPIKY = "decoder+render, random shape (spiky)"
@@ -100,9 +98,6 @@ def ensure_bfm(assets, log):
     bfm_dir = assets / "BFM"
     if not (bfm_dir / "01_MorphableModel.mat").exists() and \
             not (bfm_dir / load_data.FRONT_MODEL_NAME).exists():
-        if not INDEX_DIR.is_dir():
-            raise SystemExit(f"{INDEX_DIR}: the release's index files are needed to write the "
-                             "full-size synthetic model (or run bench/make_assets.py)")
         bfm_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR)

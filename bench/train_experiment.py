@@ -81,7 +81,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-SHARED_IMAGES = REPO_ROOT.parent / "shared" / "data" / "images"
+from bench.common import SHARED_IMAGES  # noqa: E402
+
 TERMS = ("total", "photo", "landmark", "regularization", "reflectance", "gamma")
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
 MM_PER_DM = 100.0

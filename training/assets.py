@@ -43,12 +43,10 @@ def report(bfm_dir, lm68_path, id_net=None, init_path=None):
     """
     import asset_report
 
-    face = asset_report.check_assets(bfm_dir, REPO_ROOT / "network" / "FaceReconModel.pb")
+    face = asset_report.check_assets(bfm_dir, model_path=None)   # training needs no R-Net file
     lines = ["Face model (needed):"]
     face_ok = True
     for entry in face.entries:
-        if entry.name == "FaceReconModel.pb":
-            continue
         status = "ok" if entry.ok else ("missing" if not entry.present else "BAD")
         if entry.blocking:
             face_ok = False

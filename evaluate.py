@@ -171,6 +171,10 @@ def florence_frames(args, data, folder, log):
         if video is None:
             log(f"{data / subject}: no Video/Indoor-Cooperative.*; skipped")
             continue
+        written = sorted((folder / subject).glob("frame*.png"))
+        if len(written) == args.frames:     # sampled by an earlier run: not decoded again
+            items += [(f"{subject}/{path.stem}", path, None) for path in written]
+            continue
         try:
             frames = florence.sample_frames(video, args.frames)
         except InputError as error:

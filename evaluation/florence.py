@@ -52,21 +52,25 @@ def list_subjects(data_dir):
 
 
 def sample_frames(path, count):
-    """`count` frames spread evenly over a video: [(frame number, RGB uint8)]."""
-    import av
+    """`count` frames spread evenly over a video, as displayed: [(frame number, RGB uint8)].
 
+    Two passes of `extraction.frames.FrameReader` (the extraction's reader:
+    display rotation, damaged files), one to count the frames and one to keep
+    the chosen ones, so that only those are ever held in memory.
+
+    Raises:
+      InputError: the video cannot be read or has no frames (one line).
+    """
+    from extraction.frames import FrameReader
     from image_io import InputError
 
-    try:
-        with av.open(str(path)) as container:
-            frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-    except Exception as error:  # PyAV raises many FFmpeg error types.
-        raise InputError(f"{path}: cannot be read as a video ({type(error).__name__})") \
-            from None
-    if not frames:
+    with FrameReader(path) as reader:
+        total = sum(1 for _ in reader)
+    if not total:
         raise InputError(f"{path}: no frames")
-    chosen = np.unique(np.round(np.linspace(0, len(frames) - 1, count)).astype(int))
-    return [(int(i), frames[i]) for i in chosen]
+    chosen = set(np.round(np.linspace(0, total - 1, count)).astype(int).tolist())
+    with FrameReader(path) as reader:
+        return [(index, rgb) for index, _, rgb in reader if index in chosen]
 
 
 def protruding_point(vertices, radius=30.0, samples=20000):

@@ -349,3 +349,18 @@ def test_an_empty_data_folder_or_an_output_file_is_refused(tmp_path):
                            cwd=tmp_path)
     assert on_file.returncode == 2 and "a_file: exists and is not a folder" in on_file.stderr
     assert "Errno" not in on_file.stderr
+
+
+def test_florence_samples_evenly_spread_frames_as_decoded(tmp_path):
+    import av
+
+    from tests.synthetic_video import make_moving_face_video
+
+    video = tmp_path / "Indoor-Cooperative.avi"
+    make_moving_face_video(video, n_frames=7, size=(96, 96))
+    with av.open(str(video)) as container:
+        decoded = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    sampled = florence.sample_frames(video, 3)
+    assert [number for number, _ in sampled] == [0, 3, 6]
+    for number, rgb in sampled:
+        np.testing.assert_array_equal(rgb, decoded[number])

@@ -72,7 +72,7 @@ def summarise(records):
     return summary
 
 
-def score(data_dir, predictions_dir, log=print):
+def score(data_dir, predictions_dir):
     """Scores the predictions of every image.
 
     Returns:

@@ -116,7 +116,7 @@ def score_one(mesh_vertices, triangles, nose_tip, scan_vertices, scan_tip=None):
     return float(np.sqrt(np.mean(distances ** 2))), int(len(cropped))
 
 
-def score(data_dir, predictions_dir, log=print):
+def score(data_dir, predictions_dir):
     """Scores every predicted mesh of every subject.
 
     Returns:

@@ -125,7 +125,7 @@ def score_one(mesh_vertices, triangles, mesh_landmarks, scan_vertices, scan_land
     return geometry.distances(surface, transform, cropped)
 
 
-def score(data_dir, predictions_dir, log=print):
+def score(data_dir, predictions_dir):
     """Scores every photo of the validation list.
 
     Returns:

@@ -44,14 +44,13 @@ class Predictor:
         expression = coeff[80:144] if self.expression == "keep" else np.zeros(64, np.float32)
         return shape_formation(coeff[:80], expression, self.model, np.float64) * 100.0
 
-    def run(self, items, write, progress=None):
+    def run(self, items, write):
         """Reconstructs images and writes each one's prediction.
 
         Args:
           items: list of (name, image path, points): points None (MTCNN), a
             [5, 2] array or callable(path, PIL image) -> [5, 2].
           write: callable(name, aligned, result) writing one prediction.
-          progress: optional callable(n) told of every n images finished.
 
         Returns:
           (done names, failed [(path, reason)]).
@@ -71,7 +70,7 @@ class Predictor:
             write(aligned.name, aligned, result)
 
         return run_folder([path for _, path, _ in items], None, self.step, None, align,
-                          batch_size=self.batch_size, log=self.log, progress=progress,
+                          batch_size=self.batch_size, log=self.log,
                           write=write_one)
 
 

@@ -164,15 +164,20 @@ def run(tool, *args, cwd):
                           env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_the_tools_exit_2_and_nothing_runs(tmp_path, small_bfm):
+def one_photo(folder):
+    """A folder with the example photo and its 5-point file."""
     import shutil
 
+    folder.mkdir()
+    for name in ("astronaut.png", "astronaut.txt"):
+        shutil.copy(REPO_ROOT / "input" / name, folder / name)
+    return folder
+
+
+def test_the_tools_exit_2_and_nothing_runs(tmp_path, small_bfm):
     target = tmp_path / "side_effect.txt"
     evil = write_graph(tmp_path / "evil.pb", rnet_graph(writing(target)))
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    shutil.copy(REPO_ROOT / "input" / "astronaut.png", photos / "astronaut.png")
-    shutil.copy(REPO_ROOT / "input" / "astronaut.txt", photos / "astronaut.txt")
+    photos = one_photo(tmp_path / "photos")
     runs = {
         "demo.py": run("demo.py", "--input", photos, "--output", tmp_path / "d", "--bfm-dir",
                        small_bfm, "--model", evil, cwd=tmp_path),
@@ -243,14 +248,9 @@ def test_a_graph_that_passes_the_check_but_does_not_import_is_one_asset_error(tm
 
 
 def test_the_tools_say_one_line_for_a_graph_that_does_not_import(tmp_path, small_bfm):
-    import shutil
-
     broken = write_graph(tmp_path / "broken.pb", dangling(all_names_graph()))
     white_light = write_graph(tmp_path / "white_light.pb", all_names_graph(239))
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    shutil.copy(REPO_ROOT / "input" / "astronaut.png", photos / "astronaut.png")
-    shutil.copy(REPO_ROOT / "input" / "astronaut.txt", photos / "astronaut.txt")
+    photos = one_photo(tmp_path / "photos")
     runs = {
         "demo.py": run("demo.py", "--input", photos, "--output", tmp_path / "d", "--bfm-dir",
                        small_bfm, "--model", broken, cwd=tmp_path),

@@ -28,20 +28,14 @@ import functools
 import pathlib
 import sys
 
-import asset_report
-import load_data
-from photos.inputs import (
-    OUTPUT_KINDS,
-    find_images,
-    find_sets,
-    output_paths,
-    parse_outputs,
-    set_path,
-)
-from startup import ready_to_start
+from assets.catalog import BFM_DIR, MODEL_PATH, REPO_ROOT, AssetError
+from cli import asset_report
+from cli.progress import fit_progress, log_line, photo_progress
+from cli.startup import ready_to_start
+from fileio.images import find_images, unique_names
+from landmarks.sources import FIVE_SOURCES
+from photos.inputs import OUTPUT_KINDS, find_sets, output_paths, parse_outputs, set_path
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
-LANDMARK_MODES = ("auto", "file", "detect")
 DEFAULT_REFINE_STEPS = 100
 
 
@@ -55,16 +49,16 @@ def parse_args(argv=None):
     parser.add_argument("--output", default=str(REPO_ROOT / "output"),
                         help="folder for the results (default: output/ of the repository); "
                              "created if missing. Nothing is ever written into --input.")
-    parser.add_argument("--bfm-dir", default=str(load_data.BFM_DIR),
+    parser.add_argument("--bfm-dir", default=str(BFM_DIR),
                         help="folder of the face model assets (default: BFM/). "
                              "BFM_model_front.mat is made there from BFM09 on first use.")
-    parser.add_argument("--model", default=str(load_data.MODEL_PATH),
+    parser.add_argument("--model", default=str(MODEL_PATH),
                         help="frozen R-Net (default: network/FaceReconModel.pb), or none: no "
                              "network, the coefficients are fitted from the mean face "
                              "(needs --refine).")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="photos per network run (default: 8).")
-    parser.add_argument("--landmarks", choices=LANDMARK_MODES, default="auto",
+    parser.add_argument("--landmarks", choices=FIVE_SOURCES, default="auto",
                         help="auto: NAME.txt beside the photo when present, else detect with "
                              "MTCNN; file: NAME.txt is required; detect: always detect "
                              "(landmark files are ignored). Default: auto.")
@@ -130,14 +124,9 @@ def plan_photos(args, input_dir, output_dir):
         if clash:
             return [], [], 0, clash
     for set_name, photos, folder in groups:
-        chosen, seen = [], {}
-        for path in photos:
-            if path.stem in seen:
-                failed.append((str(path), f"same name as {seen[path.stem].name}; "
-                                          "outputs would overwrite each other"))
-                continue
-            seen[path.stem] = path
-            chosen.append(path)
+        chosen, clashes = unique_names(photos)
+        failed += [(str(path), f"same name as {first.name}; outputs would overwrite each other")
+                   for path, first in clashes]
         done = [p for p in chosen
                 if all(o.exists() for o in output_paths(folder, p.stem, args.outputs))]
         if set_name is not None and set_path(output_dir, set_name).exists() \
@@ -191,24 +180,25 @@ def main(argv=None):
 
     done = []
     if jobs:
-        from photos.tools import load_tools
+        from reconstruction.tools import load_tools
 
         try:
-            tools = load_tools(args.bfm_dir, args.network, args.outputs, args.refine,
-                               args.id_net, log=lambda line: print(line, file=sys.stderr))
-        except (load_data.AssetError, ValueError) as error:
+            tools = load_tools(
+                args.bfm_dir, args.network, render="mat" in args.outputs or "vis" in args.outputs,
+                mesh="mat" in args.outputs or "obj" in args.outputs, refine=args.refine,
+                id_net=args.id_net, five=args.landmarks,
+                on_no_predictor=lambda error: log_line(
+                    f"{error}; photos without NAME_lm68.txt are fitted on their 5 points"))
+        except (AssetError, ValueError) as error:
             print(f"{error}", file=sys.stderr)
             return 2
-        from landmark_detector import LandmarkDetector
-
-        tools["detector"] = LandmarkDetector()    # one for every group: MTCNN loads once
         try:
             for set_name, photos, folder in jobs:
                 ok, bad = run_job(args, tools, set_name, photos, folder, output_dir)
                 done += ok
                 failed += bad
         finally:
-            tools["reconstructor"].close()
+            tools.close()
     print(f"{len(done)} done, {skipped} skipped, {len(failed)} failed "
           f"(skipped: outputs already complete; results in {output_dir})")
     return 1 if failed else 0
@@ -218,21 +208,24 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     """Reconstructs one group of photos (the top folder's, or one image set).
 
     Returns:
-      (done, failed) as `photos.pipeline.run_folder`.
+      (done, failed) as `reconstruction.pipeline.run_folder`.
     """
-    from photos.align import align_photo
-    from photos.pipeline import run_folder
-    from photos.tools import reconstruction_step
+    from photos.outputs import write_outputs, write_set
+    from preparation.photo import prepare_photo
+    from reconstruction.pipeline import run_folder
+    from reconstruction.tools import reconstruction_step
 
     folder.mkdir(parents=True, exist_ok=True)
     is_set = set_name is not None
     refine = args.refine > 0
-    align = functools.partial(align_photo, landmark_mode=args.landmarks,
-                              detector=tools["detector"], lm3d=tools["lm3d"], fit=refine,
-                              predictor=tools.get("predictor"))
+    align = functools.partial(prepare_photo, landmarks=tools.landmarks, lm3d=tools.lm3d,
+                              targets=refine)
+    triangles = tools.triangles if "obj" in args.outputs else None
+    write = functools.partial(write_outputs, output_dir=folder, triangles=triangles,
+                              outputs=args.outputs)
     reconstruct = reconstruction_step(tools, args.refine,
                                       shared=("identity", "albedo") if is_set else (),
-                                      progress=_step_progress(args.refine))
+                                      progress=fit_progress(args.refine))
     collected = []
 
     def keep(batch):
@@ -242,83 +235,17 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
                              if i not in failed)
         return results, failed
 
-    log, progress, close = _photo_progress(len(photos), set_name)
+    log, progress, close = photo_progress(len(photos), set_name)
     try:
-        done, failed = run_folder(photos, folder, keep, tools["triangles"], align,
+        done, failed = run_folder(photos, folder, keep, align, write,
                                   batch_size=len(photos) if is_set else args.batch_size,
-                                  log=log, progress=progress, outputs=args.outputs)
+                                  log=log, progress=progress)
     finally:
         close()
     if is_set and collected:
-        write_set_file(set_path(output_dir, set_name), collected, refine)
+        write_set(set_path(output_dir, set_name), [coeff for _, coeff in collected],
+                  [name for name, _ in collected], refine)
     return done, failed
-
-
-def write_set_file(path, collected, refined):
-    """SET_set.mat from the set's photos' (name, coefficients)."""
-    import numpy as np
-
-    from fitting.parameters import BLOCKS
-    from photos.outputs import write_set
-
-    coeff = np.stack([c for _, c in collected]).astype(np.float64)
-    write_set(path, coeff[:, BLOCKS["identity"]].mean(axis=0),
-              coeff[:, BLOCKS["albedo"]].mean(axis=0),
-              [name for name, _ in collected], refined)
-
-
-def _photo_progress(total, set_name):
-    """(log, progress, close) for a group of photos: a bar when interactive, lines otherwise."""
-    from tqdm import tqdm
-
-    interactive = sys.stderr.isatty()
-    bar = tqdm(total=total, unit="photo", disable=not interactive,
-               desc=set_name or None)
-    finished = [0]
-
-    def log(line):
-        if interactive:
-            bar.write(line)
-        else:
-            print(line, file=sys.stderr, flush=True)
-
-    def progress(n):
-        bar.update(n)
-        finished[0] += n
-        if not interactive and (finished[0] % 8 == 0 or finished[0] == total):
-            label = f" ({set_name})" if set_name else ""
-            print(f"[{finished[0]}/{total}] photos processed{label}", file=sys.stderr,
-                  flush=True)
-
-    return log, progress, bar.close
-
-
-def _step_progress(steps):
-    """Per fitted batch: a progress bar (steps, loss) on a terminal, else one line at its end."""
-    interactive = sys.stderr.isatty()
-    if interactive:
-        from tqdm import tqdm
-
-    def start(batch_size):
-        first = []
-        bar = tqdm(total=steps, unit="step", leave=False,
-                   desc=f"refining {batch_size}") if interactive else None
-
-        def report(done, total, loss):
-            if not first:
-                first.append(loss)
-            if bar is not None:
-                bar.n = done
-                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-                bar.refresh()
-            if done == total:
-                if bar is not None:
-                    bar.close()
-                else:
-                    print(f"[refine] {batch_size} photos: {total} steps, loss {first[0]:.4g} -> "
-                          f"{loss:.4g}", file=sys.stderr, flush=True)
-        return report
-    return start
 
 
 if __name__ == "__main__":

@@ -23,20 +23,19 @@ import argparse
 import pathlib
 import sys
 
-import load_data
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ("aflw2000", "now", "florence")
+from assets.catalog import BFM_DIR, MODEL_PATH, REPO_ROOT
+from evaluation import benchmarks
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="Reproduce the paper's accuracy tables: AFLW2000-3D (68-point NME by "
                     "yaw), NoW (scan-to-mesh error), MICC Florence (RMSE per mesh).")
-    parser.add_argument("benchmark", choices=BENCHMARKS)
+    known = benchmarks()
+    parser.add_argument("benchmark", choices=tuple(known))
     parser.add_argument("--data", required=True, help="the benchmark's folder, as distributed.")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", default=str(load_data.MODEL_PATH),
+    source.add_argument("--model", default=str(MODEL_PATH),
                         help="frozen R-Net that reconstructs the images (default: "
                              "network/FaceReconModel.pb), or none (needs --refine).")
     source.add_argument("--predictions", default=None,
@@ -44,37 +43,50 @@ def parse_args(argv=None):
                              "see evaluation/).")
     parser.add_argument("--output", default=str(REPO_ROOT / "output" / "evaluation"),
                         help="folder for the results (default: output/evaluation/).")
-    parser.add_argument("--bfm-dir", default=str(load_data.BFM_DIR),
+    parser.add_argument("--bfm-dir", default=str(BFM_DIR),
                         help="face model folder (default: BFM/).")
     parser.add_argument("--batch-size", type=int, default=8, help="images per network run (8).")
     parser.add_argument("--refine", type=int, nargs="?", const=100, default=0, metavar="N",
                         help="as demo.py --refine: N Adam steps on each batch's coefficients.")
     parser.add_argument("--id-net", default=None, help="as demo.py --id-net, with --refine.")
-    parser.add_argument("--align", choices=("mtcnn", "gt"), default="mtcnn",
-                        help="aflw2000: the 5 alignment points from MTCNN (default) or from "
-                             "the ground truth's 68 (not what the paper's authors did).")
-    parser.add_argument("--expression", choices=("keep", "neutral"), default="keep",
-                        help="now, florence: the predicted mesh keeps the expression "
-                             "(default, the PyTorch version's authors' choice) or not.")
-    parser.add_argument("--frames", type=int, default=5,
-                        help="florence: frames reconstructed per subject's Indoor-Cooperative "
-                             "video (5).")
+    options = _options(known.values())
+    for option in options:
+        parser.add_argument(option.flag, **option.settings)
     parser.add_argument("--overwrite", action="store_true",
                         help="reconstruct images whose prediction exists (default: skip).")
     args = parser.parse_args(argv)
-    if args.batch_size < 1 or args.frames < 1 or args.refine < 0:
-        parser.error("--batch-size and --frames must be at least 1, --refine 0 or more")
+    if args.batch_size < 1 or args.refine < 0:
+        parser.error("--batch-size must be at least 1, --refine 0 or more")
+    for option in options:
+        value = getattr(args, _dest(option))
+        if option.minimum is not None and value < option.minimum:
+            parser.error(f"{option.flag} must be at least {option.minimum}")
     args.network = None if args.model.lower() == "none" else args.model
     if args.predictions is None and args.network is None and not args.refine:
         parser.error("--model none needs --refine N")
+    args.options = [_dest(option) for option in options]
     return args
+
+
+def _options(known):
+    """Every benchmark's options, each once, in the order the benchmarks list them."""
+    options = []
+    for benchmark in known:
+        options += [option for option in benchmark.options if option not in options]
+    return options
+
+
+def _dest(option):
+    return option.flag.lstrip("-").replace("-", "_")
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from image_io import InputError
-    from startup import output_folder_problem
+    from assets.catalog import AssetError
+    from cli.startup import output_folder_problem
+    from fileio.errors import InputError
 
+    benchmark = benchmarks()[args.benchmark]
     data, output = pathlib.Path(args.data), pathlib.Path(args.output)
     if not data.is_dir():
         print(f"{data}: data folder not found", file=sys.stderr)
@@ -86,149 +98,70 @@ def main(argv=None):
     try:
         output.mkdir(parents=True, exist_ok=True)
         if args.predictions is None:
-            from startup import ready_to_start
+            from cli.startup import ready_to_start
 
             if not ready_to_start(data, output, args.bfm_dir, args.network, "evaluated"):
                 return 2
             predictions = output / "predictions" / args.benchmark
-            failed = predict(args, data, predictions)
+            failed = predict(args, benchmark, data, predictions)
         else:
             predictions, failed = pathlib.Path(args.predictions), []
             if not predictions.is_dir():
                 print(f"{predictions}: predictions folder not found", file=sys.stderr)
                 return 2
-        summary, missing = score(args, data, predictions, output)
-    except (InputError, load_data.AssetError, ValueError, OSError) as error:
+        missing = score(args, benchmark, data, predictions, output)
+    except (InputError, AssetError, ValueError, OSError) as error:
         print(f"{error}", file=sys.stderr)
         return 2
     print(f"results in {output / (args.benchmark + '.json')}")
     return 1 if missing or failed else 0
 
 
-def predict(args, data, predictions):
+def predict(args, benchmark, data, predictions):
     """Reconstructs the benchmark's images into prediction files; returns the failures."""
-    from evaluation import aflw2000, florence, formats, now
-    from evaluation.predict import Predictor, image_landmarks, region_points
-    from photos.tools import load_tools
+    from cli.progress import log_line
+    from evaluation.predict import Predictor
+    from reconstruction.tools import load_tools
 
-    log = _stderr
-    tools = load_tools(args.bfm_dir, args.network, outputs=(), refine=args.refine,
-                       id_net=args.id_net, log=log)
+    tools = load_tools(args.bfm_dir, args.network, render=False, mesh=False, refine=args.refine,
+                       id_net=args.id_net, five="detect",
+                       on_no_predictor=lambda error: log_line(
+                           f"{error}; photos without NAME_lm68.txt are fitted on their 5 points"))
     try:
-        predictor = Predictor(tools, args.refine, args.batch_size, args.expression, log)
-        if args.benchmark == "aflw2000":
-            items = [(name, image, aflw2000.gt_five_points(annotation)
-                      if args.align == "gt" else None)
-                     for name, image, annotation in aflw2000.list_images(data)]
-
-            def done(name):
-                return aflw2000.prediction_path(predictions, name).exists()
-
-            def write(name, aligned, result):
-                formats.write_lm68(aflw2000.prediction_path(predictions, name),
-                                   image_landmarks(aligned, result))
-        else:
-            if args.benchmark == "now":
-                items = []
-                for name, path in now.list_images(data):
-                    box = now.face_box(data, name)
-                    items.append((name, path, None if box is None
-                                  else region_points(predictor.detector, box)))
-            else:
-                items = florence_frames(args, data, predictions.parent / "florence_frames", log)
-
-            def done(name):
-                return all(path.exists() for path in formats.mesh_paths(predictions, name))
-
-            def write(name, aligned, result):
-                mesh_path, extra_path = formats.mesh_paths(predictions, name)
-                shape = predictor.shape_mm(result["coeff"])
-                formats.write_obj(mesh_path, shape, predictor.triangles)
-                if args.benchmark == "now":
-                    _, _, landmarks = now.prediction(shape, predictor.triangles,
-                                                     predictor.keypoints)
-                else:
-                    landmarks = shape[predictor.keypoints[florence.NOSE_TIP_IBUG]]
-                _save_npy(extra_path, landmarks)
-
-        todo = [item for item in items if args.overwrite or not done(item[0])]
-        log(f"{len(items) - len(todo)} of {len(items)} images already predicted; "
-            f"reconstructing {len(todo)}")
+        predictor = Predictor(tools, args.refine, args.batch_size, log_line)
+        items = benchmark.images(args, data, predictions.parent, tools.landmarks.detector,
+                                 log_line)
+        todo = [item for item in items
+                if args.overwrite or not benchmark.predicted(predictions, item[0])]
+        log_line(f"{len(items) - len(todo)} of {len(items)} images already predicted; "
+                 f"reconstructing {len(todo)}")
+        write = benchmark.writer(args, tools, predictions)
         _, failed = predictor.run(todo, write) if todo else ([], [])
         return failed
     finally:
-        tools["reconstructor"].close()
+        tools.close()
 
 
-def florence_frames(args, data, folder, log):
-    """Samples each subject's frames into PNG files; returns the items to reconstruct."""
-    import result_files
-    from evaluation import florence
-    from image_io import InputError
+def score(args, benchmark, data, predictions, output):
+    """Scores the predictions, prints the table, writes the JSON and the curve.
 
-    items = []
-    for subject, _, video in florence.list_subjects(data):
-        if video is None:
-            log(f"{data / subject}: no Video/Indoor-Cooperative.*; skipped")
-            continue
-        written = sorted((folder / subject).glob("frame*.png"))
-        if len(written) == args.frames:     # sampled by an earlier run: not decoded again
-            items += [(f"{subject}/{path.stem}", path, None) for path in written]
-            continue
-        try:
-            frames = florence.sample_frames(video, args.frames)
-        except InputError as error:
-            log(str(error))
-            continue
-        for number, rgb in frames:
-            path = folder / subject / f"frame{number:05d}.png"
-            if not path.exists():
-                result_files.write_png(path, rgb)
-            items.append((f"{subject}/frame{number:05d}", path, None))
-    return items
+    Returns:
+      How many images (scans, subjects) had no prediction.
+    """
+    from evaluation import report
+    from fileio.errors import InputError
 
-
-def score(args, data, predictions, output):
-    """Scores the predictions, prints the table, writes the JSON and the curve."""
-    from evaluation import aflw2000, florence, now, report
-    from image_io import InputError
-
-    module = {"aflw2000": aflw2000, "now": now, "florence": florence}[args.benchmark]
-    if args.benchmark == "aflw2000":
-        summary, records = module.score(data, predictions)
-        module.show(summary, records, output)
-    else:
-        summary, records, values = module.score(data, predictions)
-    if not records:
+    scores = benchmark.score(data, predictions)
+    if not scores.records:
         raise InputError(f"{data}: nothing of {args.benchmark} found in it (see "
                          f"`python evaluate.py --help` and docs/evaluation.md for the layout)")
-    if args.benchmark == "aflw2000":
-        module.show(summary, records, output)
-    else:
-        module.show(summary, values, output)
+    benchmark.show(scores, output)
     settings = {"predictions": str(predictions), "model": None if args.predictions else
                 pathlib.Path(str(args.network)).name if args.network else "none",
-                "refine": args.refine, "align": args.align, "expression": args.expression,
-                "frames": args.frames}
-    report.write_json(output / f"{args.benchmark}.json", args.benchmark, summary, records,
-                      settings)
-    return summary, summary.get("missing", 0)
-
-
-def _save_npy(path, array):
-    import io
-
-    import numpy as np
-
-    import result_files
-
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(array, np.float64))
-    result_files.write_atomically(path, buffer.getvalue())
-
-
-def _stderr(line):
-    print(line, file=sys.stderr, flush=True)
+                "refine": args.refine, **{name: getattr(args, name) for name in args.options}}
+    report.write_json(output / f"{args.benchmark}.json", args.benchmark, scores.summary,
+                      scores.records, settings)
+    return scores.summary.get("missing", 0)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,10 @@ import pathlib
 import sys
 import time
 
-import load_data
+from assets.catalog import BFM_DIR, MODEL_PATH
+from cli.progress import Bar, log_line
 from extraction import inputs
 from extraction.extractor import ExtractOptions
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
 
 
 def parse_args(argv=None):
@@ -38,9 +37,9 @@ def parse_args(argv=None):
                         help="folder of videos and photos, searched recursively.")
     parser.add_argument("--output", required=True,
                         help="folder for the results (the input tree is mirrored).")
-    parser.add_argument("--bfm-dir", default=str(load_data.BFM_DIR),
+    parser.add_argument("--bfm-dir", default=str(BFM_DIR),
                         help="folder of the face model assets (default: BFM/).")
-    parser.add_argument("--model", default=str(load_data.MODEL_PATH),
+    parser.add_argument("--model", default=str(MODEL_PATH),
                         help="frozen R-Net (default: network/FaceReconModel.pb).")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="frames per network run (default: 8).")
@@ -130,15 +129,14 @@ def plan(args, log):
 
 def main(argv=None):
     args = parse_args(argv)
-    from startup import ready_to_start
+    from cli.startup import ready_to_start
 
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
     if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.model, "extracted"):
         return 2
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    interactive = sys.stderr.isatty()
-    log = _print_to_stderr
+    log = log_line
     todo, skipped, failed = plan(args, log)
     options = ExtractOptions(
         input_root=str(input_dir), output_root=str(output_dir), bfm_dir=str(args.bfm_dir),
@@ -149,16 +147,15 @@ def main(argv=None):
     done, frames, detector_calls, damaged = 0, 0, 0, 0
     start = time.perf_counter()
     if todo:
-        from tqdm import tqdm
+        from assets.catalog import AssetError
 
-        bar = tqdm(total=len(todo), unit="video", disable=not interactive)
+        bar = Bar(len(todo), "video")
         counts = {"frames": 0}
-        if interactive:
-            log = bar.write
+        log = bar.log
 
         def on_frames(n, key="frames"):
             counts[key] = counts.get(key, 0) + n
-            bar.set_postfix(counts, refresh=False)
+            bar.postfix(**counts)
 
         def on_refined(n, loss):
             counts["loss"] = f"{loss:.4g}"
@@ -167,7 +164,7 @@ def main(argv=None):
         try:
             rows = _run(args, todo, options, on_frames, on_refined)
             for row in rows:
-                bar.update(1)
+                bar.advance(1)
                 if row["status"] == "failed":
                     failed.append((row["path"], row["message"]))
                     log(row["message"])
@@ -181,7 +178,7 @@ def main(argv=None):
                     log(row["message"])
                 frames += row["frames"]
                 detector_calls += row["detector_calls"]
-                if not interactive:
+                if not bar.interactive:
                     log(f"[{done + len(failed)}/{len(todo)}] {row['path']}: {row['frames']} "
                         f"frames ({row['valid_frames']} with a face), "
                         f"{row['frames'] / max(row['seconds'], 1e-9):.1f} frames/s")
@@ -189,7 +186,7 @@ def main(argv=None):
             bar.close()
             print("Interrupted; finished videos are kept, rerun to resume.", file=sys.stderr)
             return 1
-        except (load_data.AssetError, ValueError) as error:
+        except (AssetError, ValueError) as error:
             bar.close()
             print(f"{error}", file=sys.stderr)
             return 2
@@ -203,10 +200,6 @@ def main(argv=None):
     print(f"{done} done{broke}, {skipped} skipped, {len(failed)} failed; {frames} frames"
           f"{rate}{calls} (skipped: output already complete; results in {output_dir})")
     return 1 if failed or damaged else 0
-
-
-def _print_to_stderr(line):
-    print(line, file=sys.stderr, flush=True)
 
 
 def _run(args, todo, options, on_frames, on_refined):

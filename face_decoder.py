@@ -2,7 +2,7 @@
 
 This is the decoder of Deng et al. 2019 ("Accurate 3D Face Reconstruction
 with Weakly-Supervised Learning"), following the authors' TensorFlow release.
-One coefficient vector per image (pipeline.md section 3) becomes:
+One coefficient vector per image (docs/model.md#coefficients) becomes:
 
   shape     S   = idBase.alpha + exBase.beta + meanshape, re-centred
   albedo    T   = texBase.delta + meantex
@@ -25,29 +25,26 @@ import numpy as np
 import tensorflow as tf
 
 import load_data
+from assets import catalog
+from facemodel import camera
+from facemodel.coefficients import (
+    ACCEPTED_LENGTHS,
+    AMBIENT_LIGHT,
+    SH_BANDS,
+    WHITE_LENGTH,
+    blocks,
+)
 
-# Coefficient layout (pipeline.md section 3).
-N_ID, N_EXP, N_TEX, N_ANGLES, N_TRANS = 80, 64, 80, 3, 3
-COEFF_LENGTHS = (257, 258, 239)  # RGB light, 2020.6 release (+1 unused), white light
-
-# Camera of the release: pinhole at (0, 0, CAMERA_DISTANCE) looking down -z.
-FOCAL = 1015.0
-CENTER = 112.0
-CAMERA_DISTANCE = 10.0
-IMAGE_SIZE = 224
-FOV_Y = math.degrees(2.0 * math.atan(CENTER / FOCAL))  # about 12.5936 degrees
-
-# Spherical-harmonics constants (pipeline.md section 4).
+# Spherical-harmonics constants (docs/model.md#decoder).
 _A0, _A1, _A2 = math.pi, 2.0 * math.pi / math.sqrt(3.0), 2.0 * math.pi / math.sqrt(8.0)
 _C0 = 1.0 / math.sqrt(4.0 * math.pi)
 _C1 = math.sqrt(3.0) / math.sqrt(4.0 * math.pi)
 _C2 = 3.0 * math.sqrt(5.0) / math.sqrt(12.0 * math.pi)
-AMBIENT_LIGHT = 0.8  # added to the first SH coefficient of every channel
 
 
 def default_model_path():
     """Returns `BFM/BFM_model_front.mat` inside the repository (never the CWD)."""
-    return os.path.join(str(load_data.BFM_DIR), load_data.FRONT_MODEL_NAME)
+    return os.path.join(str(catalog.BFM_DIR), catalog.FRONT_MODEL_NAME)
 
 
 class BFM:
@@ -80,7 +77,7 @@ class BFM:
             `BFM/BFM_model_front.mat` in the repository.
 
         Raises:
-          load_data.AssetError: the file is missing or malformed.
+          assets.catalog.AssetError: the file is missing or malformed.
         """
         self.model_path = str(model_path) if model_path is not None else default_model_path()
         model = load_data.load_front_model(self.model_path)
@@ -148,7 +145,7 @@ class _ModelTensors:
 
 
 def split_coeff(coeff):
-    """Splits coefficient vectors into their parts (pipeline.md section 3).
+    """Splits coefficient vectors into their parts (docs/model.md#coefficients).
 
     Args:
       coeff: [B, L] float32 tensor, L = 257 (RGB light), 258 (2020.6 release;
@@ -167,16 +164,16 @@ def split_coeff(coeff):
     if shape.rank is not None and shape.rank != 2:
         raise ValueError(f"coeff must have shape [batch, length], got shape {shape}")
     length = tf.compat.dimension_value(shape[-1]) if shape.rank is not None else None
-    if length not in COEFF_LENGTHS:
+    if length not in ACCEPTED_LENGTHS:
         raise ValueError(
             "coeff length must be 257 (RGB light), 258 (2020.6 release, first 257 used) "
             f"or 239 (white light), and known when the graph is built (static last "
             f"dimension); got {length}")
-    n_light = 9 if length == 239 else 27
-    sizes = [N_ID, N_EXP, N_TEX, N_ANGLES, n_light, N_TRANS]
+    layout = blocks(length)
+    sizes = [part.stop - part.start for part in layout.values()]
     id_coeff, ex_coeff, tex_coeff, angles, gamma, translation = tf.split(
         coeff[:, :sum(sizes)], sizes, axis=1)
-    if n_light == 9:
+    if length == WHITE_LENGTH:
         gamma = tf.tile(gamma, [1, 3])
     return id_coeff, ex_coeff, tex_coeff, angles, gamma, translation
 
@@ -290,10 +287,10 @@ def project_points(points):
       with u = 1015 x / (10 - z) + 112 and v = 1015 y / (10 - z) + 112.
     """
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
-    depth = CAMERA_DISTANCE - z
-    u = FOCAL * x / depth + CENTER
-    v = FOCAL * y / depth + CENTER
-    return tf.stack([u, (IMAGE_SIZE - 1.0) - v], axis=-1)
+    depth = camera.CAMERA_DISTANCE - z
+    u = camera.FOCAL * x / depth + camera.CENTER
+    v = camera.FOCAL * y / depth + camera.CENTER
+    return tf.stack([u, camera.LAST_ROW - v], axis=-1)
 
 
 def sh_basis(normals):
@@ -332,7 +329,7 @@ def illuminate(texture, normals, gamma):
     Returns:
       [B, N, 3] colour, 0-255 nominally, not clipped.
     """
-    gamma = tf.reshape(gamma, [-1, 3, 9]) + tf.constant([AMBIENT_LIGHT] + [0.0] * 8)
+    gamma = tf.reshape(gamma, [-1, 3, SH_BANDS]) + tf.constant([AMBIENT_LIGHT] + [0.0] * 8)
     irradiance = tf.matmul(gamma, sh_basis(normals))             # [B, 3, N]
     return tf.transpose(irradiance, [0, 2, 1]) * texture
 
@@ -366,14 +363,14 @@ def render(shape, normals, colors, triangles, clip=True, renderer=None):
 
     images = renderer.mesh_renderer(
         shape, triangles, normals, colors,
-        camera_position=per_image([0.0, 0.0, CAMERA_DISTANCE], [1, 3]),
+        camera_position=per_image([0.0, 0.0, camera.CAMERA_DISTANCE], [1, 3]),
         camera_lookat=per_image([0.0, 0.0, 0.0], [1, 3]),
         camera_up=per_image([0.0, 1.0, 0.0], [1, 3]),
-        light_positions=per_image([0.0, 0.0, 1e5], [1, 1, 3]),
-        light_intensities=per_image([0.0, 0.0, 0.0], [1, 1, 3]),
-        image_width=IMAGE_SIZE, image_height=IMAGE_SIZE,
-        ambient_color=per_image([1.0, 1.0, 1.0], [1, 3]),
-        fov_y=FOV_Y, near_clip=0.01, far_clip=50.0)
+        light_positions=per_image(camera.LIGHT_POSITION, [1, 1, 3]),
+        light_intensities=per_image(camera.LIGHT_INTENSITY, [1, 1, 3]),
+        image_width=camera.IMAGE_SIZE, image_height=camera.IMAGE_SIZE,
+        ambient_color=per_image(camera.AMBIENT_COLOR, [1, 3]),
+        fov_y=camera.FOV_Y, near_clip=camera.NEAR_CLIP, far_clip=camera.FAR_CLIP)
     return tf.clip_by_value(images, 0.0, 255.0) if clip else images
 
 
@@ -402,7 +399,7 @@ class Face3D:
             `BFM/BFM_model_front.mat`.
 
         Raises:
-          load_data.AssetError: the model file is missing or malformed.
+          assets.catalog.AssetError: the model file is missing or malformed.
         """
         self.facemodel = BFM(model_path)
         self._eager_tensors = None

@@ -1,13 +1,13 @@
 """The release's loaders: the face model, its conversion from BFM09, photos, the network.
 
 `transferBFM09` turns the Basel Face Model 2009 and Guo et al.'s expression
-basis into the release's front-face model (pipeline.md section 2);
+basis into the release's front-face model (docs/model.md#front-model);
 `load_front_model`, `LoadExpBasis` and `load_lm3d` read the model files;
 `load_img` reads a photo with its 5 landmarks; `save_obj` writes a mesh;
 `load_graph` reads the frozen R-Net. Names and signatures are the release's.
 
 Paths default to the repository's `BFM/` and `network/` folders (see
-`assets`). Every asset problem raises `AssetError` with one line naming the
+`assets.catalog`). Every asset problem raises `AssetError` with one line naming the
 file, what is wrong and where to get it.
 """
 import pathlib
@@ -15,7 +15,7 @@ import pathlib
 import numpy as np
 import scipy.io
 
-from assets import (  # noqa: F401
+from assets.catalog import (
     BFM09_KEYS,
     BFM09_NAME,
     BFM_DIR,
@@ -29,11 +29,6 @@ from assets import (  # noqa: F401
     LM3D_NAME,
     MICROMETRES_PER_DECIMETRE,
     MODEL_PATH,
-    N_EXP,
-    N_ID,
-    N_LANDMARKS,
-    N_TEX,
-    REPO_ROOT,
     SOURCE_BFM09,
     SOURCE_EXP_PCA,
     SOURCE_FRONT_MODEL,
@@ -41,6 +36,8 @@ from assets import (  # noqa: F401
     SOURCE_NETWORK,
     STD_EXP_NAME,
     AssetError,
+)
+from assets.checks import (
     expect_finite,
     expect_index,
     expect_shape,
@@ -50,9 +47,12 @@ from assets import (  # noqa: F401
     require_file,
     validate_front_model,
 )
-from frozen_graph import read_graph_def  # noqa: F401  (every tool's reader of frozen graphs)
-from image_io import read_image, read_landmarks
-from result_files import save_obj, write_atomically  # noqa: F401  (save_obj: the release's name)
+from assets.frozen_graph import read_graph_def
+from facemodel.coefficients import N_ALBEDO, N_EXPRESSION, N_IDENTITY
+from facemodel.keypoints import EYE_CORNER_FIVE, N_LANDMARKS, five_points
+from fileio.images import read_image
+from fileio.result_files import save_obj, write_atomically  # noqa: F401  (save_obj: the release's name)
+from landmarks.files import read_landmarks
 
 # ------------------------------------------------------------------ front model
 
@@ -81,7 +81,7 @@ def load_front_model(path=BFM_DIR / FRONT_MODEL_NAME):
 
 
 def load_lm3d(bfm_dir=BFM_DIR):
-    """Loads the 5 standard 3D landmarks of the mean face (pipeline.md 5.1).
+    """Loads the 5 standard 3D landmarks of the mean face (docs/model.md#landmarks).
 
     Args:
       bfm_dir: folder holding `similarity_Lm3D_all.mat`.
@@ -98,14 +98,7 @@ def load_lm3d(bfm_dir=BFM_DIR):
     lm = load_mat(path, ["lm"], SOURCE_INDEX)["lm"]
     expect_shape(path, "lm", lm, (N_LANDMARKS, 3), SOURCE_INDEX)
     expect_finite(path, "lm", lm, SOURCE_INDEX)
-    lm = lm.astype(np.float32, copy=False)
-    return np.stack([
-        np.mean(lm[[36, 39]], axis=0),
-        np.mean(lm[[42, 45]], axis=0),
-        lm[30],
-        lm[48],
-        lm[54],
-    ], axis=0)
+    return five_points(lm.astype(np.float32, copy=False), EYE_CORNER_FIVE)
 
 # ----------------------------------------------------------------- index files
 
@@ -175,9 +168,9 @@ def read_std_exp(path):
     except OSError as error:
         raise AssetError.about(path, f"cannot be read ({error.strerror or error})",
                                SOURCE_INDEX) from error
-    if values.size < N_EXP:
+    if values.size < N_EXPRESSION:
         raise AssetError.about(path, f"holds {values.size} standard deviations, expected at "
-                               f"least {N_EXP}", SOURCE_INDEX)
+                               f"least {N_EXPRESSION}", SOURCE_INDEX)
     if not np.all(np.isfinite(values)):
         raise AssetError.about(path, "holds NaN or infinite values", SOURCE_INDEX)
     return values
@@ -262,7 +255,7 @@ def front_model_is_current(bfm_dir=BFM_DIR):
 def transferBFM09(bfm_dir=BFM_DIR, force=False):
     """Converts BFM09 and the expression basis into the front-face model.
 
-    Implements pipeline.md section 2: identity and albedo bases are the PCA
+    Implements docs/model.md#front-model: identity and albedo bases are the PCA
     components scaled by their standard deviations (a per-column scale), the
     expression basis likewise with std_exp.txt; positions go from micrometres
     to decimetres; the rows of the 35709 front vertices (for the real files)
@@ -313,15 +306,15 @@ def transferBFM09(bfm_dir=BFM_DIR, force=False):
     exp_rows = _vertex_rows(front_index)
 
     # Expression: basis after basis on disk; read the first 64, keep the front rows.
-    ex_base = _read_exp_bases(exp_path, n_exp, n_exp_vertices, N_EXP, exp_rows)
-    ex_base = ((ex_base * std_exp[:N_EXP]) / MICROMETRES_PER_DECIMETRE).astype(np.float32)
+    ex_base = _read_exp_bases(exp_path, n_exp, n_exp_vertices, N_EXPRESSION, exp_rows)
+    ex_base = ((ex_base * std_exp[:N_EXPRESSION]) / MICROMETRES_PER_DECIMETRE).astype(np.float32)
 
     raw = load_mat(bfm_path, BFM09_KEYS, SOURCE_BFM09)
-    shape_ev = raw["shapeEV"].ravel()[:N_ID]
-    tex_ev = raw["texEV"].ravel()[:N_TEX]
-    id_base = raw["shapePC"][shape_rows, :N_ID]
+    shape_ev = raw["shapeEV"].ravel()[:N_IDENTITY]
+    tex_ev = raw["texEV"].ravel()[:N_ALBEDO]
+    id_base = raw["shapePC"][shape_rows, :N_IDENTITY]
     id_base = ((id_base * shape_ev) / MICROMETRES_PER_DECIMETRE).astype(np.float32)
-    tex_base = (raw["texPC"][shape_rows, :N_TEX] * tex_ev).astype(np.float32)
+    tex_base = (raw["texPC"][shape_rows, :N_ALBEDO] * tex_ev).astype(np.float32)
     meanshape = (raw["shapeMU"].ravel()[shape_rows] / MICROMETRES_PER_DECIMETRE)
     meantex = raw["texMU"].ravel()[shape_rows]
     del raw
@@ -352,7 +345,7 @@ def load_img(img_path, lm_path):
     """Loads an image and its 5 landmarks (the release's signature).
 
     Args:
-      img_path: any image file Pillow reads (see `image_io.read_image`).
+      img_path: any image file Pillow reads (see `fileio.images.read_image`).
       lm_path: text file of 5 lines "x y" (pixels, x right, y down), in the
         order left eye, right eye, nose tip, left mouth corner, right mouth corner.
 
@@ -360,7 +353,7 @@ def load_img(img_path, lm_path):
       (image, landmarks): an RGB `PIL.Image.Image` and [5,2] float64.
 
     Raises:
-      image_io.InputError (a ValueError): a missing or unreadable file, or a
+      fileio.errors.InputError (a ValueError): a missing or unreadable file, or a
         landmark file that is not 5 rows of 2 finite numbers.
     """
     return read_image(img_path), read_landmarks(lm_path)

@@ -1,4 +1,4 @@
-"""Aligning a photo for the network (pipeline.md section 5) and mapping results back.
+"""Aligning a photo for the network (docs/model.md#alignment) and mapping results back.
 
 The 5 detected landmarks are fitted to the mean face's 5 standard landmarks
 with a least-squares affine camera (`POS`); its scale s and translation t give
@@ -14,9 +14,11 @@ rejects): every intermediate is a Python float and the release's
 import numpy as np
 from PIL import Image
 
+from facemodel.camera import IMAGE_SIZE
+
 # The release's constants: the face is scaled so that one model unit
-# (decimetre) spans 102 pixels of the 224x224 crop.
-CROP_SIZE = 224
+# (decimetre) spans 102 pixels of the 224x224 crop, the camera's image.
+CROP_SIZE = IMAGE_SIZE
 PIXELS_PER_UNIT = 102.0
 
 
@@ -116,7 +118,7 @@ def crop_geometry(w0, h0, t, s, target_size=224.):
 
 
 def landmarks_in_crop(lm, w0, h0, t0, t1, s, target_size=224.):
-    """Step 7 of pipeline.md section 5: y-up image points -> y-up crop points.
+    """Step 7 of docs/model.md#alignment: y-up image points -> y-up crop points.
 
     Args:
       lm: [n,2] points, image pixels, y up (y' = h0 - 1 - y).
@@ -145,7 +147,7 @@ def _check_landmarks(lm, name="lm", n_points=5, n_dims=2):
 
 
 def Preprocess(img, lm, lm3D):
-    """Aligns a photo for the network (pipeline.md section 5).
+    """Aligns a photo for the network (docs/model.md#alignment).
 
     Args:
       img: PIL image of any mode (converted to RGB), size (w0, h0).
@@ -196,7 +198,7 @@ def _check_mapping(points, trans_params):
 def map_to_original(points, trans_params):
     """Maps points from crop coordinates back to the original image.
 
-    The exact inverse of step 7 of pipeline.md section 5:
+    The exact inverse of step 7 of docs/model.md#alignment:
       forward: x_c = (x' - t0 + w0/2) * 102/s - (w/2 - 112),
                y_c = 223 - [(y' - t1 + h0/2) * 102/s - (h/2 - 112)],  y' = h0 - 1 - y,
       inverse: x = (x_c + w/2 - 112) * s/102 + t0 - w0/2,
@@ -235,7 +237,7 @@ def map_to_original(points, trans_params):
 def map_to_crop(points, trans_params):
     """Maps points from the original image into the aligned crop (`Preprocess`'s own mapping).
 
-    The forward map of `map_to_original` (step 7 of pipeline.md section 5):
+    The forward map of `map_to_original` (step 7 of docs/model.md#alignment):
       x_c = (x' - t0 + w0/2) * 102/s - (w/2 - 112),
       y_c = 223 - [(y' - t1 + h0/2) * 102/s - (h/2 - 112)],  y' = h0 - 1 - y,
     with the truncated resized size w = int(w0/s*102), h = int(h0/s*102).

@@ -2,20 +2,18 @@
 
 `reconstruct(coeff, facemodel)` turns one coefficient vector into the posed
 mesh, its albedo, lit colour, normals and 68 landmarks, with the formulas of
-pipeline.md section 4 in float32 arithmetic, so its numbers agree with
+docs/model.md#decoder in float32 arithmetic, so its numbers agree with
 `face_decoder.Face3D` to float32 precision. Useful to inspect a result
 without a TensorFlow session, and as an independent cross-check.
 """
 import numpy as np
 
-# Coefficient layout: (name, size) in order; the lighting block has 27
-# values for RGB light and 9 for white light.
-_LAYOUT_RGB = (("id", 80), ("ex", 64), ("tex", 80), ("angles", 3), ("gamma", 27), ("trans", 3))
-_LAYOUT_WHITE = (("id", 80), ("ex", 64), ("tex", 80), ("angles", 3), ("gamma", 9), ("trans", 3))
+from facemodel import camera
+from facemodel.coefficients import ACCEPTED_LENGTHS, AMBIENT_LIGHT, WHITE_LIGHTING_SIZE, blocks
 
-_FOCAL = 1015.0
-_PRINCIPAL_POINT = 112.0
-_CAMERA_Z = 10.0
+# The release's names of the blocks (its `Split_coeff`), by this project's names.
+_NAMES = {"identity": "id", "expression": "ex", "albedo": "tex", "angles": "angles",
+          "lighting": "gamma", "translation": "trans"}
 
 
 def split_coeff(coeff):
@@ -35,16 +33,13 @@ def split_coeff(coeff):
     coeff = np.asarray(coeff)
     if coeff.ndim == 2 and coeff.shape[0] == 1:
         coeff = coeff[0]
-    if coeff.ndim != 1 or coeff.shape[0] not in (257, 258, 239):
+    if coeff.ndim != 1 or coeff.shape[0] not in ACCEPTED_LENGTHS:
         raise ValueError("coeff must be one vector of length 257, 258 (first 257 used) or "
                          f"239 (white light), optionally as [1, L]; got shape {coeff.shape}")
-    layout = _LAYOUT_WHITE if coeff.shape[0] == 239 else _LAYOUT_RGB
-    parts, start = {}, 0
-    for name, size in layout:
-        parts[name] = coeff[start:start + size]
-        start += size
+    parts = {_NAMES[name]: coeff[part] for name, part in blocks(coeff.shape[0]).items()}
     gamma = parts["gamma"]
-    parts["gamma"] = np.tile(gamma, (3, 1)) if gamma.shape[0] == 9 else gamma.reshape(3, 9)
+    parts["gamma"] = (np.tile(gamma, (3, 1)) if gamma.shape[0] == WHITE_LIGHTING_SIZE
+                      else gamma.reshape(3, WHITE_LIGHTING_SIZE))
     return parts
 
 
@@ -104,10 +99,10 @@ def vertex_normals(shape, facemodel):
 
 def project(points):
     """Image coordinates [K, 2] (x right, y down) of posed points [K, 3]."""
-    depth = _CAMERA_Z - points[:, 2]
-    u = _FOCAL * points[:, 0] / depth + _PRINCIPAL_POINT
-    v = _FOCAL * points[:, 1] / depth + _PRINCIPAL_POINT
-    return np.stack([u, 223.0 - v], axis=1)
+    depth = camera.CAMERA_DISTANCE - points[:, 2]
+    u = camera.FOCAL * points[:, 0] / depth + camera.CENTER
+    v = camera.FOCAL * points[:, 1] / depth + camera.CENTER
+    return np.stack([u, camera.LAST_ROW - v], axis=1)
 
 
 def sh_lighting(texture, normals, gamma):
@@ -137,7 +132,7 @@ def sh_lighting(texture, normals, gamma):
         k2 * dtype(0.5) * (nx ** 2 - ny ** 2),
     ], axis=1)                                              # [N, 9]
     gamma = gamma.copy()
-    gamma[:, 0] += dtype(0.8)
+    gamma[:, 0] += dtype(AMBIENT_LIGHT)
     return (basis @ gamma.T) * texture
 
 

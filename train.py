@@ -21,10 +21,8 @@ import argparse
 import pathlib
 import sys
 
-import load_data
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parent
-LM68_PATH = REPO_ROOT / "network" / "landmark68_detector.pb"
+from assets.catalog import BFM_DIR, LM68_PATH
+from cli.progress import log_line
 
 
 def parse_prepare(argv):
@@ -36,7 +34,7 @@ def parse_prepare(argv):
                         help="folder of photos; NAME.txt (5 points) and NAME_lm68.txt (68 "
                              "points, photo pixels) beside a photo are used when present.")
     parser.add_argument("--output", required=True, help="the prepared folder.")
-    parser.add_argument("--bfm-dir", default=str(load_data.BFM_DIR),
+    parser.add_argument("--bfm-dir", default=str(BFM_DIR),
                         help="face model folder (default: BFM/).")
     parser.add_argument("--lm68-detector", default=None,
                         help="the release's 68-landmark detector graph, used for photos "
@@ -61,7 +59,7 @@ def parse_train(argv):
     parser.add_argument("--data", action="append", default=[],
                         help="a prepared folder (repeat for several).")
     parser.add_argument("--log-dir", help="folder for checkpoints and TensorBoard logs.")
-    parser.add_argument("--bfm-dir", default=str(load_data.BFM_DIR),
+    parser.add_argument("--bfm-dir", default=str(BFM_DIR),
                         help="face model folder (default: BFM/).")
     parser.add_argument("--init", nargs="+", default=["none"], metavar="KIND",
                         help="none (default); imagenet CKPT (slim's resnet_v1_50.ckpt); "
@@ -79,15 +77,15 @@ def parse_train(argv):
                         help="steps between TensorBoard scalars (50).")
     parser.add_argument("--image-every", type=int, default=500,
                         help="steps between TensorBoard image panels (500).")
-    parser.add_argument("--seed", type=int, default=0, help="data order seed (0).")
     parser.add_argument("--bn-decay", type=float, default=0.997,
                         help="batch-norm moving-average decay (0.997 as the release; a run of "
                              "a few hundred steps needs less, e.g. 0.99, for its inference "
                              "statistics to settle).")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run in --log-dir from its latest checkpoint.")
+    parser.add_argument("--seed", type=int, default=0, help="data order seed (0).")
     parser.add_argument("--check", action="store_true",
                         help="report the training assets and where to get the missing ones.")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --log-dir from its latest checkpoint.")
     args = parser.parse_args(argv)
     if args.check:
         return args
@@ -107,7 +105,7 @@ def parse_train(argv):
 
 def check(args):
     """Prints the training assets: present or not, and where to get each."""
-    from training import assets as training_assets
+    from cli import training_assets
 
     report = training_assets.report(args.bfm_dir, LM68_PATH, args.id_net,
                                      args.init[1] if len(args.init) > 1 else None)
@@ -118,9 +116,9 @@ def check(args):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and argv[0] in ("prepare", "export") else "train"
-    from assets import AssetError
-    from image_io import InputError
-    from training.loop import TrainingError, stderr_log
+    from assets.catalog import AssetError
+    from fileio.errors import InputError
+    from training.loop import TrainingError
 
     try:
         if command == "prepare":
@@ -135,63 +133,47 @@ def main(argv=None):
             return check(args)
         return run_train(args)
     except (AssetError, InputError) as error:
-        stderr_log(str(error))
+        log_line(str(error))
         return 2
     except TrainingError as error:
-        stderr_log(str(error))
+        log_line(str(error))
         return 1
 
 
-def lm68_source(detector_path, log):
-    """The 68-landmark source for photos without NAME_lm68.txt.
-
-    The release's detector when its graph is given or sits at its default
-    place (the release prepared its training data with it), else dlib's
-    predictor; None when neither is available (then each such photo gets
-    its own line).
-
-    Raises:
-      AssetError: a detector graph was named and is missing or broken.
-    """
-    from landmark_predictor import Landmark68Predictor, PredictorUnavailable
-    from training.landmarks68 import Landmark68Detector, predictor_landmarks
-
-    if detector_path is not None or LM68_PATH.exists():
-        return Landmark68Detector(detector_path or LM68_PATH).crop_landmarks
-    predictor = Landmark68Predictor()
-    try:
-        predictor.load()
-    except PredictorUnavailable as error:
-        log(str(error))
-        return None
-    return predictor_landmarks(predictor)
-
-
 def run_prepare(args):
-    from landmark_detector import LandmarkDetector
-    from photos.inputs import find_images
-    from training.loop import stderr_log
+    import load_data
+    from fileio.images import find_images
+    from landmarks import sources
+    from landmarks.files import lm68_path
     from training.prepare import prepare_folder
 
     input_dir = pathlib.Path(args.input)
     if not input_dir.is_dir():
-        stderr_log(f"{input_dir}: input folder not found")
+        log_line(f"{input_dir}: input folder not found")
         return 2
     photos = find_images(input_dir)
     load_data.transferBFM09(args.bfm_dir)
     lm3d = load_data.load_lm3d(args.bfm_dir)
-    needs_detector = any(not p.with_name(p.stem + "_lm68.txt").exists() for p in photos)
-    detector68 = lm68_source(args.lm68_detector, stderr_log) if needs_detector else None
-    detector5 = LandmarkDetector()
-    done, skipped, failed = prepare_folder(photos, args.output, lm3d, detector5, detector68,
-                                           overwrite=args.overwrite, log=stderr_log)
+    # The release's detector when its graph is given or sits at its default
+    # place (the release prepared its training data with it), else dlib's
+    # predictor; loaded only when some photo has no NAME_lm68.txt.
+    needs_68 = any(not lm68_path(p).exists() for p in photos)
+    landmarks = sources.build("auto", ("release", "dlib") if needs_68 else (),
+                              release_graph=args.lm68_detector,
+                              on_unavailable=lambda error: log_line(str(error)))
+    try:
+        done, skipped, failed = prepare_folder(photos, args.output, lm3d, landmarks,
+                                               overwrite=args.overwrite, log=log_line)
+    finally:
+        landmarks.close()
     print(f"{done} prepared, {skipped} skipped, {len(failed)} failed "
           f"(skipped: already prepared; data in {args.output})")
     return 1 if failed else 0
 
 
 def run_train(args):
-    from training.loop import TrainConfig, stderr_log, train
+    from cli.progress import Bar
+    from training.loop import TrainConfig, train
 
     config = TrainConfig(
         data=args.data, log_dir=args.log_dir, bfm_dir=args.bfm_dir, init=tuple(args.init),
@@ -199,21 +181,15 @@ def run_train(args):
         lr_drop_step=args.lr_drop_step, save_every=args.save_every,
         summary_every=args.summary_every, image_every=args.image_every, seed=args.seed,
         resume=args.resume, bn_decay=args.bn_decay)
+    bar = Bar(args.steps, "step")
     progress = None
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-        bar = tqdm(total=args.steps, unit="step")
-
+    if bar.interactive:       # else the loop writes a line every --summary-every steps
         def progress(done, terms):
-            bar.n = done
-            bar.set_postfix(loss=f"{float(terms['total']):.4g}", refresh=False)
-            bar.refresh()
+            bar.show(done, loss=f"{float(terms['total']):.4g}")
     try:
-        train(config, log=bar.write if bar else stderr_log, progress=progress)
+        train(config, log=bar.log, progress=progress)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return 0
 
 

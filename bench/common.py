@@ -5,14 +5,14 @@ before it can import this).
 """
 import pathlib
 
-import assets
+from assets import catalog
 
 # Written by bench/make_assets.py, read by the others: never in the repository.
 DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
 # The shared photos with hand-marked 5-point files, beside the repository.
-SHARED_IMAGES = assets.REPO_ROOT.parent / "shared" / "data" / "images"
+SHARED_IMAGES = catalog.REPO_ROOT.parent / "shared" / "data" / "images"
 # The release's public index files, shipped in the repository.
-INDEX_DIR = assets.BFM_DIR
+INDEX_DIR = catalog.BFM_DIR
 
 
 def high_water_mb(pid):

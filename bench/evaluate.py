@@ -42,8 +42,8 @@ def aflw_images(folder, count):
     from PIL import Image
     from scipy.io import savemat
 
-    from image_io import read_landmarks
-    from landmark_predictor import Landmark68Predictor
+    from landmarks.dlib68 import Landmark68Predictor
+    from landmarks.files import read_landmarks
 
     photos = sorted(SHARED_IMAGES.glob("*.jpg"))
     predictor = Landmark68Predictor()
@@ -95,6 +95,7 @@ def part_scans(args):
 
     import load_data
     from evaluation import florence, geometry, now
+    from facemodel.keypoints import NOSE_TIP, NOW_SEVEN
 
     model = load_data.load_front_model(args.assets / "BFM" / "BFM_model_front.mat")
     vertices = np.asarray(model["meanshape"], np.float64).reshape(-1, 3) * 100.0
@@ -109,14 +110,14 @@ def part_scans(args):
     transform = (1.1, Rotation.from_euler("xyz", [5, -8, 3], degrees=True).as_matrix(),
                  np.array([10.0, -20.0, 30.0]))
     scan = geometry.apply(transform, points)
-    landmarks = geometry.apply(transform, vertices[keypoints[list(now.SEVEN_IBUG)]])
+    landmarks = geometry.apply(transform, vertices[keypoints[list(NOW_SEVEN)]])
     start = time.perf_counter()
-    errors = now.score_one(vertices, triangles, vertices[keypoints[list(now.SEVEN_IBUG)]],
+    errors = now.score_one(vertices, triangles, vertices[keypoints[list(NOW_SEVEN)]],
                            scan, landmarks)
     now_seconds = time.perf_counter() - start
     start = time.perf_counter()
     rmse, kept = florence.score_one(vertices, triangles,
-                                    vertices[keypoints[florence.NOSE_TIP_IBUG]], scan)
+                                    vertices[keypoints[NOSE_TIP]], scan)
     florence_seconds = time.perf_counter() - start
     print(f"\n2. Scoring a scan of {args.scan_points} points against the {len(vertices)}-vertex "
           f"mesh: NoW {now_seconds:.2f} s ({errors.size} points kept, median "

@@ -27,7 +27,7 @@ then, as the last line, one JSON object with every figure.
      batch ahead of the network, so its stages overlap the network's: they are
      shown in two columns. The alignment thread: decode (the wait for a frame
      decoded in a third thread), track (`FaceTracker.track`: dlib's predictor, the
-     appearance thumbnails and MTCNN, each also shown), crop (extraction.alignment.
+     appearance thumbnails and MTCNN, each also shown), crop (preparation.frame.
      align_frame, summed over the threads that make a batch's crops together). The
      main thread: waiting for the next aligned batch, network+decoder (the
      reconstructor call), writing (outputs.write_result), other. Stages on their
@@ -120,22 +120,23 @@ def instrumented(extractor):
     """Times the stages of the extractor's calls by wrapping the package's callables.
 
     In this process only, until the block ends: extraction.video's FrameReader
-    (frame waits), FaceTracker.track and _in_background (the main thread's waits
-    for an aligned batch) by subclasses or wrappers; write_result, align_frame and
+    (frame waits), FaceTracker.track and Background (the main thread's waits
+    for an aligned batch) by subclasses; write_result, align_frame and
     face_thumbnail (looked up by name when called) and the extractor's
     reconstructor, detector and predictor by timed wrappers (a detector call on an
     image of the frame's size or of its scaled-down size is on the whole frame, any
     other on a region).
     """
-    from extraction import alignment, outputs, tracking, video
+    from extraction import outputs, tracking, video
+    from preparation import frame as alignment
 
     probe = Probe()
-    patched = ((video, "FrameReader"), (video, "FaceTracker"), (video, "_in_background"),
+    patched = ((video, "FrameReader"), (video, "FaceTracker"), (video, "Background"),
                (outputs, "write_result"), (alignment, "align_frame"),
                (tracking, "face_thumbnail"), (extractor, "reconstructor"),
                (extractor, "detector"), (extractor.predictor, "from_points"))
     saved = [getattr(owner, name) for owner, name in patched]
-    base_reader, base_tracker, in_background = saved[:3]
+    base_reader, base_tracker, base_background = saved[:3]
     reconstructor, detector, predict = saved[6:]
 
     class TimedReader(base_reader):
@@ -148,11 +149,12 @@ def instrumented(extractor):
         def track(self, frame):
             return probe.timed("track", super().track)(frame)
 
-    def timed_background(batches):
-        return probe.timed_items(in_background(batches), "waiting for alignment")
+    class TimedBackground(base_background):
+        def __iter__(self):
+            return probe.timed_items(super().__iter__(), "waiting for alignment")
 
     video.FrameReader, video.FaceTracker = TimedReader, TimedTracker
-    video._in_background = timed_background
+    video.Background = TimedBackground
     for (owner, name), fn, stage in zip(patched[3:6], saved[3:6],
                                         ("writing", "crop", "thumbnail")):
         setattr(owner, name, probe.timed(stage, fn))
@@ -227,9 +229,9 @@ def aligned_crops(video_path, points, extractor, batch_size):
     Returns:
       (the crops in batches, {stage: seconds}, frames decoded).
     """
-    from extraction.alignment import Alignment
-    from extraction.frames import FrameReader
     from extraction.tracking import face_thumbnail
+    from fileio.video import FrameReader
+    from preparation.frame import Alignment
 
     start = time.perf_counter()
     with FrameReader(video_path) as reader:

@@ -36,8 +36,8 @@ NOISE = 2.0                # grey levels, standard deviation of the still head's
 
 def align_video(path, detector, predictor, always_detect):
     """The aligning points of every frame (NaN where no face), and the detector calls."""
-    from extraction.frames import FrameReader
     from extraction.tracking import FaceTracker
+    from fileio.video import FrameReader
 
     tracker = FaceTracker(detector, predictor.from_points, always_detect=always_detect)
     points = []
@@ -70,10 +70,10 @@ def write_video(path, photo, n_frames, path_fn, noise=0.0, seed=0):
 
 
 def part_alignment(args, work, photos):
-    from landmark_detector import LandmarkDetector
-    from landmark_predictor import Landmark68Predictor
+    from landmarks.dlib68 import Landmark68Predictor
+    from landmarks.mtcnn import FivePointDetector
 
-    detector, predictor = LandmarkDetector(), Landmark68Predictor()
+    detector, predictor = FivePointDetector(), Landmark68Predictor()
     folder = work / "alignment"
     folder.mkdir(parents=True, exist_ok=True)
     modes = ("track", "detect")

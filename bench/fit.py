@@ -64,7 +64,7 @@ def log(line):
 
 def noisy(rng, coeff, scale=1.0):
     """The truth plus a network's kind of error: N(0, NOISE[block] * scale) in each block."""
-    from fitting.parameters import BLOCKS
+    from facemodel.coefficients import BLOCKS
 
     start = np.array(coeff, np.float32)
     for name, part in BLOCKS.items():
@@ -84,7 +84,8 @@ class Faces:
         import functools
 
         from fitting.objective import FitBatch, landmark_target
-        from photos.align import align_photo
+        from landmarks.sources import PhotoLandmarks
+        from preparation.photo import prepare_photo
         from tests.synthetic_faces import render_faces, write_photos
 
         backgrounds = np.stack([self.backgrounds[(self.count + i) % len(self.backgrounds)]
@@ -93,8 +94,8 @@ class Faces:
         names = [f"face{self.count + i:03d}" for i in range(len(coeff))]
         self.count += len(coeff)
         paths = write_photos(self.work, names, rendered)
-        align = functools.partial(align_photo, landmark_mode="file", detector=None,
-                                  lm3d=self.lm3d, fit=True)
+        align = functools.partial(prepare_photo, landmarks=PhotoLandmarks("file", None),
+                                  lm3d=self.lm3d, targets=True)
         aligned = [align(path) for path in paths]
         batch = FitBatch.stack([a.crop_bgr for a in aligned],
                                [landmark_target(a.lm68_crop, a.lm5_crop) for a in aligned],
@@ -163,20 +164,23 @@ def part_noisy(args, fitter, faces, rng):
 
 def identity_error_mm(face, id_coeff, true_id):
     """Shape error of identities alone (no expression), mm [B]."""
+    from facemodel.coefficients import BLOCKS, LENGTH
     from tests.synthetic_faces import shape_error_mm
 
-    coeff = np.zeros((len(id_coeff), 257), np.float32)
-    coeff[:, :80] = id_coeff
-    truth = np.zeros((1, 257), np.float32)
-    truth[0, :80] = true_id
+    coeff = np.zeros((len(id_coeff), LENGTH), np.float32)
+    coeff[:, BLOCKS["identity"]] = id_coeff
+    truth = np.zeros((1, LENGTH), np.float32)
+    truth[0, BLOCKS["identity"]] = true_id
     face.Reconstruction_Block(truth, 1, render_images=False)
     return shape_error_mm(face, coeff, face.face_shape.numpy())
 
 
 def part_sets(args, fitter, faces, rng):
+    from facemodel.coefficients import BLOCKS
     from fitting.optimize import plan
     from tests.synthetic_faces import draw_coefficients
 
+    ids = BLOCKS["identity"]
     rows = {}
     for size in (2, 4, 8):
         person = draw_coefficients(rng, 1)[0]
@@ -187,12 +191,12 @@ def part_sets(args, fitter, faces, rng):
         joint = fitter.fit(start, batch, plan(args.set_steps), shared=("identity", "albedo"),
                            per_photo_terms=False)
         single = fitter.fit(start, batch, plan(args.set_steps), per_photo_terms=False)
-        shared = identity_error_mm(faces.face, joint.coeff[:1, :80], person[:80])[0]
-        averaged = identity_error_mm(faces.face, single.coeff[:, :80].mean(0, keepdims=True),
-                                     person[:80])[0]
-        each = identity_error_mm(faces.face, single.coeff[:, :80], person[:80]).mean()
-        starts = identity_error_mm(faces.face, start[:, :80].mean(0, keepdims=True),
-                                   person[:80])[0]
+        shared = identity_error_mm(faces.face, joint.coeff[:1, ids], person[ids])[0]
+        averaged = identity_error_mm(faces.face, single.coeff[:, ids].mean(0, keepdims=True),
+                                     person[ids])[0]
+        each = identity_error_mm(faces.face, single.coeff[:, ids], person[ids]).mean()
+        starts = identity_error_mm(faces.face, start[:, ids].mean(0, keepdims=True),
+                                   person[ids])[0]
         rows[size] = (float(shared), float(averaged), float(each), float(starts))
     print(f"\n3. Image sets: identity shape error (mm), {args.set_steps} steps from noisy starts")
     print(f"{'photos':<8}{'shared (joint fit)':>20}{'mean of single fits':>22}"
@@ -205,11 +209,11 @@ def part_sets(args, fitter, faces, rng):
 
 
 def part_video(args, face, lm3d, work, backgrounds, rng):
-    from extraction.alignment import Alignment
     from extraction.video import FrameResults
+    from facemodel.coefficients import BLOCKS
     from fitting.optimize import Fitter
-    from fitting.parameters import BLOCKS
     from fitting.video_fit import refine_video
+    from preparation.frame import Alignment
     from preprocess_img import map_to_original
     from tests.synthetic_faces import draw_coefficients, render_faces
     from tests.synthetic_video import five_from_68 as lm5_from_lm68
@@ -256,13 +260,14 @@ def part_video(args, face, lm3d, work, backgrounds, rng):
 
 
 def part_cost(args, fitter, faces, rng):
+    from facemodel.coefficients import LENGTH
     from fitting.optimize import plan
     from tests.synthetic_faces import draw_coefficients
 
     rows, first = {}, {}
     for size in (1, 8):
         batch, _ = faces.make(draw_coefficients(rng, size))
-        start = np.zeros((size, 257), np.float32)
+        start = np.zeros((size, LENGTH), np.float32)
         clock = time.perf_counter()
         fitter.fit(start, batch, plan(args.cost_steps), per_photo_terms=False)
         first[size] = time.perf_counter() - clock       # traces, compiles, then steps

@@ -12,7 +12,7 @@ absent). For each batch size it prints, in ms per photo:
 - each stage run on its own, one after the other: read+decode, alignment,
   network, decoder, render (decoder and render by difference of session runs
   that fetch more and more of the graph), writing .mat, .obj, .png and lm5;
-- the streamed demo (`photos.pipeline.run_folder`, the code `python demo.py` runs), total
+- the streamed demo (`reconstruction.pipeline.run_folder`, the code `python demo.py` runs), total
   wall time per photo and photos per second;
 - the network alone at the same batch size over the same photos;
 - the ratio total / network (the target is at most 1.25 at batch 8);
@@ -36,14 +36,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-import image_io  # noqa: E402
-import result_files  # noqa: E402
 from bench.common import DEFAULT_ASSETS, SHARED_IMAGES, high_water_mb  # noqa: E402
-from photos import align as photo_align  # noqa: E402
+from fileio import result_files  # noqa: E402
+from fileio.images import find_images, read_image  # noqa: E402
+from landmarks.files import read_landmarks  # noqa: E402
 from photos import inputs as photo_inputs  # noqa: E402
 from photos import outputs as photo_outputs  # noqa: E402
-from photos import pipeline as photo_pipeline  # noqa: E402
+from preparation.photo import PreparedPhoto, prepare_photo  # noqa: E402
 from preprocess_img import Preprocess  # noqa: E402
+from reconstruction.pipeline import network_step, run_folder  # noqa: E402
 
 
 def make_photos(folder, count):
@@ -63,7 +64,7 @@ def make_photos(folder, count):
                 folder / f"{name}.jpg", quality=90)
             np.savetxt(folder / f"{name}.txt",
                        [[160, 200], [240, 200], [200, 260], [170, 310], [230, 310]], fmt="%.1f")
-    return photo_inputs.find_images(folder)
+    return find_images(folder)
 
 
 def _batches(items, size):
@@ -87,14 +88,14 @@ def time_stages(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
     for batch in _batches(photos, batch_size):
         aligned = []
         for path in batch:
-            (image, lm5), t = _clock(lambda p: (image_io.read_image(p), image_io.read_landmarks(
+            (image, lm5), t = _clock(lambda p: (read_image(p), read_landmarks(
                 p.with_suffix(".txt"))), path)
             seconds["read+decode"] += t
             (crop, lm_crop, params), t = _clock(Preprocess, image, lm5, lm3d)
             seconds["alignment"] += t
             crop = np.asarray(crop, np.float32)[0]
-            aligned.append(photo_align.Aligned(path.stem, crop, crop[:, :, ::-1].astype(np.uint8),
-                                        lm_crop, lm5, params))
+            aligned.append(PreparedPhoto(path.stem, crop, crop[:, :, ::-1].astype(np.uint8),
+                                         lm_crop, lm5, params))
         feed = {reconstructor.images: np.stack([a.crop_bgr for a in aligned])}
         _, t_net = _clock(reconstructor.session.run, reconstructor.network_coeff, feed)
         _, t_dec = _clock(reconstructor.session.run, decoder_fetches, feed)
@@ -115,8 +116,8 @@ def time_stages(photos, reconstructor, triangles, lm3d, batch_size, out_dir):
 def time_network_only(photos, reconstructor, lm3d, batch_size):
     crops = []
     for path in photos:
-        image = image_io.read_image(path)
-        crop, _, _ = Preprocess(image, image_io.read_landmarks(path.with_suffix(".txt")), lm3d)
+        image = read_image(path)
+        crop, _, _ = Preprocess(image, read_landmarks(path.with_suffix(".txt")), lm3d)
         crops.append(np.asarray(crop, np.float32)[0])
     start = time.perf_counter()
     for batch in _batches(crops, batch_size):
@@ -124,17 +125,18 @@ def time_network_only(photos, reconstructor, lm3d, batch_size):
     return 1000.0 * (time.perf_counter() - start) / len(photos)
 
 
-def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir,
-                  outputs=photo_inputs.OUTPUT_KINDS):
+def time_streamed(photos, tools, batch_size, out_dir, outputs=photo_inputs.OUTPUT_KINDS):
+    """The demo's streamed run (demo.py's `run_job`) with `tools`' network; ms per photo."""
     import functools
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    align = functools.partial(photo_align.align_photo, landmark_mode="file", detector=None,
-                              lm3d=lm3d)
-    done, failed = photo_pipeline.run_folder(
-        photos, out_dir, photo_pipeline.network_step(reconstructor), triangles, align,
-        batch_size=batch_size, log=lambda line: print(line, file=sys.stderr), outputs=outputs)
+    align = functools.partial(prepare_photo, landmarks=tools.landmarks, lm3d=tools.lm3d)
+    write = functools.partial(photo_outputs.write_outputs, output_dir=out_dir,
+                              triangles=tools.triangles, outputs=outputs)
+    done, failed = run_folder(
+        photos, out_dir, network_step(tools.reconstructor), align, write,
+        batch_size=batch_size, log=lambda line: print(line, file=sys.stderr))
     elapsed = time.perf_counter() - start
     if failed:
         raise RuntimeError(f"streamed run failed on {failed[:3]}")
@@ -142,19 +144,19 @@ def time_streamed(photos, reconstructor, triangles, lm3d, batch_size, out_dir,
 
 
 def load_models(bfm_dir, model_path, outputs=photo_inputs.OUTPUT_KINDS):
-    """What demo.py loads for these outputs (`photos.tools.load_tools`):
-    (reconstructor, triangles, lm3d)."""
-    from photos.tools import load_tools
+    """What demo.py loads for these outputs (`reconstruction.tools.load_tools`, as demo.py
+    calls it, with --landmarks file)."""
+    from reconstruction.tools import load_tools
 
-    tools = load_tools(bfm_dir, model_path, outputs)
-    return tools["reconstructor"], tools["triangles"], tools["lm3d"]
+    return load_tools(bfm_dir, model_path, render="mat" in outputs or "vis" in outputs,
+                      mesh="mat" in outputs or "obj" in outputs, five="file")
 
 
 def time_detection(photos, count=8):
-    from landmark_detector import LandmarkDetector
+    from landmarks.mtcnn import FivePointDetector
 
-    detector = LandmarkDetector()
-    images = [np.asarray(image_io.read_image(p)) for p in photos[:count + 1]]
+    detector = FivePointDetector()
+    images = [np.asarray(read_image(p)) for p in photos[:count + 1]]
     detector(images[0])  # Loads MTCNN.
     start = time.perf_counter()
     for image in images[1:]:
@@ -216,10 +218,11 @@ def main(argv=None):
               "gpu": [d.name for d in tf.config.list_physical_devices("GPU")],
               "tensorflow": tf.__version__, "images": args.images}
     start = time.perf_counter()
-    reconstructor, triangles, lm3d = load_models(bfm_dir, model)
+    tools = load_models(bfm_dir, model)
+    reconstructor, triangles, lm3d = tools.reconstructor, tools.triangles, tools.lm3d
     report["load_models_s"] = round(time.perf_counter() - start, 2)
-    # One reconstructor per other --outputs set, loaded once for all batch sizes.
-    subsets = {outputs: load_models(bfm_dir, model, outputs)[0]
+    # One set of tools per other --outputs set, loaded once for all batch sizes.
+    subsets = {outputs: load_models(bfm_dir, model, outputs)
                for outputs in output_sets if tuple(outputs) != tuple(photo_inputs.OUTPUT_KINDS)}
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -231,8 +234,7 @@ def main(argv=None):
             stages = time_stages(photos, reconstructor, triangles, lm3d, batch_size,
                                  work / f"stages_{batch_size}")
             network = time_network_only(photos, reconstructor, lm3d, batch_size)
-            total = time_streamed(photos, reconstructor, triangles, lm3d, batch_size,
-                                  work / f"streamed_{batch_size}")
+            total = time_streamed(photos, tools, batch_size, work / f"streamed_{batch_size}")
             report[f"batch_{batch_size}"] = {
                 "stages_ms": {k: round(v, 2) for k, v in stages.items()},
                 "network_only_ms": round(network, 2),
@@ -248,10 +250,9 @@ def main(argv=None):
                 else:
                     subset = subsets[outputs]
                     folder = work / f"streamed_{batch_size}_{'_'.join(outputs)}"
-                    time_streamed(photos[:batch_size], subset, triangles, lm3d, batch_size,
-                                  folder / "warm", outputs)
-                    streamed = time_streamed(photos, subset, triangles, lm3d, batch_size,
-                                             folder, outputs)
+                    time_streamed(photos[:batch_size], subset, batch_size, folder / "warm",
+                                  outputs)
+                    streamed = time_streamed(photos, subset, batch_size, folder, outputs)
                 by_outputs[name] = {"streamed_total_ms": round(streamed, 2),
                                     "total_over_network": round(streamed / network, 3)}
         if args.landmarks == "detect":
@@ -262,7 +263,7 @@ def main(argv=None):
             large = demo_peak_memory_mb(args.assets, 200, work)
             report["demo_peak_rss_mb"] = {"20": round(small, 1), "200": round(large, 1),
                                           "ratio": round(large / small, 3)}
-    reconstructor.close()
+    tools.close()
     for subset in subsets.values():
         subset.close()
     _print_table(report, args.batch_sizes)

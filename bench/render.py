@@ -116,6 +116,7 @@ def bfm_scene(seed=0, log=print):
     """POOL faces of a full-size synthetic BFM decoded as the pipeline does."""
     import load_data
     from face_decoder import Face3D
+    from facemodel.coefficients import BLOCKS, LENGTH, SIZES
     from tests.synthetic_assets import write_bfm09
 
     bfm_dir = BENCH_ASSETS / "BFM-smooth"
@@ -125,13 +126,13 @@ def bfm_scene(seed=0, log=print):
         load_data.transferBFM09(bfm_dir)
     face = Face3D(bfm_dir / load_data.FRONT_MODEL_NAME)
     rng = np.random.default_rng(seed)
-    coeff = np.zeros((POOL, 257), np.float32)
-    coeff[:, 0:80] = 0.5 * rng.standard_normal((POOL, 80))
-    coeff[:, 80:144] = 0.3 * rng.standard_normal((POOL, 64))
-    coeff[:, 144:224] = 0.5 * rng.standard_normal((POOL, 80))
-    coeff[:, 224:227] = rng.uniform(-0.25, 0.25, (POOL, 3))
-    coeff[:, 227:254] = 0.1 * rng.standard_normal((POOL, 27))
-    coeff[:, 254:256] = rng.uniform(-0.1, 0.1, (POOL, 2))
+    coeff = np.zeros((POOL, LENGTH), np.float32)
+    for name, scale in (("identity", 0.5), ("expression", 0.3), ("albedo", 0.5)):
+        coeff[:, BLOCKS[name]] = scale * rng.standard_normal((POOL, SIZES[name]))
+    coeff[:, BLOCKS["angles"]] = rng.uniform(-0.25, 0.25, (POOL, SIZES["angles"]))
+    coeff[:, BLOCKS["lighting"]] = 0.1 * rng.standard_normal((POOL, SIZES["lighting"]))
+    x_y = BLOCKS["translation"].start
+    coeff[:, x_y:x_y + 2] = rng.uniform(-0.1, 0.1, (POOL, 2))
     face.Reconstruction_Block(coeff, POOL, render_images=True)
     coverage = float(np.mean(face.render_imgs.numpy()[..., 3] > 0.5))
     vertices = face.face_shape_t.numpy()

@@ -59,6 +59,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from bench.common import DEFAULT_ASSETS, INDEX_DIR  # noqa: E402
+from facemodel.coefficients import BLOCKS  # noqa: E402
 
 DECODER = "decoder+render fwd+bwd"
 DECODER_SPIKY = "decoder+render, random shape (spiky)"
@@ -110,6 +111,7 @@ def ensure_bfm(assets, log):
 def prepare_samples(bfm_dir, root):
     """Prepares the input/ photos (5-point files, synthetic 68 points) into root/data."""
     import load_data
+    from landmarks.sources import PhotoLandmarks
     from training.prepare import prepare_folder
 
     photos = root / "photos"
@@ -125,12 +127,10 @@ def prepare_samples(bfm_dir, root):
         np.savetxt(photos / f"{lm5_path.stem}_lm68.txt",
                    lm5.mean(0) + rng.uniform(-50, 50, (68, 2)))
 
-    def no_detector(*args, **kwargs):
-        raise RuntimeError("every photo has its 5-point file")
-
-    data = root / "data"
+    data = root / "data"        # every photo has its 5- and 68-point files: no detector
     done, _, failed = prepare_folder(sorted(p for p in photos.iterdir() if p.suffix != ".txt"),
-                                     data, load_data.load_lm3d(bfm_dir), no_detector, None)
+                                     data, load_data.load_lm3d(bfm_dir),
+                                     PhotoLandmarks("file", None))
     if failed or not done:
         raise SystemExit(f"preparing the input/ photos failed: {failed}")
     return data, done
@@ -180,11 +180,11 @@ def main(argv=None):
 
     import tensorflow as tf
 
+    from networks.identity import IdentityNetwork
     from tests.synthetic_assets import random_coefficients
     from tests.synthetic_network import write_tiny_identity_net
     from training import losses
     from training.data import TrainingSet
-    from training.identity_net import IdentityNetwork
     from training.loop import TrainConfig, build, make_train_step
     from training.model import TrainingModel
 
@@ -258,7 +258,7 @@ def main(argv=None):
         # per-vertex noise) is a spiky mesh whose overlapping triangles cost more to raster.
         posed = random_coefficients(seed=1, batch=batch_size)
         smooth = posed.copy()
-        smooth[:, :224] = 0.0
+        smooth[:, :BLOCKS["albedo"].stop] = 0.0       # identity, expression and albedo
         coeff = tf.Variable(smooth, name="coeff")
         decoder_model = TrainingModel(FixedCoefficients(coeff), face, None)
 

@@ -15,7 +15,7 @@ with the render's alpha over random 224x224 crops of the shared photos
 (../shared/data/images/*.jpg; the repository's input/ photos when ../shared is absent).
 Each face is written as a prepared sample in the release's layout
 (training.data.write_sample): the crop, the decoder's 68 landmarks (landmark_p) and a
-skin mask: training.skin.skin_mask_png of the crop when the Bayes classifier fires on the
+skin mask: preparation.skin.skin_mask_png of the crop when the Bayes classifier fires on the
 synthetic albedo (mean skin probability over the face's pixels at least 0.5), else
 255 * the render's coverage alpha (--mask auto; the output says which was used).
 
@@ -82,6 +82,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from bench.common import SHARED_IMAGES  # noqa: E402
+from facemodel.coefficients import BLOCKS, LENGTH, SIZES  # noqa: E402
 
 TERMS = ("total", "photo", "landmark", "regularization", "reflectance", "gamma")
 LEFT_EYE_OUTER, RIGHT_EYE_OUTER = 36, 45
@@ -121,19 +122,21 @@ def random_crop(rng, image):
 
 def sample_coefficients(rng, count, args):
     """[count, 257] float32 coefficients of faces in view and lit (see the module doc)."""
-    coeff = np.zeros((count, 257), np.float64)
-    coeff[:, 0:80] = args.id_std * rng.standard_normal((count, 80))
-    coeff[:, 80:144] = args.exp_std * rng.standard_normal((count, 64))
-    coeff[:, 144:224] = args.tex_std * rng.standard_normal((count, 80))
-    coeff[:, 224:226] = rng.uniform(-0.3, 0.3, (count, 2))       # pitch, yaw
-    coeff[:, 226] = rng.uniform(-0.15, 0.15, count)               # roll
+    coeff = np.zeros((count, LENGTH), np.float64)
+    for name, std in (("identity", args.id_std), ("expression", args.exp_std),
+                      ("albedo", args.tex_std)):
+        coeff[:, BLOCKS[name]] = std * rng.standard_normal((count, SIZES[name]))
+    pitch, _, roll = range(BLOCKS["angles"].start, BLOCKS["angles"].stop)
+    coeff[:, pitch:roll] = rng.uniform(-0.3, 0.3, (count, 2))    # pitch, yaw
+    coeff[:, roll] = rng.uniform(-0.15, 0.15, count)
     gamma = np.zeros((count, 3, 9))
     gamma[:, :, 0] = rng.uniform(*args.light0, (count, 1)) + rng.uniform(-0.05, 0.05, (count, 3))
     gamma[:, :, 1:] = rng.uniform(-0.1, 0.1, (count, 1, 8)) + rng.uniform(-0.02, 0.02,
                                                                           (count, 3, 8))
-    coeff[:, 227:254] = gamma.reshape(count, 27)
-    coeff[:, 254:256] = rng.uniform(-0.15, 0.15, (count, 2))     # x, y (dm)
-    coeff[:, 256] = rng.uniform(-0.5, 0.5, count)                 # z (dm)
+    coeff[:, BLOCKS["lighting"]] = gamma.reshape(count, SIZES["lighting"])
+    x, _, z = range(BLOCKS["translation"].start, BLOCKS["translation"].stop)
+    coeff[:, x:z] = rng.uniform(-0.15, 0.15, (count, 2))          # x, y (dm)
+    coeff[:, z] = rng.uniform(-0.5, 0.5, count)                   # z (dm)
     return coeff.astype(np.float32)
 
 
@@ -141,8 +144,8 @@ def make_set(root, count, seed, face, photos, args, mask_mode, log):
     """Renders `count` faces into prepared folder `root`; returns (coeff, stats, mask_mode)."""
     from PIL import Image
 
+    from preparation.skin import skin_mask_png
     from training.data import write_sample
-    from training.skin import skin_mask_png
 
     rng = np.random.default_rng(seed)
     coeff = sample_coefficients(rng, count, args)
@@ -173,9 +176,9 @@ def make_set(root, count, seed, face, photos, args, mask_mode, log):
                 f"the faces' pixels of the first {len(skin_on_face)} faces -> {mask_mode}")
         for i, (crop_bgr, skin_png, alpha) in enumerate(made):
             if mask_mode == "skin":
-                mask = skin_png
+                mask = skin_png[..., 0]
             else:
-                mask = np.repeat(np.rint(255.0 * alpha).astype(np.uint8), 3, axis=-1)
+                mask = np.rint(255.0 * alpha[..., 0]).astype(np.uint8)
             write_sample(root, f"face_{start + i:05d}", crop_bgr, landmarks[i], mask)
     stats = {"skin_probability_on_face": round(float(np.mean(skin_on_face)), 3),
              "skin_probability_off_face": round(float(np.mean(skin_off_face)), 3),
@@ -197,8 +200,9 @@ def metrics(face, predicted, truth):
     lm_t, shape_t = decode(face, truth)
     per_face = np.linalg.norm(lm_p - lm_t, axis=-1).mean(axis=1)                  # [B]
     inter_ocular = np.linalg.norm(lm_t[:, LEFT_EYE_OUTER] - lm_t[:, RIGHT_EYE_OUTER], axis=-1)
-    angles = np.degrees(np.abs(predicted[:, 224:227] - truth[:, 224:227]))
-    translation = np.abs(predicted[:, 254:257] - truth[:, 254:257]) * MM_PER_DM
+    angles = np.degrees(np.abs(predicted[:, BLOCKS["angles"]] - truth[:, BLOCKS["angles"]]))
+    translation = np.abs(predicted[:, BLOCKS["translation"]]
+                         - truth[:, BLOCKS["translation"]]) * MM_PER_DM
     return {"landmark_px": round(float(per_face.mean()), 3),
             "landmark_over_iod": round(float((per_face / inter_ocular).mean()), 4),
             "shape_mm": round(float(np.linalg.norm(shape_p - shape_t, axis=-1).mean()

@@ -22,8 +22,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import image_io  # noqa: E402
 import load_data  # noqa: E402
+from fileio.images import read_image  # noqa: E402
+from landmarks.files import read_landmarks  # noqa: E402
 from preprocess_img import Preprocess  # noqa: E402
 
 STEPS = ("R-Net (ResNet-50)\n257 coefficients:\nidentity, expression,\nalbedo, light, pose",
@@ -33,8 +34,8 @@ STEPS = ("R-Net (ResNet-50)\n257 coefficients:\nidentity, expression,\nalbedo, l
 
 def main():
     photo_path = REPO_ROOT / "input" / "astronaut.png"
-    image = image_io.read_image(photo_path)
-    lm5 = image_io.read_landmarks(photo_path.with_suffix(".txt"), image.size)
+    image = read_image(photo_path)
+    lm5 = read_landmarks(photo_path.with_suffix(".txt"), image.size)
     crop_bgr, lm5_crop, _ = Preprocess(image, lm5, load_data.load_lm3d())   # the shipped BFM/
     crop = np.clip(np.asarray(crop_bgr)[0][:, :, ::-1], 0, 255).astype(np.uint8)
 

@@ -21,6 +21,7 @@ import pathlib
 import numpy as np
 
 from evaluation import formats, report
+from evaluation.benchmark import Benchmark, Option, Scores
 
 BINS = (("0-30", 0.0, 30.0), ("30-60", 30.0, 60.0), ("60-90", 60.0, np.inf))
 PAPER = {"Deng et al. 2019": (2.56, 3.11, 4.45, 3.37), "3DDFA 2016": (3.78, 4.54, 7.93, 5.42),
@@ -76,12 +77,12 @@ def score(data_dir, predictions_dir):
     """Scores the predictions of every image.
 
     Returns:
-      (summary, records): records one dict per image (name, yaw, bin, nme,
-      or missing: true when the image has no prediction).
+      `Scores`: records one dict per image (name, yaw, bin, nme, or missing:
+      true when the image has no prediction); values the NMEs.
     """
     from PIL import Image
 
-    from image_io import read_lm68_file
+    from landmarks.files import read_lm68_file
 
     records = []
     for name, image, annotation in list_images(data_dir):
@@ -99,24 +100,61 @@ def score(data_dir, predictions_dir):
     summary = summarise(scored)
     summary["images"] = len(scored)
     summary["missing"] = len(records) - len(scored)
-    return summary, records
+    return Scores(summary, records, [r["nme"] for r in scored])
 
 
-def show(summary, records, output_dir):
+def show(scores, output_dir):
     """Prints the paper's table with ours, and draws the cumulative NME curve."""
+    summary = scores.summary
     columns = ("0-30", "30-60", "60-90", "overall")
     rows = [(label, [float(v) for v in values]) for label, values in PAPER.items()]
     rows.append(("ours", [summary[c] for c in columns]))
     report.print_table(f"AFLW2000-3D, 68-point NME (%) by yaw; {summary['images']} images"
                        f" ({summary['missing']} without a prediction)", columns, rows)
     report.cumulative_curve(pathlib.Path(output_dir) / "aflw2000_curve.png",
-                            {"ours": [r["nme"] for r in records if "nme" in r]},
+                            {"ours": scores.values},
                             "NME (%)", 10.0, "AFLW2000-3D, 68 points")
 
 
 def gt_five_points(annotation):
     """The 5 alignment points from an annotation's 68 (for `--align gt`)."""
-    from landmark_predictor import five_from_68
+    from facemodel.keypoints import five_points
 
     truth, _ = formats.read_aflw_mat(annotation)
-    return five_from_68(truth)
+    return five_points(truth)
+
+
+ALIGN = Option("--align", dict(
+    choices=("mtcnn", "gt"), default="mtcnn",
+    help="aflw2000: the 5 alignment points from MTCNN (default) or from the ground truth's 68 "
+         "(not what the paper's authors did)."))
+
+
+class AFLW2000(Benchmark):
+    """AFLW2000-3D's 68-point NME by yaw (see the module docstring)."""
+    name = "aflw2000"
+    options = (ALIGN,)
+
+    def images(self, args, data, work, detector, log):
+        return [(name, image, gt_five_points(annotation) if args.align == "gt" else None)
+                for name, image, annotation in list_images(data)]
+
+    def predicted(self, predictions, name):
+        return prediction_path(predictions, name).exists()
+
+    def writer(self, args, tools, predictions):
+        from preprocess_img import map_to_original
+
+        def write(name, prepared, result):
+            formats.write_lm68(prediction_path(predictions, name),
+                               map_to_original(result["lm_68p"], prepared.trans_params))
+        return write
+
+    def score(self, data, predictions):
+        return score(data, predictions)
+
+    def show(self, scores, output_dir):
+        show(scores, output_dir)
+
+
+BENCHMARK = AFLW2000()

@@ -30,11 +30,13 @@ import pathlib
 import numpy as np
 
 from evaluation import formats, geometry, report
+from evaluation.benchmark import Option, Scores
+from evaluation.meshes import EXPRESSION, MeshBenchmark
+from facemodel.keypoints import NOSE_TIP
 
 RADIUS_MM = 95.0
 PAPER = {"Genova et al. 2018": (1.77, 0.53), "Deng et al. 2019": (1.67, 0.50),
          "Deng et al. (PyTorch version)": (1.53, 0.45)}
-NOSE_TIP_IBUG = 30
 FIT_POINTS = 10000
 TIP_ROUNDS = 8             # crop, ICP, new nose tip: until the tip moves less than 1 mm
 
@@ -54,15 +56,15 @@ def list_subjects(data_dir):
 def sample_frames(path, count):
     """`count` frames spread evenly over a video, as displayed: [(frame number, RGB uint8)].
 
-    Two passes of `extraction.frames.FrameReader` (the extraction's reader:
+X
     display rotation, damaged files), one to count the frames and one to keep
     the chosen ones, so that only those are ever held in memory.
 
     Raises:
       InputError: the video cannot be read or has no frames (one line).
     """
-    from extraction.frames import FrameReader
-    from image_io import InputError
+    from fileio.errors import InputError
+    from fileio.video import FrameReader
 
     with FrameReader(path) as reader:
         total = sum(1 for _ in reader)
@@ -120,8 +122,8 @@ def score(data_dir, predictions_dir):
     """Scores every predicted mesh of every subject.
 
     Returns:
-      (summary, records, rmse per mesh): summary mean, std, median (mm) over
-      meshes, meshes, subjects.
+      `Scores`: summary mean, std, median (mm) over meshes, meshes,
+      subjects, missing (subjects); values the RMSE of each mesh.
     """
     records = []
     for subject, scan_path, _ in list_subjects(data_dir):
@@ -146,10 +148,12 @@ def score(data_dir, predictions_dir):
                "meshes": int(values.size),
                "subjects": len({r["name"].split("/")[0] for r in records if "rmse" in r}),
                "missing": sum(1 for r in records if r.get("missing"))}
-    return summary, records, values
+    return Scores(summary, records, values)
 
 
-def show(summary, values, output_dir):
+def show(scores, output_dir):
+    """Prints the paper's table with ours, and draws the cumulative RMSE curve."""
+    summary, values = scores.summary, scores.values
     columns = ("mean", "std")
     rows = [(label, list(v)) for label, v in PAPER.items()]
     rows.append(("ours", [summary["mean"], summary["std"]]))
@@ -158,3 +162,64 @@ def show(summary, values, output_dir):
                        "without a prediction)", columns, rows)
     report.cumulative_curve(pathlib.Path(output_dir) / "florence_curve.png", {"ours": values},
                             "RMSE per mesh (mm)", 5.0, "MICC Florence")
+
+
+def sampled_frames(data, folder, count, log):
+    """Each subject's `count` frames as PNG files in `folder`: the images to reconstruct.
+
+    A subject whose frames an earlier run sampled is not decoded again; one
+    without a video, or whose video cannot be read, gets one line.
+
+    Returns:
+      [(name "subject_XX/frameNNNNN", PNG path, None)].
+    """
+    from fileio import result_files
+    from fileio.errors import InputError
+
+    items = []
+    for subject, _, video in list_subjects(data):
+        if video is None:
+            log(f"{data / subject}: no Video/Indoor-Cooperative.*; skipped")
+            continue
+        written = sorted((folder / subject).glob("frame*.png"))
+        if len(written) == count:     # sampled by an earlier run: not decoded again
+            items += [(f"{subject}/{path.stem}", path, None) for path in written]
+            continue
+        try:
+            frames = sample_frames(video, count)
+        except InputError as error:
+            log(str(error))
+            continue
+        for number, rgb in frames:
+            path = folder / subject / f"frame{number:05d}.png"
+            if not path.exists():
+                result_files.write_png(path, rgb)
+            items.append((f"{subject}/frame{number:05d}", path, None))
+    return items
+
+
+FRAMES = Option("--frames", dict(
+    type=int, default=5,
+    help="florence: frames reconstructed per subject's Indoor-Cooperative video (5)."), minimum=1)
+
+
+class Florence(MeshBenchmark):
+    """MICC Florence, RMSE per mesh (see the module docstring)."""
+    name = "florence"
+    options = (EXPRESSION, FRAMES)
+
+    def images(self, args, data, work, detector, log):
+        return sampled_frames(pathlib.Path(data), pathlib.Path(work) / "florence_frames",
+                              args.frames, log)
+
+    def landmarks(self, shape_mm, model):
+        return shape_mm[model.keypoints[NOSE_TIP]]
+
+    def score(self, data, predictions):
+        return score(data, predictions)
+
+    def show(self, scores, output_dir):
+        show(scores, output_dir)
+
+
+BENCHMARK = Florence()

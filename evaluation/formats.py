@@ -4,7 +4,7 @@
   y, z; x and y in image pixels) and `Pose_Para` [1, 7] ([pitch, yaw, roll]
   in radians, then translation and scale).
 - 68 landmarks of a prediction: `NAME_lm68.txt`, 68 lines `x y` in image
-  pixels (the format `train.py prepare` reads, `image_io.read_lm68_file`).
+  pixels (the format `train.py prepare` reads, `landmarks.files.read_lm68_file`).
 - Meshes: Wavefront OBJ, `v x y z` and `f i j k` (1-based) lines only. NoW's
   loader fails on vertex colours (`v x y z r g b`), so none are written.
 - NoW's scan landmarks: MeshLab's PickedPoints XML (`.pp`), `<point x= y= z=
@@ -22,8 +22,8 @@ import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
-import result_files
-from image_io import InputError
+from fileio import result_files
+from fileio.errors import InputError
 
 
 def read_aflw_mat(path):

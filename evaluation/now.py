@@ -37,10 +37,11 @@ import pathlib
 import numpy as np
 
 from evaluation import formats, geometry, report
+from evaluation.benchmark import Scores
+from evaluation.meshes import EXPRESSION, MeshBenchmark
+from facemodel.keypoints import NOW_SEVEN
 
 CHALLENGES = ("multiview_neutral", "multiview_expressions", "multiview_occlusions", "selfie")
-# iBUG 68-point indices (0-based) of NoW's 7 landmarks, in NoW's order.
-SEVEN_IBUG = (36, 39, 42, 45, 33, 48, 54)
 PAPER = {"Deng et al. 2019 (TensorFlow)": (1.23, 1.54, 1.29),
          "Deng et al. (PyTorch version)": (1.11, 1.41, 1.21)}
 # The ICP rounds lower the distance of at most this many cropped scan points
@@ -53,7 +54,7 @@ def list_images(data_dir):
     data_dir = pathlib.Path(data_dir)
     listing = data_dir / "imagepathsvalidation.txt"
     if not listing.exists():
-        from image_io import InputError
+        from fileio.errors import InputError
         raise InputError(f"{listing}: not found (the NoW validation set's image list)")
     images = []
     for line in listing.read_text().splitlines():
@@ -69,7 +70,7 @@ def face_box(data_dir, name):
     path = pathlib.Path(data_dir) / "detected_face" / f"{name}.npy"
     if not path.exists():
         return None
-    from image_io import InputError
+    from fileio.errors import InputError
 
     try:   # NoW ships each box as a pickled dict: the one file read with pickles allowed.
         box = np.load(path, allow_pickle=True, encoding="latin1").item()
@@ -81,7 +82,7 @@ def face_box(data_dir, name):
 
 def scan(data_dir, subject):
     """A subject's scan: (vertices [N, 3] mm, landmarks [7, 3] mm)."""
-    from image_io import InputError
+    from fileio.errors import InputError
 
     data_dir = pathlib.Path(data_dir)
     meshes = sorted((data_dir / "scans" / subject).glob("*.obj"))
@@ -129,8 +130,8 @@ def score(data_dir, predictions_dir):
     """Scores every photo of the validation list.
 
     Returns:
-      (summary, records, all distances): summary median, mean, std (mm) over
-      every cropped scan vertex of every scored photo, images, missing.
+      `Scores`: summary median, mean, std (mm) over every cropped scan vertex
+      of every scored photo, images, missing; values all those distances.
     """
     scans, records, everything = {}, [], []
     for name, _ in list_images(data_dir):
@@ -155,10 +156,12 @@ def score(data_dir, predictions_dir):
                "mean": float(values.mean()) if values.size else float("nan"),
                "std": float(values.std()) if values.size else float("nan"),
                "images": len(everything), "missing": len(records) - len(everything)}
-    return summary, records, values
+    return Scores(summary, records, values)
 
 
-def show(summary, values, output_dir):
+def show(scores, output_dir):
+    """Prints NoW's table with ours, and draws the cumulative distance curve."""
+    summary, values = scores.summary, scores.values
     columns = ("median", "mean", "std")
     rows = [(label, list(v)) for label, v in PAPER.items()]
     rows.append(("ours", [summary[c] for c in columns]))
@@ -179,4 +182,58 @@ def prediction(shape_mm, triangles, keypoints):
     Returns:
       (vertices, triangles, landmarks [7, 3]).
     """
-    return shape_mm, triangles, shape_mm[np.asarray(keypoints)[list(SEVEN_IBUG)]]
+    return shape_mm, triangles, shape_mm[np.asarray(keypoints)[list(NOW_SEVEN)]]
+
+
+def region_points(detector, box, grow=0.25, side=400):
+    """A photo's 5 points: MTCNN on the region of the dataset's face box, scaled down.
+
+    Args:
+      detector: a `landmarks.mtcnn.FivePointDetector`.
+      box: (left, top, right, bottom) pixels.
+      grow: margin added on each side, in box sides.
+      side: the region's long side after scaling, at most.
+
+    Returns:
+      callable(path, PIL image) -> [5, 2] photo pixels.
+    """
+    def points(path, image):
+        from PIL import Image
+
+        left, top, right, bottom = box
+        margin = grow * max(right - left, bottom - top)
+        x0, y0 = max(int(left - margin), 0), max(int(top - margin), 0)
+        x1, y1 = min(int(right + margin), image.width), min(int(bottom + margin), image.height)
+        region = image.crop((x0, y0, x1, y1))
+        scale = min(1.0, side / max(region.size))
+        if scale < 1.0:
+            region = region.resize((max(round(region.width * scale), 1),
+                                    max(round(region.height * scale), 1)), Image.BILINEAR)
+        found = detector(np.asarray(region), name=str(path))
+        return (found + 0.5) / scale - 0.5 + [x0, y0]
+    return points
+
+
+class NoW(MeshBenchmark):
+    """NoW's validation set, scan-to-mesh error (see the module docstring)."""
+    name = "now"
+    options = (EXPRESSION,)
+
+    def images(self, args, data, work, detector, log):
+        items = []
+        for name, path in list_images(data):
+            box = face_box(data, name)
+            items.append((name, path, None if box is None else region_points(detector, box)))
+        return items
+
+    def landmarks(self, shape_mm, model):
+        return prediction(shape_mm, model.triangles, model.keypoints)[2]
+
+    def score(self, data, predictions):
+        return score(data, predictions)
+
+    def show(self, scores, output_dir):
+        show(scores, output_dir)
+
+
+BENCHMARK = NoW()

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-import result_files
+from fileio import result_files
 
 
 def write_json(path, benchmark, summary, records, settings):

@@ -13,10 +13,12 @@ import time
 import numpy as np
 
 from extraction import outputs, postprocess
-from extraction.inputs import is_video, output_path, preview_path
+from extraction.inputs import output_path, preview_path
 from extraction.video import reconstruct_video
+from fileio.errors import InputError
+from fileio.video import is_video
 from fitting import FitFailed
-from image_io import InputError, read_landmarks
+from landmarks.files import read_landmarks
 
 
 @dataclasses.dataclass
@@ -79,39 +81,24 @@ class Extractor:
       options: an `ExtractOptions`.
 
     Raises:
-      load_data.AssetError: an asset is missing or broken.
+      assets.catalog.AssetError: an asset is missing or broken.
       ValueError: the network's output length is not 239, 257 or 258.
     """
 
     def __init__(self, options):
-        import load_data
-        from landmark_detector import LandmarkDetector
-        from landmark_predictor import Landmark68Predictor
-        from reconstructor import Reconstructor
+        from fitting.objective import TEMPORAL_WEIGHT
+        from reconstruction.tools import load_tools
 
         self.options = options
-        bfm_dir = pathlib.Path(options.bfm_dir)
-        load_data.transferBFM09(bfm_dir)
-        self.lm3d = load_data.load_lm3d(bfm_dir)
-        self.reconstructor = Reconstructor(
-            load_data.load_graph(options.model_path), bfm_dir / load_data.FRONT_MODEL_NAME,
-            model_name=str(options.model_path), render=options.preview,
-            threads=options.threads)
-        self.detector = LandmarkDetector()
-        self.predictor = Landmark68Predictor()
-        self.predictor.load()
-        self.fitter = None
-        if options.refine:
-            from face_decoder import Face3D
-            from fitting.objective import TEMPORAL_WEIGHT
-            from fitting.optimize import Fitter
-
-            if self.reconstructor.coeff_length != 257:
-                raise ValueError(f"{options.model_path}: refining needs a network with 257 or "
-                                 f"258 coefficients, this one gives "
-                                 f"{self.reconstructor.coeff_length}")
-            self.fitter = Fitter(Face3D(bfm_dir / load_data.FRONT_MODEL_NAME),
-                                 temporal_weight=TEMPORAL_WEIGHT)
+        self.tools = load_tools(options.bfm_dir, options.model_path, render=options.preview,
+                                mesh=options.preview, refine=options.refine,
+                                temporal_weight=TEMPORAL_WEIGHT, threads=options.threads,
+                                five="detect", need_68=True)
+        self.lm3d = self.tools.lm3d
+        self.reconstructor = self.tools.reconstructor
+        self.detector = self.tools.landmarks.detector
+        self.predictor = self.tools.landmarks.predictor
+        self.fitter = self.tools.fitter
 
     def __call__(self, batch, on_frames=None, on_refined=None):
         """Processes a batch of videos, writing each one's outputs.
@@ -219,7 +206,7 @@ class Extractor:
         return detect, False
 
     def close(self):
-        self.reconstructor.close()
+        self.tools.close()
 
 
 class _Preview:
@@ -234,7 +221,7 @@ class _Preview:
         self.writer = None
 
     def add(self, alignments, results, fps):
-        from preview import side_by_side
+        from fileio.preview import side_by_side
 
         for i, aligned in enumerate(alignments):
             crop_rgb = np.clip(aligned.crop_bgr[:, :, ::-1], 0, 255).astype(np.uint8)

@@ -7,15 +7,10 @@ same way.
 import pathlib
 import zlib
 
-VIDEO_EXTENSIONS = frozenset(".mp4 .mov .avi .mkv .webm".split())
-PHOTO_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .bmp .tif .tiff .webp .gif .ppm .pgm .pnm".split())
+from fileio.images import IMAGE_EXTENSIONS
+from fileio.video import VIDEO_EXTENSIONS
+
 OUTPUT_FORMATS = ("mat", "npz")
-
-
-def is_video(path):
-    """True when the file name has a video extension (any case)."""
-    return pathlib.PurePath(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def list_inputs(input_root, photos=True):
@@ -31,7 +26,7 @@ def list_inputs(input_root, photos=True):
       Sorted list of POSIX paths relative to `input_root`.
     """
     root = pathlib.Path(input_root)
-    extensions = VIDEO_EXTENSIONS | (PHOTO_EXTENSIONS if photos else frozenset())
+    extensions = VIDEO_EXTENSIONS | (IMAGE_EXTENSIONS if photos else frozenset())
     found = []
     for path in root.rglob("*"):
         relative = path.relative_to(root)

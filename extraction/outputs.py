@@ -13,7 +13,7 @@ import threading
 
 import numpy as np
 
-import result_files
+from fileio import result_files
 
 
 def result_arrays(results, coeff, options, identity=None, extra=None):

@@ -1,15 +1,15 @@
 """After the network: frames without a face, smoothing, one identity per video.
 
-Coefficient layout (pipeline.md): identity 0:80, expression 80:144, albedo
-144:224, Euler angles 224:227, lighting 227:254, translation 254:257.
+The blocks are read by name (`facemodel.coefficients.BLOCKS`): smoothing
+moves expression, angles and translation; a video's identity and albedo are
+the means over its frames (`facemodel.coefficients.mean_identity`).
 """
 import numpy as np
 
-ID = slice(0, 80)
-EXPRESSION = slice(80, 144)
-TEXTURE = slice(144, 224)
-ANGLES = slice(224, 227)
-TRANSLATION = slice(254, 257)
+from facemodel.coefficients import BLOCKS, mean_identity
+
+# What moves from frame to frame with the face (identity, albedo and light do not).
+MOTION_BLOCKS = ("expression", "angles", "translation")
 
 
 def hold_last_valid(values, valid):
@@ -55,7 +55,8 @@ def smooth_motion(coeff, window, polyorder=2):
         window = n if n % 2 else n - 1
     if window <= polyorder or window < 3:
         return coeff
-    for part in (EXPRESSION, ANGLES, TRANSLATION):
+    for name in MOTION_BLOCKS:
+        part = BLOCKS[name]
         coeff[:, part] = savgol_filter(coeff[:, part], window, polyorder, axis=0,
                                        mode="interp")
     return coeff
@@ -69,8 +70,6 @@ def video_identity(coeff, valid):
       valid: [N] bool.
 
     Returns:
-      (id_coeff [80], tex_coeff [80]) float32.
+      (id_coeff [80], tex_coeff [80]) float32 (`facemodel.coefficients.mean_identity`).
     """
-    chosen = np.asarray(coeff, np.float64)[np.asarray(valid, bool)]
-    return chosen[:, ID].mean(axis=0).astype(np.float32), \
-        chosen[:, TEXTURE].mean(axis=0).astype(np.float32)
+    return mean_identity(np.asarray(coeff)[np.asarray(valid, bool)])

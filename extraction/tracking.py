@@ -1,7 +1,7 @@
 """The points that align each frame of a video, found on the frame itself.
 
 Every frame is aligned from its own pixels: a 68-point landmark predictor
-(`landmark_predictor`, dlib's regression trees, about 1 ms a face) gives the
+(`landmarks.dlib68`, dlib's regression trees, about 1 ms a face) gives the
 frame's 68 points, and their 5 points (eye centres, nose tip, mouth
 corners) align it. The predictor needs a box around the face; in a video
 the previous frame's 68 points give it (`box_from_points`), so a face that
@@ -10,7 +10,7 @@ extrapolated. The network is not part of this loop: a batch's frames are
 aligned from their own pixels before it runs, and alignment can run ahead of
 it in another thread (`video.reconstruct_video`).
 
-MTCNN (`LandmarkDetector`), which costs 25-240 ms a call against the
+MTCNN (`landmarks.mtcnn`), which costs 25-240 ms a call against the
 predictor's 1, runs
 - on the first frame, and whenever the track is judged lost; then its 5
   points place the predictor's box;
@@ -54,8 +54,9 @@ predictor still gives the frame's 68 points, from MTCNN's box, for
 
 import numpy as np
 
-from image_io import InputError
-from landmark_predictor import box_from_points, box_shift, five_from_68
+from facemodel.keypoints import five_points
+from fileio.errors import InputError
+from landmarks.dlib68 import box_from_points, box_shift
 
 _THUMB_SPAN = 2.0                  # appearance region side / extent of the 5 points
 _THUMB_SIZE = 32                   # pixels a side of the compared thumbnails
@@ -143,7 +144,7 @@ class FaceTracker:
 
     Args:
       detect: callable(frame [H,W,3] uint8 RGB) -> [5,2] points, raising
-        `InputError` when it finds no face (a `LandmarkDetector`).
+        `InputError` when it finds no face (a `landmarks.mtcnn.FivePointDetector`).
       predict: callable(frame, points [5,2] or [68,2], refine) -> ([68,2],
         box [4]) (`Landmark68Predictor.from_points`).
       redetect_every: check the track with the detector at least every this
@@ -205,7 +206,7 @@ class FaceTracker:
         shift, ratio = box_shift(box, box_from_points(lm68))
         if shift > self.max_box_shift or not 1 / _MAX_BOX_RATIO <= ratio <= _MAX_BOX_RATIO:
             return None
-        points = FacePoints(five_from_68(lm68), lm68, False)
+        points = FacePoints(five_points(lm68), lm68, False)
         thumbnail = face_thumbnail(frame, points.lm5)
         if self._reference is not None and thumbnail @ self._reference < self.min_similarity:
             return None
@@ -244,7 +245,7 @@ class FaceTracker:
     def _start(self, frame, found):
         """A new track from the detector's 5 points."""
         lm68, _ = self.predict(frame, found, True)
-        points = FacePoints(five_from_68(lm68), lm68, True)
+        points = FacePoints(five_points(lm68), lm68, True)
         self._reference = face_thumbnail(frame, points.lm5)
         self._since_detection = 0
         return self._keep(points)

@@ -1,6 +1,6 @@
 """One video (or photo) through alignment and the network, in batches.
 
-Frames are decoded in a thread (`frames.FrameReader`); the
+Frames are decoded in a thread (`fileio.video.FrameReader`); the
 `tracking.FaceTracker` finds each frame's landmarks on the frame itself, in
 order, and a batch's crops are then made together on a pool of threads.
 Since no frame's alignment waits for the network, all of this runs in a
@@ -14,19 +14,16 @@ video length).
 import concurrent.futures
 import dataclasses
 import os
-import queue
-import threading
 import time
 
 import numpy as np
 
-from extraction.alignment import Alignment
-from extraction.frames import FrameReader
 from extraction.tracking import FaceTracker
-from image_io import InputError
+from fileio.background import Background
+from fileio.errors import InputError
+from fileio.video import FrameReader
+from preparation.frame import Alignment
 from preprocess_img import map_to_original
-
-_DONE = object()
 
 
 @dataclasses.dataclass
@@ -99,46 +96,6 @@ def aligned_batches(reader, tracker, lm3d, batch_size, pool):
         yield list(pool.map(crop, batch))
 
 
-def _in_background(batches):
-    """Runs a generator in a thread, one item ahead; yields its items (and raises its error)."""
-    handoff = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def produce():
-        try:
-            for item in batches:
-                while not stop.is_set():
-                    try:
-                        handoff.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            handoff.put(_DONE)
-        except BaseException as error:  # Handed to the consumer, who raises it.
-            handoff.put(error)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():      # Unblock a producer waiting to hand over.
-            try:
-                handoff.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        thread.join()
-
-
 def reconstruct_video(path, reconstructor, lm3d, detect, predict, batch_size=8, every=1,
                       always_detect=False, redetect_every=30, on_frames=None,
                       on_batch=None):
@@ -146,7 +103,7 @@ def reconstruct_video(path, reconstructor, lm3d, detect, predict, batch_size=8, 
 
     Args:
       path: the video or photo.
-      reconstructor: a `reconstructor.Reconstructor` (rendering or not).
+      reconstructor: a `networks.reconstructor.Reconstructor` (rendering or not).
       lm3d: [5,3] standard landmarks of the mean face.
       detect: callable(frame) -> [5,2] points, raising `InputError` when no
         face is found.
@@ -178,8 +135,9 @@ def reconstruct_video(path, reconstructor, lm3d, detect, predict, batch_size=8, 
     start = time.perf_counter()
     reader = FrameReader(path, every=every)
     pool = concurrent.futures.ThreadPoolExecutor(max(1, min(batch_size, os.cpu_count() or 1)))
-    with reader, pool:
-        for batch in _in_background(aligned_batches(reader, tracker, lm3d, batch_size, pool)):
+    with reader, pool, Background(aligned_batches(reader, tracker, lm3d, batch_size,
+                                                  pool)) as ahead:
+        for batch in ahead:
             faces = [aligned for _, _, _, aligned in batch if aligned is not None]
             results = None
             if faces:

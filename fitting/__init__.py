@@ -2,7 +2,7 @@
 
 The optimisation of Deng et al.'s coefficients directly, without training
 a network: the R-Net's prediction (or the mean face) is the start, and Adam
-steps lower the release's training loss (`training.model.HybridLoss`: the
+steps lower the release's training loss (`losses.hybrid.HybridLoss`: the
 skin-weighted photometric term over the render's face region, 68 or 5
 landmarks, the coefficient prior, reflectance and lighting terms, and the
 identity term when a face-recognition network is given), with the release's

@@ -1,9 +1,9 @@
 """What a fit minimises: the release's training loss, plus a temporal term for videos.
 
-The release's terms come from `training.model.HybridLoss` (photometric with
+The release's terms come from `losses.hybrid.HybridLoss` (photometric with
 the skin mask and the render's face region, 68-landmark, coefficient prior,
 reflectance, lighting; identity when a face-recognition network is given),
-with the release's weights (`training.losses.LOSS_WEIGHTS`): no term is
+with the release's weights (`losses.terms.LOSS_WEIGHTS`): no term is
 written twice. What fitting adds:
 
 - Landmark targets of two kinds in one batch. A photo with 68 landmarks
@@ -11,7 +11,8 @@ written twice. What fitting adds:
   the release's weights; a photo with only its 5 alignment points is
   compared on 5 points of the reconstruction (the eye-corner means 36/39
   and 42/45, the nose tip 30, the mouth corners 48 and 54, as
-  `load_data.load_lm3d` builds the mean face's 5 points), with weights 1,
+  `load_data.load_lm3d` builds the mean face's 5 points:
+  `facemodel.keypoints.EYE_CORNER_FIVE`), with weights 1,
   1, 20, 1, 1 (the nose tip as heavy as the release weighs it among the
   68). Each photo's term is normalised as the release's (sum of weighted
   squared distances over its number of points), so both kinds weigh the
@@ -26,13 +27,12 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from fitting.parameters import BLOCKS
-from training import losses
-from training.losses import LANDMARK_WEIGHTS
+from facemodel.coefficients import BLOCKS
+from facemodel.keypoints import EYE_CORNER_FIVE, N_ALIGNMENT, N_LANDMARKS
+from losses.terms import LANDMARK_WEIGHTS, total_loss
 
-N_POINTS = 73                             # 68 landmarks, then 5 alignment points
+N_POINTS = N_LANDMARKS + N_ALIGNMENT      # 68 landmarks, then 5 alignment points
 FIVE_POINT_WEIGHTS = np.array([1.0, 1.0, 20.0, 1.0, 1.0], np.float32)
-_EYE_A, _EYE_B, _NOSE, _MOUTH_A, _MOUTH_B = (36, 39), (42, 45), 30, 48, 54
 
 # The temporal term: per-block weights inside it (angles in radians and
 # translation in decimetres change by about a hundredth of what expression
@@ -60,21 +60,24 @@ def landmark_target(lm68=None, lm5=None):
     points = np.zeros((N_POINTS, 2), np.float32)
     weights = np.zeros(N_POINTS, np.float32)
     if lm68 is not None:
-        points[:68] = lm68
-        weights[:68] = LANDMARK_WEIGHTS * (N_POINTS / 68.0)
+        points[:N_LANDMARKS] = lm68
+        weights[:N_LANDMARKS] = LANDMARK_WEIGHTS * (N_POINTS / float(N_LANDMARKS))
     elif lm5 is not None:
-        points[68:] = lm5
-        weights[68:] = FIVE_POINT_WEIGHTS * (N_POINTS / 5.0)
+        points[N_LANDMARKS:] = lm5
+        weights[N_LANDMARKS:] = FIVE_POINT_WEIGHTS * (N_POINTS / float(N_ALIGNMENT))
     else:
         raise ValueError("a landmark target needs 68 or 5 points")
     return points, weights
 
 
 def with_five_points(lm68):
-    """[B, 68, 2] reconstructed landmarks -> [B, 73, 2]: the 68, then their 5 points."""
-    five = tf.stack([tf.reduce_mean(tf.gather(lm68, _EYE_A, axis=1), axis=1),
-                     tf.reduce_mean(tf.gather(lm68, _EYE_B, axis=1), axis=1),
-                     lm68[:, _NOSE], lm68[:, _MOUTH_A], lm68[:, _MOUTH_B]], axis=1)
+    """[B, 68, 2] reconstructed landmarks -> [B, 73, 2]: the 68, then their 5 points.
+
+    The 5 points by the mean face's rule (`facemodel.keypoints.EYE_CORNER_FIVE`).
+    """
+    five = tf.stack([lm68[:, rows[0]] if len(rows) == 1
+                     else tf.reduce_mean(tf.gather(lm68, rows, axis=1), axis=1)
+                     for rows in EYE_CORNER_FIVE], axis=1)
     return tf.concat([lm68, five], axis=1)
 
 
@@ -86,7 +89,7 @@ class FitBatch:
       images: [B, 224, 224, 3] float32 aligned crops, BGR 0-255.
       landmarks: [B, 73, 2] float32 targets (`landmark_target`), crop pixels.
       landmark_weights: [B, 73] float32.
-      masks: [B, 224, 224] float32 skin masks, 0-255 (`training.skin`).
+      masks: [B, 224, 224] float32 skin masks, 0-255 (`preparation.skin`).
     """
     images: np.ndarray
     landmarks: np.ndarray
@@ -138,7 +141,7 @@ class FitLoss:
     """The loss terms of a batch of coefficients against its photos.
 
     Args:
-      hybrid: a `training.model.HybridLoss`.
+      hybrid: a `losses.hybrid.HybridLoss`.
       temporal_weight: weight of `temporal_loss` in the total (0: none).
     """
 
@@ -167,7 +170,7 @@ class FitLoss:
         del values["total"]
         chosen = {name: value for name, value in values.items()
                   if terms is None or name in terms}
-        total = losses.total_loss(chosen)
+        total = total_loss(chosen)
         if self.temporal_weight:
             values["temporal"] = temporal_loss(coeff, previous)
             if terms is None or "temporal" in terms:

@@ -29,9 +29,10 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from facemodel.coefficients import BLOCKS
 from fitting.objective import FitBatch, FitLoss
-from fitting.parameters import BLOCKS, Coefficients
-from training.model import HybridLoss
+from fitting.parameters import Coefficients
+from losses.hybrid import HybridLoss
 
 POSE = ("angles", "translation")
 EVERYTHING = tuple(BLOCKS)

@@ -1,8 +1,8 @@
 """The coefficients a fit optimises, and Adam's state for them.
 
-A coefficient vector (pipeline.md section 3) is six blocks: identity 0:80,
-expression 80:144, albedo 144:224, Euler angles 224:227, lighting 227:254
-and translation 254:257. Each block is a variable, either one row per photo
+A coefficient vector is six blocks (`facemodel.coefficients.BLOCKS`:
+identity, expression, albedo, Euler angles, lighting, translation). Each
+block is a variable, either one row per photo
 ([B, n]) or one row for the whole batch ([1, n]: an image set's identity and
 albedo, the same for every photo). The batch's [B, 257] coefficients are
 assembled from the blocks at every evaluation, so the gradient of a shared
@@ -17,38 +17,12 @@ gradient take seconds to trace) serve every batch of the same size.
 
 Everything works in the 257-value layout (RGB light). A 239-value vector
 (white light) is widened first by repeating its 9 lighting values for R, G
-and B (`widen`), which decodes to the same face.
+and B (`facemodel.coefficients.widen`), which decodes to the same face.
 """
 import numpy as np
 import tensorflow as tf
 
-BLOCKS = {"identity": slice(0, 80), "expression": slice(80, 144), "albedo": slice(144, 224),
-          "angles": slice(224, 227), "lighting": slice(227, 254),
-          "translation": slice(254, 257)}
-LENGTH = 257
-
-
-def widen(coeff):
-    """Coefficients in the 257-value layout.
-
-    Args:
-      coeff: [B, L] with L = 257, 258 (the 258th value dropped) or 239
-        (white light: its 9 lighting values repeated for R, G and B).
-
-    Returns:
-      [B, 257] float32.
-
-    Raises:
-      ValueError: another length.
-    """
-    coeff = np.asarray(coeff, np.float32)
-    length = coeff.shape[-1]
-    if length in (257, 258):
-        return coeff[:, :LENGTH].copy()
-    if length == 239:
-        return np.concatenate([coeff[:, :227], np.tile(coeff[:, 227:236], (1, 3)),
-                               coeff[:, 236:239]], axis=1)
-    raise ValueError(f"coefficients must have 257, 258 or 239 values, got {length}")
+from facemodel.coefficients import BLOCKS, LENGTH
 
 
 class Coefficients:

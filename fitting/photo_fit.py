@@ -10,9 +10,9 @@ batch is one image set: one identity and one albedo for all its photos.
 """
 import numpy as np
 
+from facemodel.coefficients import LENGTH, widen
 from fitting.objective import FitBatch, landmark_target
 from fitting.optimize import plan
-from fitting.parameters import widen
 
 
 def check_refinable(reconstructor):
@@ -21,7 +21,7 @@ def check_refinable(reconstructor):
     The fit works on the 257 coefficients (258 with the 2020.6 network's
     dropped value); a white-light network's 239 have no per-channel light.
     """
-    if reconstructor.network_coeff is not None and reconstructor.coeff_length != 257:
+    if reconstructor.network_coeff is not None and reconstructor.coeff_length != LENGTH:
         raise ValueError(f"{reconstructor.model_name}: refining needs a network with 257 or "
                          f"258 coefficients, this one gives {reconstructor.coeff_length}")
 
@@ -49,7 +49,7 @@ class PhotoRefiner:
         self.progress = progress
 
     def __call__(self, batch):
-        """Fits and decodes a batch of `photos.align.Aligned` photos.
+        """Fits and decodes a batch of `preparation.photo.PreparedPhoto`s.
 
         Returns:
           (results, failed): the decoder's dict for the fitted coefficients,
@@ -63,7 +63,7 @@ class PhotoRefiner:
             network = np.asarray(self.reconstructor.network_only(images))
             initial = widen(network)
         else:
-            initial = np.zeros((len(batch), 257), np.float32)
+            initial = np.zeros((len(batch), LENGTH), np.float32)
         fit_batch = FitBatch.stack(
             images, [landmark_target(a.lm68_crop, a.lm5_crop) for a in batch],
             [a.skin_mask for a in batch])

@@ -24,13 +24,13 @@ filled from their neighbours as usual afterwards).
 """
 import numpy as np
 
-from extraction.alignment import Alignment
-from extraction.frames import FrameReader
+from facemodel.coefficients import BLOCKS, widen
+from fileio.video import FrameReader
 from fitting import FitFailed
 from fitting.objective import FitBatch, landmark_target
 from fitting.optimize import Stage
-from fitting.parameters import BLOCKS, widen
-from photos.align import skin_mask
+from preparation.frame import Alignment
+from preparation.photo import skin_mask
 from preprocess_img import map_to_crop
 
 FRAME_BLOCKS = ("expression", "angles", "lighting", "translation")

@@ -8,17 +8,11 @@ and the set's own file is SUBFOLDER_set.mat beside it.
 """
 import pathlib
 
-IMAGE_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .jfif .png .bmp .tif .tiff .webp .gif .ppm .pgm .pnm".split())
+from fileio.images import find_images
+
 OUTPUT_SUFFIXES = (".mat", "_mesh.obj", "_lm5.txt", "_vis.png")
 OUTPUT_KINDS = ("mat", "obj", "lm5", "vis")         # --outputs names, in OUTPUT_SUFFIXES order
 SET_SUFFIX = "_set.mat"
-
-
-def find_images(input_dir):
-    """Lists the photos of a folder (by extension, any case), sorted by name."""
-    return sorted(p for p in pathlib.Path(input_dir).iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def find_sets(input_dir):

@@ -1,6 +1,6 @@
-"""The files of one reconstructed photo, and of an image set, each written atomically.
+"""The demo's files of one reconstructed photo, and of an image set, each written atomically.
 
-NAME.mat holds the release's keys (pipeline.md section 6) and the
+NAME.mat holds the release's keys (docs/model.md#demo-files) and the
 alignment's `trans_params`, which the release kept only in memory; a fit adds the
 network's own coefficients (`coeff_network`, when a network ran) and the
 final value of each loss term (`loss_photo`, `loss_landmark`, ...). An image
@@ -9,15 +9,16 @@ names of those photos.
 """
 import numpy as np
 
-import result_files
+from facemodel.coefficients import mean_identity
+from fileio import result_files
 from photos.inputs import OUTPUT_KINDS, output_paths
 
 
-def write_outputs(aligned, result, output_dir, triangles, outputs=OUTPUT_KINDS):
+def write_outputs(photo, result, output_dir, triangles, outputs=OUTPUT_KINDS):
     """Writes the chosen files of one photo, each atomically.
 
     Args:
-      aligned: the photo's `photos.align.Aligned` tuple.
+      photo: the `preparation.photo.PreparedPhoto`.
       result: the photo's slice of the reconstruction's dict
         (`Reconstructor.__call__`'s keys; with a fit also "coeff_network"
         and "loss_*").
@@ -25,16 +26,16 @@ def write_outputs(aligned, result, output_dir, triangles, outputs=OUTPUT_KINDS):
       triangles: [F,3] 1-based triangles of the front face model.
       outputs: the kinds to write, a subset of OUTPUT_KINDS.
     """
-    paths = dict(zip(OUTPUT_KINDS, output_paths(output_dir, aligned.name)))
+    paths = dict(zip(OUTPUT_KINDS, output_paths(output_dir, photo.name)))
     if "obj" in outputs:
         write_mesh(paths["obj"], result, triangles)
     if "lm5" in outputs:
-        result_files.write_landmarks(paths["lm5"], aligned.lm5_image)
+        result_files.write_landmarks(paths["lm5"], photo.lm5_image)
     if "vis" in outputs:
-        write_preview(paths["vis"], aligned, result)
+        write_preview(paths["vis"], photo, result)
     if "mat" in outputs:
         # Written last: its presence with the others marks the photo as done.
-        write_mat(paths["mat"], aligned, result)
+        write_mat(paths["mat"], photo, result)
 
 
 def write_mesh(path, result, triangles):
@@ -43,20 +44,20 @@ def write_mesh(path, result, triangles):
                           np.clip(result["face_color"], 0, 255) / 255.0)
 
 
-def write_mat(path, aligned, result):
-    """NAME.mat with the release's keys (pipeline.md section 6), and a fit's."""
+def write_mat(path, photo, result):
+    """NAME.mat with the release's keys (docs/model.md#demo-files), and a fit's."""
     variables = {
-        "cropped_img": aligned.crop_rgb,
+        "cropped_img": photo.crop_rgb,
         "recon_img": result["recon_img"].astype(np.float32),
         "coeff": result["coeff"][None].astype(np.float32),
         "face_shape": result["face_shape"],
         "face_texture": result["face_texture"],
         "face_color": result["face_color"],
         "lm_68p": result["lm_68p"],
-        "lm_5p": aligned.lm5_crop,
+        "lm_5p": photo.lm5_crop,
         # Not in the release's file: the alignment, so that crop points map
         # back to the photo (preprocess_img.map_to_original).
-        "trans_params": np.asarray(aligned.trans_params, np.float64)[None],
+        "trans_params": np.asarray(photo.trans_params, np.float64)[None],
     }
     if "coeff_network" in result:
         variables["coeff_network"] = np.asarray(result["coeff_network"], np.float32)[None]
@@ -66,16 +67,17 @@ def write_mat(path, aligned, result):
     result_files.write_mat(path, variables)
 
 
-def write_set(path, id_coeff, tex_coeff, names, refined):
+def write_set(path, coeff, names, refined):
     """SET_set.mat: the identity and albedo an image set's photos share.
 
     Args:
       path: the file.
-      id_coeff: [80] identity coefficients.
-      tex_coeff: [80] albedo coefficients.
+      coeff: [K, 257] the photos' coefficients (after a joint fit, their
+        identity and albedo rows are one value; else the network's).
       names: the photos (file names) they come from.
       refined: True when fitted jointly, False for the mean of the network's.
     """
+    id_coeff, tex_coeff = mean_identity(coeff)
     result_files.write_mat(path, {
         "id_coeff": np.asarray(id_coeff, np.float32).reshape(1, -1),
         "tex_coeff": np.asarray(tex_coeff, np.float32).reshape(1, -1),
@@ -84,13 +86,13 @@ def write_set(path, id_coeff, tex_coeff, names, refined):
     })
 
 
-def write_preview(path, aligned, result):
+def write_preview(path, photo, result):
     """NAME_vis.png: see `preview`."""
-    result_files.write_png(path, preview(aligned, result))
+    result_files.write_png(path, preview(photo, result))
 
 
-def preview(aligned, result):
-    """NAME_vis.png's picture: see `preview.side_by_side`."""
-    from preview import side_by_side
+def preview(photo, result):
+    """NAME_vis.png's picture: see `fileio.preview.side_by_side`."""
+    from fileio.preview import side_by_side
 
-    return side_by_side(aligned.crop_rgb, result["recon_img"], result["lm_68p"], aligned.lm5_crop)
+    return side_by_side(photo.crop_rgb, result["recon_img"], result["lm_68p"], photo.lm5_crop)

@@ -102,7 +102,7 @@ def make_front_model(seed=0, n_rows=28, n_cols=24, n_id=80, n_exp=64, n_tex=80):
     """Makes a random front-face model with the keys of `BFM_model_front.mat`.
 
     The dict has the layout that `scipy.io.loadmat` returns for the release's
-    converted model (pipeline.md section 2), so code under test cannot tell it
+    converted model (docs/model.md#front-model), so code under test cannot tell it
     from a real conversion: float32 bases, 1-based float index arrays.
 
     Args:

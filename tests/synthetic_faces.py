@@ -23,7 +23,7 @@ SCALES = {"identity": 1.0, "expression": 0.5, "albedo": 1.0, "angles": 0.1, "lig
 def draw_coefficients(rng, count, person=None, scales=SCALES):
     """Random coefficients [count, 257] float32; with `person` ([257]), its
     identity and albedo for every row (one person in several photos)."""
-    from fitting.parameters import BLOCKS
+    from facemodel.coefficients import BLOCKS
 
     coeff = np.zeros((count, 257), np.float32)
     for name, part in BLOCKS.items():

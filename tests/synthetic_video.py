@@ -88,7 +88,7 @@ def five_from_68(lm68):
 
 def _read_landmarks(landmarks):
     if isinstance(landmarks, (str, os.PathLike)):
-        from image_io import read_landmarks
+        from landmarks.files import read_landmarks
         return read_landmarks(landmarks)
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (5, 2) or not np.all(np.isfinite(points)):

@@ -1,4 +1,4 @@
-"""Tests of asset_report: the report behind `python demo.py --check`."""
+"""Tests of cli.asset_report: the report behind `python demo.py --check`."""
 import os
 import pathlib
 import shutil
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import scipy.io
 
-import asset_report
-import assets
 import load_data
-from assets import AssetError
+from assets import catalog
+from assets.catalog import AssetError
+from cli import asset_report
 from tests.conftest import LICENSED_ASSETS, one_line
 from tests.synthetic_assets import make_front_model
 
@@ -108,7 +108,7 @@ def test_check_assets_synthetic_index_files_are_not_verified(bfm_copy, graph_fil
 
 def test_check_assets_release_index_files_are_verified(tmp_path):
     for name in asset_report.KNOWN_SHA256:        # the copies this repository ships
-        shutil.copyfile(assets.BFM_DIR / name, tmp_path / name)
+        shutil.copyfile(catalog.BFM_DIR / name, tmp_path / name)
     report = asset_report.check_assets(tmp_path, tmp_path / "none.pb")
     for name in asset_report.KNOWN_SHA256:
         assert entry(report, name).verified is True and entry(report, name).ok, name
@@ -126,7 +126,7 @@ def test_check_assets_release_index_files_are_verified(tmp_path):
 
 
 def test_repository_ships_the_release_index_files():
-    shipped = {name: assets.BFM_DIR / name for name in asset_report.KNOWN_SHA256}
+    shipped = {name: catalog.BFM_DIR / name for name in asset_report.KNOWN_SHA256}
     assert sorted(shipped) == sorted([
         "BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat", "similarity_Lm3D_all.mat",
         "select_vertex_id.mat", "std_exp.txt"])
@@ -134,7 +134,7 @@ def test_repository_ships_the_release_index_files():
         assert path.is_file(), f"{path}: missing from the repository"
         assert asset_report._sha256(path) == asset_report.KNOWN_SHA256[name], \
             f"{path}: SHA-256 differs from the release's"
-    licence = (assets.BFM_DIR / "LICENSE-index-files.txt").read_text()
+    licence = (catalog.BFM_DIR / "LICENSE-index-files.txt").read_text()
     assert "MIT License" in licence and "Copyright (c) Microsoft Corporation" in licence
     assert "Permission is hereby granted, free of charge" in licence
 
@@ -142,7 +142,7 @@ def test_repository_ships_the_release_index_files():
 def test_default_report_of_the_repository_names_only_the_licensed_files(bare_checkout):
     report = asset_report.check_assets()        # the repository's BFM/ and network/
     assert not report.ok
-    named = sorted(assets.display_path(p.split(": ")[0]) for p in report.problems)
+    named = sorted(catalog.display_path(p.split(": ")[0]) for p in report.problems)
     assert named == sorted(LICENSED_ASSETS), report.problems
     assert all(": missing (get it from: " in p for p in report.problems)
     for name in asset_report.KNOWN_SHA256:

@@ -147,10 +147,12 @@ def test_a_photo_whose_fit_is_not_finite_gets_a_line_and_no_files(layout, tmp_pa
 
     from fitting.optimize import FitResult
     from fitting.photo_fit import PhotoRefiner
+    from landmarks.sources import PhotoLandmarks
     from load_data import load_graph, load_lm3d
-    from photos.align import align_photo
-    from photos.pipeline import run_folder
-    from reconstructor import Reconstructor
+    from networks.reconstructor import Reconstructor
+    from photos.outputs import write_outputs
+    from preparation.photo import prepare_photo
+    from reconstruction.pipeline import run_folder
 
     class HalfBroken:
         def fit(self, initial, batch, stages, shared=(), progress=None):
@@ -163,11 +165,13 @@ def test_a_photo_whose_fit_is_not_finite_gets_a_line_and_no_files(layout, tmp_pa
     lines = []
     try:
         refiner = PhotoRefiner(reconstructor, HalfBroken(), 1)
-        align = functools.partial(align_photo, landmark_mode="file", detector=None,
-                                  lm3d=load_lm3d(layout["bfm"]), fit=True)
+        align = functools.partial(prepare_photo, landmarks=PhotoLandmarks("file", None),
+                                  lm3d=load_lm3d(layout["bfm"]), targets=True)
+        write = functools.partial(write_outputs, output_dir=tmp_path, triangles=None,
+                                  outputs=("mat",))
         photos = sorted((layout["root"] / "people" / "ann").glob("*.png"))
-        done, failed = run_folder(photos, tmp_path, refiner, np.zeros((1, 3), np.int64),
-                                  align, batch_size=2, log=lines.append, outputs=("mat",))
+        done, failed = run_folder(photos, tmp_path, refiner, align, write, batch_size=2,
+                                  log=lines.append)
     finally:
         reconstructor.close()
     assert done == ["ann0"] and [name for name, _ in failed] == ["ann1"]

@@ -141,13 +141,13 @@ def test_video_keys_shapes_and_alignment(layout, first_run):
     # points (test_extract_tracking.py measures how well), whatever the tiny
     # network reconstructs; lm5 are the predictor's eye centres, nose tip and
     # mouth corners.
-    from landmark_predictor import five_from_68
+    from facemodel.keypoints import five_points
 
     truth = layout["talk"]["points"]
     eye = np.linalg.norm(truth[:, 1] - truth[:, 0], axis=1)
     error = np.linalg.norm(data["lm5"] - truth, axis=2).max(axis=1) / eye
     assert error[valid].max() < 0.15, np.round(error, 3)
-    np.testing.assert_allclose(data["lm5"][valid], five_from_68(data["lm68_detected"][valid]),
+    np.testing.assert_allclose(data["lm5"][valid], five_points(data["lm68_detected"][valid]),
                                atol=1e-3)
 
 

@@ -29,7 +29,7 @@ av = pytest.importorskip("av")
 
 
 def read_all(path, **options):
-    from extraction.frames import FrameReader
+    from fileio.video import FrameReader
 
     with FrameReader(path, **options) as reader:
         frames = list(reader)
@@ -172,7 +172,7 @@ class _FailingContainer:
 
 @pytest.mark.parametrize("good", [0, 4])
 def test_an_error_while_decoding_keeps_the_frames_before(tmp_path, monkeypatch, good):
-    from image_io import InputError
+    from fileio.errors import InputError
 
     path = tmp_path / "v.mkv"
     make_video(path, [textured(48, 64, i) for i in range(10)])

@@ -14,8 +14,9 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from extraction import tracking, video
-from image_io import InputError
-from landmark_predictor import box_from_points, five_from_68
+from facemodel.keypoints import five_points
+from fileio.errors import InputError
+from landmarks.dlib68 import box_from_points
 
 # The 68-point pattern, in units of the disc's radius around its centre; its
 # 5 points are the detector's (the disc's centre +- half its radius).
@@ -81,7 +82,7 @@ class DiscPredictor:
 
 
 def expected_lm5(t):
-    return five_from_68(centre_of(t) + RADIUS * PATTERN)
+    return five_points(centre_of(t) + RADIUS * PATTERN)
 
 
 def run(frames, **options):
@@ -203,8 +204,23 @@ def test_alignment_ahead_of_the_network_gives_the_results_of_one_thread(tmp_path
         return video.reconstruct_video(path, reconstructor, LM3D, disc_points, DiscPredictor(),
                                        batch_size=8, redetect_every=100)
 
+    class InTurn:
+        """`Background`'s interface, run in the caller's thread."""
+
+        def __init__(self, items, *args, **kwargs):
+            self.items = items
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def __iter__(self):
+            return iter(self.items)
+
     ahead = run()
-    monkeypatch.setattr(video, "_in_background", lambda batches: batches)
+    monkeypatch.setattr(video, "Background", InTurn)
     in_turn = run()
     assert all(on_main) and len(on_main) == 10
     for key in ("frame_index", "time", "valid", "coeff", "lm68", "lm68_detected", "lm5",

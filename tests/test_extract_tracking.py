@@ -43,15 +43,15 @@ def point_error(found, truth):
 def pipeline(tmp_path_factory, converted_bfm):
     """The tiny R-Net, the small model, MTCNN and dlib's predictor, loaded once."""
     import load_data
-    from landmark_detector import LandmarkDetector
-    from landmark_predictor import Landmark68Predictor
-    from reconstructor import Reconstructor
+    from landmarks.dlib68 import Landmark68Predictor
+    from landmarks.mtcnn import FivePointDetector
+    from networks.reconstructor import Reconstructor
     from tests.synthetic_network import write_tiny_rnet
 
     root = tmp_path_factory.mktemp("tracking")
     reconstructor = Reconstructor(load_data.load_graph(write_tiny_rnet(root / "tiny.pb")),
                                   converted_bfm / "BFM_model_front.mat", render=False)
-    yield {"root": root, "reconstructor": reconstructor, "detector": LandmarkDetector(),
+    yield {"root": root, "reconstructor": reconstructor, "detector": FivePointDetector(),
            "predictor": Landmark68Predictor(), "lm3d": release_depth_lm3d(converted_bfm)}
     reconstructor.close()
 
@@ -125,7 +125,7 @@ def test_covered_frames_and_a_cut_lose_the_track_and_the_detector_finds_the_face
 @pytest.fixture(scope="module")
 def oracle(pipeline, converted_bfm):
     import load_data
-    from reconstructor import Reconstructor
+    from networks.reconstructor import Reconstructor
 
     model = write_marker_rnet(pipeline["root"] / "oracle.pb", converted_bfm)
     reconstructor = Reconstructor(load_data.load_graph(model),

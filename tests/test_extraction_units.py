@@ -4,7 +4,7 @@ import pytest
 from scipy.signal import savgol_filter
 
 from extraction import inputs, postprocess, tracking
-from image_io import InputError
+from fileio.errors import InputError
 from tests.synthetic_assets import random_coefficients
 
 
@@ -94,7 +94,7 @@ def test_align_frame_is_preprocess_reading_only_the_crop():
     from PIL import Image
     from scipy.ndimage import gaussian_filter
 
-    from extraction.alignment import align_frame
+    from preparation.frame import align_frame
     from preprocess_img import Preprocess
 
     rng = np.random.default_rng(4)

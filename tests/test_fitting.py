@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from facemodel.coefficients import BLOCKS, widen
 from fitting import objective
 from fitting.objective import FitBatch, landmark_target, temporal_loss
 from fitting.optimize import POSE, Fitter, Stage, plan
-from fitting.parameters import BLOCKS, Coefficients, widen
+from fitting.parameters import Coefficients
 from tests.synthetic_faces import background, draw_coefficients, render_faces, shape_error_mm
 
 
@@ -79,7 +80,7 @@ def test_five_point_targets_weigh_as_the_release_normalises():
     target68 = rng.uniform(50, 170, (68, 2))
     target5 = rng.uniform(50, 170, (5, 2))
     points, weights = zip(landmark_target(lm68=target68), landmark_target(lm5=target5))
-    from training.losses import LANDMARK_WEIGHTS, landmark_loss
+    from losses.terms import LANDMARK_WEIGHTS, landmark_loss
 
     value = float(landmark_loss(objective.with_five_points(tf.constant(lm68)),
                                 np.stack(points), np.stack(weights)))

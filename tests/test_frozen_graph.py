@@ -12,8 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-import frozen_graph
-from assets import AssetError
+from assets import frozen_graph
+from assets.catalog import AssetError
 from tests.conftest import REPO_ROOT, one_line
 
 # Op types of the real graphs the tools load, which the check must accept:
@@ -140,9 +140,10 @@ def test_each_kind_of_graph_is_refused_with_one_line_naming_file_node_and_op(tmp
 
 def test_every_loader_refuses(tmp_path):
     import load_data
+    from cli import asset_report
+    from landmarks.release68 import Landmark68Detector
+    from networks.identity import IdentityNetwork
     from training import rnet
-    from training.identity_net import IdentityNetwork
-    from training.landmarks68 import Landmark68Detector
 
     target = tmp_path / "side_effect.txt"
     evil = write_graph(tmp_path / "evil.pb", rnet_graph(writing(target)))
@@ -151,7 +152,7 @@ def test_every_loader_refuses(tmp_path):
     for loader in (Landmark68Detector, IdentityNetwork):
         with pytest.raises(AssetError, match="WriteFile"):
             loader(evil)
-    report = __import__("asset_report").check_assets(tmp_path, evil)
+    report = asset_report.check_assets(tmp_path, evil)
     assert any("WriteFile" in problem for problem in report.problems)
     assert not target.exists()
     honest = write_graph(tmp_path / "honest.pb", rnet_graph())
@@ -226,9 +227,9 @@ def dangling(graph_def):
 
 def test_a_graph_that_passes_the_check_but_does_not_import_is_one_asset_error(tmp_path,
                                                                               converted_bfm):
-    from reconstructor import Reconstructor
-    from training.identity_net import IdentityNetwork
-    from training.landmarks68 import Landmark68Detector
+    from landmarks.release68 import Landmark68Detector
+    from networks.identity import IdentityNetwork
+    from networks.reconstructor import Reconstructor
 
     broken = write_graph(tmp_path / "broken.pb", dangling(all_names_graph()))
     graph_def = frozen_graph.read_graph_def(broken, ("coeff",), "x", "an R-Net")  # passes

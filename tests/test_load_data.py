@@ -2,7 +2,7 @@
 
 Expected values are computed here independently of load_data: raw arrays are
 read straight from the synthetic files (struct / scipy.io) and the conversion
-of pipeline.md section 2 is redone with explicit per-vertex loops.
+of docs/model.md#front-model is redone with explicit per-vertex loops.
 """
 import os
 import pathlib
@@ -14,6 +14,7 @@ import scipy.io
 from PIL import Image
 
 import load_data
+from assets import catalog
 from load_data import AssetError
 from tests.conftest import REPO_ROOT, one_line
 from tests.synthetic_assets import make_front_model, write_bfm09
@@ -35,9 +36,9 @@ def read_exp_pca_independently(path):
 
 def test_default_paths_come_from_the_module_location(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert load_data.BFM_DIR == REPO_ROOT / "BFM"
-    assert load_data.MODEL_PATH == REPO_ROOT / "network" / "FaceReconModel.pb"
-    assert load_data.BFM_DIR.is_absolute()
+    assert catalog.BFM_DIR == REPO_ROOT / "BFM"
+    assert catalog.MODEL_PATH == REPO_ROOT / "network" / "FaceReconModel.pb"
+    assert catalog.BFM_DIR.is_absolute()
 
 
 # -------------------------------------------------------------- front model
@@ -67,7 +68,7 @@ def test_load_front_model_wrong_shape_message(tmp_path):
 
 
 def test_load_front_model_default_path_is_shown_relative(tmp_path, monkeypatch):
-    missing = load_data.BFM_DIR / "no_such_model_front.mat"
+    missing = catalog.BFM_DIR / "no_such_model_front.mat"
     with pytest.raises(AssetError) as error:
         load_data.load_front_model(missing)
     assert one_line(error).startswith("BFM/no_such_model_front.mat: missing")
@@ -150,7 +151,7 @@ def test_load_lm3d_errors(tmp_path):
 
 
 def expected_front_rows(bfm_dir, front_vertices, columns):
-    """Redoes pipeline.md section 2 for a few vertices with explicit loops over raw arrays."""
+    """Redoes docs/model.md#front-model for a few vertices with explicit loops over raw arrays."""
     raw = scipy.io.loadmat(str(bfm_dir / "01_MorphableModel.mat"))
     trim = scipy.io.loadmat(str(bfm_dir / "BFM_exp_idx.mat"))["trimIndex"]
     idx = scipy.io.loadmat(str(bfm_dir / "BFM_front_idx.mat"))["idx"]

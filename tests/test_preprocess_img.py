@@ -1,4 +1,4 @@
-"""Tests of preprocess_img against independent computations (pipeline.md section 5).
+"""Tests of preprocess_img against independent computations (docs/model.md#alignment).
 
 The least-squares fit is redone with closed-form normal equations and with
 scipy.optimize.lsq_linear; the crop is rebuilt from a bicubic resize with NumPy
@@ -19,7 +19,7 @@ PHOTO_NAMES = sorted(p.stem for p in (SHARED_DIR / "data" / "images").glob("*.jp
 
 
 def design_matrix(points3d):
-    """The 10x8 system of pipeline.md 5.3, built row by row."""
+    """The 10x8 system of docs/model.md#alignment (step 3), built row by row."""
     rows = []
     for X, Y, Z in points3d:
         rows.append([X, Y, Z, 1, 0, 0, 0, 0])

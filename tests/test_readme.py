@@ -4,7 +4,7 @@ import re
 import pytest
 from scipy.io import savemat
 
-import load_data
+from assets import catalog
 from tests.conftest import REPO_ROOT
 from tests.synthetic_assets import make_front_model
 
@@ -21,7 +21,7 @@ def test_face3d_example_runs(tmp_path, monkeypatch, capsys):
     pytest.importorskip("mesh_renderer")
     savemat(tmp_path / "BFM_model_front.mat", make_front_model(seed=5))
     # Face3D() reads BFM_DIR/BFM_model_front.mat.
-    monkeypatch.setattr(load_data, "BFM_DIR", tmp_path)
+    monkeypatch.setattr(catalog, "BFM_DIR", tmp_path)
     code = _code_block_after("## Use the decoder in your own TensorFlow code", "python")
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)

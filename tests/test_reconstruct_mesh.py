@@ -88,7 +88,7 @@ def white_to_rgb(coeff239):
 
 
 def rotation_rz_ry_rx(ax, ay, az):
-    """R = Rz @ Ry @ Rx built by hand (pipeline.md section 4), float64."""
+    """R = Rz @ Ry @ Rx built by hand (docs/model.md#decoder), float64."""
     cx, sx, cy, sy, cz, sz = (math.cos(ax), math.sin(ax), math.cos(ay), math.sin(ay),
                               math.cos(az), math.sin(az))
     rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])

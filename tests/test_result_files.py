@@ -1,11 +1,11 @@
-"""Tests of result_files: atomic writes, landmark text, OBJ text against printf, .mat, PNG."""
+"""fileio.result_files: atomic writes, landmark text, OBJ text against printf, .mat, PNG."""
 import numpy as np
 import pytest
 import scipy.io
 from PIL import Image
 
-import image_io
-import result_files
+from fileio import result_files
+from landmarks.files import read_landmarks
 from tests.synthetic_assets import make_front_model
 
 
@@ -109,7 +109,7 @@ def test_write_landmarks_round_trip_and_atomic(tmp_path):
     points = np.array([[1.25, 2.5], [3, 4], [5, 6], [7, 8], [9.125, 10]])
     path = tmp_path / "out.txt"
     result_files.write_landmarks(path, points)
-    np.testing.assert_allclose(image_io.read_landmarks(path), points)
+    np.testing.assert_allclose(read_landmarks(path), points)
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 

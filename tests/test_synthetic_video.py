@@ -20,7 +20,7 @@ from PIL import Image
 import load_data
 import preprocess_img
 import reconstruct_mesh
-from reconstructor import Reconstructor
+from networks.reconstructor import Reconstructor
 from tests import synthetic_video as sv
 from tests.synthetic_assets import write_bfm09
 

@@ -99,7 +99,7 @@ def test_detected_landmarks_follow_the_release_convention(photos):
 
 
 def test_skin_mask_is_the_classifier_on_the_crop(photos):
-    from training.skin import skin_mask_png
+    from preparation.skin import skin_mask_png
 
     crop_rgb = np.asarray(Image.open(photos["output"] / "annotated.png"))
     mask = np.asarray(Image.open(photos["output"] / "mask" / "annotated.png"))
@@ -137,7 +137,8 @@ def without_detector(tmp_path_factory, converted_bfm):
 
 def test_without_the_release_detector_dlibs_predictor_gives_the_68_points(without_detector):
     import load_data
-    from landmark_predictor import Landmark68Predictor, five_from_68
+    from facemodel.keypoints import five_points
+    from landmarks.dlib68 import Landmark68Predictor
     from preprocess_img import Preprocess, map_to_original
 
     result = without_detector["result"]
@@ -155,17 +156,17 @@ def test_without_the_release_detector_dlibs_predictor_gives_the_68_points(withou
         expected, _ = predictor.from_points(np.asarray(image), lm5)
         np.testing.assert_allclose(in_photo, expected, atol=1e-3)
         eye = np.linalg.norm(lm5[1] - lm5[0])
-        assert np.linalg.norm(five_from_68(in_photo) - lm5, axis=1).max() < 0.15 * eye
+        assert np.linalg.norm(five_points(in_photo) - lm5, axis=1).max() < 0.15 * eye
 
 
 def test_photos_that_get_no_68_points_each_get_a_line(without_detector, monkeypatch, capsys):
-    import landmark_predictor
     import train
+    from landmarks import dlib68
 
     def unavailable(self):
-        raise landmark_predictor.PredictorUnavailable("dlib is not installed (pip install ...)")
+        raise dlib68.PredictorUnavailable("dlib is not installed (pip install ...)")
 
-    monkeypatch.setattr(landmark_predictor.Landmark68Predictor, "load", unavailable)
+    monkeypatch.setattr(dlib68.Landmark68Predictor, "load", unavailable)
     folder = without_detector["folder"]
     np.savetxt(folder / "astronaut_lm68.txt", np.loadtxt(folder / "astronaut.txt").mean(0)
                + np.random.default_rng(0).uniform(-50, 50, (68, 2)))

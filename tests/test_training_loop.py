@@ -19,7 +19,7 @@ from tests.synthetic_network import write_tiny_identity_net
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, converted_bfm):
     import load_data
-    from landmark_detector import LandmarkDetector
+    from landmarks import sources
     from training.prepare import prepare_folder
 
     root = tmp_path_factory.mktemp("train")
@@ -36,7 +36,7 @@ def setup(tmp_path_factory, converted_bfm):
                    lm5.mean(0) + rng.uniform(-50, 50, (68, 2)))
     data = root / "data"
     done, _, failed = prepare_folder(sorted(p for p in photos.iterdir() if p.suffix != ".txt"),
-                                     data, load_data.load_lm3d(bfm), LandmarkDetector(), None)
+                                     data, load_data.load_lm3d(bfm), sources.build())
     assert done == 2 and not failed
     return {"root": root, "bfm": bfm, "data": data}
 

@@ -255,7 +255,7 @@ def test_export_runs_in_the_reconstructor(release, loaded, tmp_path):
     import scipy.io
 
     import load_data
-    from reconstructor import Reconstructor
+    from networks.reconstructor import Reconstructor
     from tests.synthetic_assets import make_front_model
     from training import rnet
 

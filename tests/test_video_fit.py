@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.io import loadmat
 
-from fitting.parameters import BLOCKS
+from facemodel.coefficients import BLOCKS
 from tests.conftest import REPO_ROOT
 from tests.synthetic_faces import background, draw_coefficients, render_faces
 from tests.synthetic_video import make_moving_face_video, make_video
@@ -28,9 +28,9 @@ N_FRAMES = 10
 def still_video(tmp_path_factory, converted_bfm):
     """A still head with noise, and the first pass's results made from its truth."""
     import load_data
-    from extraction.alignment import Alignment
     from extraction.video import FrameResults
     from face_decoder import Face3D
+    from preparation.frame import Alignment
     from preprocess_img import map_to_original
     from tests.synthetic_video import five_from_68 as lm5_from_lm68
 

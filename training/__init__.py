@@ -1,7 +1,13 @@
-"""Training of the R-Net as in the release (Deng et al. 2019): the losses of the release's
-`losses.py` in TensorFlow (`training.losses`), the offline Bayes skin classifier whose soft
-masks weight the photometric loss (`training.skin`), and, over them, the data pipeline and
-the training loop that the top-level `train.py` drives. Everything here follows the release's
-training code; the places where a formula departs from it are named in each function's
-docstring.
+"""Training of the R-Net as in the release (Deng et al. 2019), driven by `train.py`.
+
+- `prepare`: photos to the release's training layout (crop, 68 landmarks,
+  skin mask), through `preparation.photo`.
+- `data`: that layout on disk, and batches back from it in a reproducible order.
+- `rnet`: the R-Net in Keras, its initialisations and its export as a
+  frozen graph.
+- `model`: the R-Net in front of the release's loss (`losses.hybrid`).
+- `loop`: Adam steps, checkpoints, exact resume; `summaries`: TensorBoard.
+
+The losses and the skin classifier are not here: fitting uses them too
+(`losses`, `preparation.skin`).
 """

@@ -15,7 +15,7 @@ import pathlib
 
 import numpy as np
 
-from image_io import InputError
+from fileio.errors import InputError
 
 CROP = 224
 
@@ -34,7 +34,7 @@ def landmarks_y_up(lm68):
     return lm68
 
 
-def write_sample(root, name, crop_bgr, lm68, skin_png):
+def write_sample(root, name, crop_bgr, lm68, skin_mask):
     """Writes one sample atomically, the crop last.
 
     Args:
@@ -42,13 +42,15 @@ def write_sample(root, name, crop_bgr, lm68, skin_png):
       name: the sample's name.
       crop_bgr: [224,224,3] BGR 0-255 (float or uint8).
       lm68: [68,2] landmarks, crop pixels, y down.
-      skin_png: [224,224,3] uint8 skin mask (`training.skin.skin_mask_png`).
+      skin_mask: [224,224] skin probability in whole levels 0-255
+        (`preparation.photo.skin_mask`), written as the release's 3 equal
+        channels.
     """
     import io
 
     from PIL import Image
 
-    import result_files
+    from fileio import result_files
 
     paths = sample_paths(root, name)
     for key in ("lm", "lm_bin", "mask"):
@@ -58,7 +60,8 @@ def write_sample(root, name, crop_bgr, lm68, skin_png):
     np.savetxt(text, up)
     result_files.write_atomically(paths["lm"], text.getvalue().encode("ascii"))
     result_files.write_atomically(paths["lm_bin"], up.astype(np.float64).tobytes())
-    result_files.write_png(paths["mask"], np.asarray(skin_png, np.uint8))
+    levels = np.asarray(skin_mask, np.uint8)
+    result_files.write_png(paths["mask"], np.repeat(levels[..., None], 3, axis=-1))
     rgb = np.clip(np.rint(np.asarray(crop_bgr, np.float64)[:, :, ::-1]), 0, 255).astype(np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")

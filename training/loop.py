@@ -7,12 +7,11 @@ the same batches a run without interruption would have taken.
 """
 import dataclasses
 import pathlib
-import sys
 import time
 
 import tensorflow as tf
 
-from assets import AssetError
+from assets.catalog import AssetError
 from training import summaries
 
 
@@ -69,8 +68,8 @@ def build(config, log=print):
 
     import load_data
     from face_decoder import Face3D
+    from networks.identity import IdentityNetwork
     from training import rnet as rnet_module
-    from training.identity_net import IdentityNetwork
     from training.model import TrainingModel
 
     bfm_dir = pathlib.Path(config.bfm_dir)
@@ -238,8 +237,3 @@ def export(log_dir, output, log=print):
     rnet_module.export_frozen_graph(rnet, output)
     log(f"Exported step {int(step.numpy())} of {log_dir} to {output}.")
     return output
-
-
-def stderr_log(line):
-    print(line, file=sys.stderr, flush=True)
-

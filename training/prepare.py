@@ -1,63 +1,47 @@
 """`train.py prepare`: photos -> aligned crops, 68 landmarks and skin masks.
 
-For each photo: its 5 landmarks (NAME.txt beside it, or MTCNN), the demo's
-alignment (`preprocess_img.Preprocess`), 68 landmarks of the crop (from
-NAME_lm68.txt beside the photo, photo pixels, mapped into the crop; else a
-68-landmark source, `training.landmarks68`: the release's detector graph on
-the crop, or dlib's predictor on the photo) and the skin mask of the crop
-(`training.skin`). Bad photos get one line and are skipped; a rerun skips
-what is done.
+Each photo goes through the one preparation path every tool takes
+(`preparation.photo.prepare_photo`: its 5 landmarks from NAME.txt or MTCNN,
+the demo's alignment, its 68 landmarks from NAME_lm68.txt or a 68-point
+source, the skin mask of the crop) and is written in the release's training
+layout (`training.data`). A photo without 68 landmarks cannot train: it
+gets one line and is skipped, as is any bad photo; a rerun skips what is
+done.
 """
 import pathlib
 
-import numpy as np
-
-from image_io import InputError, read_image, read_landmarks, read_lm68_file
+from fileio.errors import InputError
+from fileio.images import unique_names
 from training.data import sample_paths, write_sample
 
 
-def prepare_photo(path, output_root, lm3d, detect5, detect68):
+def prepare_one(path, output_root, lm3d, landmarks):
     """Prepares one photo.
 
     Args:
       path: the photo.
       output_root: the prepared folder.
       lm3d: [5,3] standard landmarks of the mean face.
-      detect5: callable(rgb [H,W,3] uint8, name) -> [5,2] (MTCNN), used when
-        NAME.txt is absent.
-      detect68: callable(rgb [H,W,3] uint8, lm5 [5,2], crop_bgr [224,224,3],
-        trans_params [5]) -> [68,2] crop landmarks y down
-        (`training.landmarks68`), or None; used when NAME_lm68.txt is absent.
+      landmarks: a `landmarks.sources.PhotoLandmarks` (its 68-point source
+        serves photos without NAME_lm68.txt).
 
     Raises:
-      InputError: the photo, a landmark file or the face cannot be used.
+      InputError: the photo, a landmark file or the face cannot be used, or
+        the photo has no 68 landmarks.
     """
-    from preprocess_img import Preprocess, map_to_crop
-    from training.skin import skin_mask_png
+    from preparation.photo import prepare_photo
 
     path = pathlib.Path(path)
-    image = read_image(path)
-    lm5_path = path.with_suffix(".txt")
-    if lm5_path.exists():
-        lm5 = read_landmarks(lm5_path, image.size)
-    else:
-        lm5 = detect5(np.asarray(image), name=str(path))
-    crop, _, trans_params = Preprocess(image, lm5, lm3d)
-    crop_bgr = np.asarray(crop, np.float32)[0]
-    lm68_path = path.with_name(path.stem + "_lm68.txt")
-    if lm68_path.exists():
-        lm68 = map_to_crop(read_lm68_file(lm68_path, image.size), trans_params)
-    elif detect68 is not None:
-        lm68 = detect68(np.asarray(image), lm5, crop_bgr, trans_params)
-    else:
-        raise InputError(f"{path}: no {lm68_path.name} beside it and no 68-landmark source "
+    prepared = prepare_photo(path, landmarks, lm3d, targets=True)
+    if prepared.lm68_crop is None:
+        raise InputError(f"{path}: no {path.stem}_lm68.txt beside it and no 68-landmark source "
                          "(network/landmark68_detector.pb, or dlib's predictor: "
                          "pip install dlib-bin face-recognition-models)")
-    crop_uint8 = np.clip(np.rint(crop_bgr), 0, 255).astype(np.uint8)
-    write_sample(output_root, path.stem, crop_bgr, lm68, skin_mask_png(crop_uint8))
+    write_sample(output_root, path.stem, prepared.crop_bgr, prepared.lm68_crop,
+                 prepared.skin_mask)
 
 
-def prepare_folder(photos, output_root, lm3d, detect5, detect68, overwrite=False, log=print):
+def prepare_folder(photos, output_root, lm3d, landmarks, overwrite=False, log=print):
     """Prepares photos, skipping those already done; one line per bad photo.
 
     Returns:
@@ -65,20 +49,18 @@ def prepare_folder(photos, output_root, lm3d, detect5, detect68, overwrite=False
     """
     output_root = pathlib.Path(output_root)
     output_root.mkdir(parents=True, exist_ok=True)
-    done, skipped, failed, seen = 0, 0, [], {}
-    for path in photos:
-        path = pathlib.Path(path)
-        if path.stem in seen:
-            reason = f"{path}: same name as {seen[path.stem].name}; skipped"
-            failed.append((str(path), reason))
-            log(reason)
-            continue
-        seen[path.stem] = path
+    chosen, clashes = unique_names(photos)
+    done, skipped, failed = 0, 0, []
+    for path, first in clashes:
+        reason = f"{path}: same name as {first.name}; skipped"
+        failed.append((str(path), reason))
+        log(reason)
+    for path in chosen:
         if not overwrite and sample_paths(output_root, path.stem)["image"].exists():
             skipped += 1
             continue
         try:
-            prepare_photo(path, output_root, lm3d, detect5, detect68)
+            prepare_one(path, output_root, lm3d, landmarks)
             done += 1
         except InputError as error:
             failed.append((str(path), str(error)))

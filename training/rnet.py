@@ -8,7 +8,7 @@ followed by seven 1x1 "fc-*" heads initialised to zero, concatenated to the
 `load_imagenet_checkpoint` (slim's ImageNet `resnet_v1_50.ckpt`, the release's
 starting point) and `load_release_graph` (a frozen R-Net such as the authors'
 `FaceReconModel.pb`, or one of ours). `export_frozen_graph` writes the model
-back as a frozen graph that `demo.py` and `reconstructor.Reconstructor` run
+back as a frozen graph that `demo.py` and `networks.reconstructor.Reconstructor` run
 unchanged.
 
 Keras 3 layer names cannot contain '/', so slim scopes are spelled with '_':
@@ -23,14 +23,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import result_files
-from assets import AssetError
+from assets.catalog import AssetError
+from facemodel.coefficients import BLOCK_SIZES
+from fileio import result_files
 
 SCOPE = "resnet_v1_50"
 # (units, bottleneck depth, stride of the last unit) of blocks 1-4; output depth = 4 * bottleneck.
 BLOCKS = ((3, 64, 2), (4, 128, 2), (6, 256, 2), (3, 512, 1))
-# The seven heads in the order of the coefficient vector (Face3D.Split_coeff).
-HEADS = (("id", 80), ("ex", 64), ("tex", 80), ("angles", 3), ("gamma", 27), ("XY", 2), ("Z", 1))
+# The seven heads in the order of the coefficient vector, by the release's
+# variable names (fc-id, ...): one per block, the translation's split into x-y and z.
+_HEAD_NAMES = {"identity": "id", "expression": "ex", "albedo": "tex", "angles": "angles",
+               "lighting": "gamma"}
+HEADS = tuple((_HEAD_NAMES[name], size) for name, size in BLOCK_SIZES
+              if name != "translation") + (("XY", 2), ("Z", 1))
 FEATURE_SIZE = 2048
 COEFF_SIZE = sum(size for _, size in HEADS)    # 257
 BN_DECAY = 0.997

@@ -1,0 +1,151 @@
+"""Photos through a reconstruction step in batches, streaming: the I/O overlaps the work.
+
+Reading and alignment of the next photos run in a thread pool while the
+reconstruction works on the current batch; writing runs in another thread.
+At most two batches are read ahead and two are waiting to be written, so
+memory does not grow with the number of photos. The reconstruction step and
+the writer are callables, so the same streaming serves the network alone,
+the network and a fit, or a fit from the mean face, and writes the demo's
+files (`photos.outputs`) or a benchmark's predictions (`evaluation`).
+"""
+import collections
+import concurrent.futures
+import pathlib
+import time
+
+import numpy as np
+
+from fileio.errors import InputError
+
+
+class StageTimer:
+    """Accumulates seconds per pipeline stage (thread-safe enough for sums)."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
+        self.counts = collections.defaultdict(int)
+
+    def add(self, stage, seconds, count=1):
+        self.seconds[stage] += seconds
+        self.counts[stage] += count
+
+
+def _timed(timer, stage, fn, *args):
+    start = time.perf_counter()
+    try:
+        return fn(*args)
+    finally:
+        timer.add(stage, time.perf_counter() - start)
+
+
+def network_step(reconstructor):
+    """The plain reconstruction step: the network and the decoder on the batch's crops.
+
+    Returns:
+      callable(batch of `PreparedPhoto`) -> (results dict of [B, ...] arrays, {}).
+    """
+    def reconstruct(batch):
+        return reconstructor(np.stack([a.crop_bgr for a in batch])), {}
+    return reconstruct
+
+
+def run_folder(photos, output_dir, reconstruct, align, write, batch_size=8, log=print,
+               progress=None, timer=None, workers=2):
+    """Reconstructs photos in batches, streaming.
+
+    Args:
+      photos: list of photo paths.
+      output_dir: where the files go, to name a photo whose files could not be
+        written (None: the photo's name alone).
+      reconstruct: callable(list of `PreparedPhoto`) -> (results, failed): results
+        a dict of arrays whose first axis is the batch, with the keys of
+        `Reconstructor.__call__` (and a fit's); failed a dict {index in the
+        batch: one-line reason} of photos that got no result (their rows of
+        `results` are ignored).
+      align: callable(path) -> `preparation.photo.PreparedPhoto`, raising
+        `InputError` for a bad photo.
+      write: callable(prepared photo, its result: the slice of `results` of
+        one photo) writing its files.
+      batch_size: photos per reconstruction step.
+      log: callable taking one line of text.
+      progress: optional callable taking the number of photos just finished.
+      timer: optional StageTimer collecting per-stage seconds.
+      workers: threads that read and align photos.
+
+    Returns:
+      (done, failed): names reconstructed, and (path, reason) of the failures.
+    """
+    timer = timer or StageTimer()
+    progress = progress or (lambda n: None)
+    done, failed = [], []
+    lookahead = 2 * batch_size
+
+    def write_batch(batch, results, refused):
+        for i, prepared in enumerate(batch):
+            if i in refused:
+                failed.append((prepared.name, refused[i]))
+                log(refused[i])
+                progress(1)
+                continue
+            one = {key: value[i] for key, value in results.items()}
+            try:
+                _timed(timer, "write", write, prepared, one)
+                done.append(prepared.name)
+            except Exception as error:  # A full disk must not lose the other photos.
+                reason = f"cannot write outputs ({type(error).__name__}: {error})"
+                failed.append((prepared.name, reason))
+                where = prepared.name if output_dir is None else \
+                    pathlib.Path(output_dir) / prepared.name
+                log(f"{where}: {reason}")
+            progress(1)
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as readers, \
+            concurrent.futures.ThreadPoolExecutor(1) as writer:
+        pending_reads = collections.deque()
+        pending_writes = collections.deque()
+        batch = []
+
+        def flush(batch):
+            start = time.perf_counter()
+            results, refused = reconstruct(batch)
+            timer.add("reconstruction", time.perf_counter() - start, len(batch))
+            while len(pending_writes) >= 2:
+                pending_writes.popleft().result()
+            pending_writes.append(writer.submit(write_batch, batch, results, refused))
+
+        def timed_align(path):
+            return _timed(timer, "read+align", align, path)
+
+        for path in photos:
+            pending_reads.append((path, readers.submit(timed_align, path)))
+            if len(pending_reads) < lookahead:
+                continue
+            batch = _collect(pending_reads.popleft(), batch, failed, log, progress)
+            if len(batch) == batch_size:
+                flush(batch)
+                batch = []
+        while pending_reads:
+            batch = _collect(pending_reads.popleft(), batch, failed, log, progress)
+            if len(batch) == batch_size:
+                flush(batch)
+                batch = []
+        if batch:
+            flush(batch)
+        for future in pending_writes:
+            future.result()
+    return done, failed
+
+
+def _collect(pending, batch, failed, log, progress):
+    path, future = pending
+    try:
+        batch.append(future.result())
+    except InputError as error:
+        failed.append((str(path), str(error)))
+        log(str(error))
+        progress(1)
+    except Exception as error:  # One odd photo must never stop the folder.
+        failed.append((str(path), f"{type(error).__name__}: {error}"))
+        log(f"{path}: {type(error).__name__}: {error}")
+        progress(1)
+    return batch

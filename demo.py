@@ -53,7 +53,8 @@ def parse_args(argv=None):
                         help="folder of the face model assets (default: BFM/). "
                              "BFM_model_front.mat is made there from BFM09 on first use.")
     parser.add_argument("--model", default=str(MODEL_PATH),
-                        help="frozen R-Net (default: network/FaceReconModel.pb), or none: no "
+                        help="the R-Net: a frozen graph (default: network/FaceReconModel.pb), "
+                             "the PyTorch release's epoch_20.pth (or .safetensors), or none: no "
                              "network, the coefficients are fitted from the mean face "
                              "(needs --refine).")
     parser.add_argument("--batch-size", type=int, default=8,
@@ -222,7 +223,7 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
                               targets=refine)
     triangles = tools.triangles if "obj" in args.outputs else None
     write = functools.partial(write_outputs, output_dir=folder, triangles=triangles,
-                              outputs=args.outputs)
+                              outputs=args.outputs, model=tools.model)
     reconstruct = reconstruction_step(tools, args.refine,
                                       shared=("identity", "albedo") if is_set else (),
                                       progress=fit_progress(args.refine))

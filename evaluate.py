@@ -36,8 +36,9 @@ def parse_args(argv=None):
     parser.add_argument("--data", required=True, help="the benchmark's folder, as distributed.")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", default=str(MODEL_PATH),
-                        help="frozen R-Net that reconstructs the images (default: "
-                             "network/FaceReconModel.pb), or none (needs --refine).")
+                        help="the R-Net that reconstructs the images: a frozen graph (default: "
+                             "network/FaceReconModel.pb), the PyTorch release's epoch_20.pth "
+                             "(or .safetensors), or none (needs --refine).")
     source.add_argument("--predictions", default=None,
                         help="score these predictions instead (the benchmark's format: "
                              "see evaluation/).")
@@ -96,12 +97,12 @@ def main(argv=None):
         print(problem, file=sys.stderr)
         return 2
     try:
-        output.mkdir(parents=True, exist_ok=True)
         if args.predictions is None:
             from cli.startup import ready_to_start
 
             if not ready_to_start(data, output, args.bfm_dir, args.network, "evaluated"):
                 return 2
+            output.mkdir(parents=True, exist_ok=True)
             predictions = output / "predictions" / args.benchmark
             failed = predict(args, benchmark, data, predictions)
         else:
@@ -109,6 +110,7 @@ def main(argv=None):
             if not predictions.is_dir():
                 print(f"{predictions}: predictions folder not found", file=sys.stderr)
                 return 2
+            output.mkdir(parents=True, exist_ok=True)
         missing = score(args, benchmark, data, predictions, output)
     except (InputError, AssetError, ValueError, OSError) as error:
         print(f"{error}", file=sys.stderr)
@@ -156,9 +158,12 @@ def score(args, benchmark, data, predictions, output):
         raise InputError(f"{data}: nothing of {args.benchmark} found in it (see "
                          f"`python evaluate.py --help` and docs/evaluation.md for the layout)")
     benchmark.show(scores, output)
-    settings = {"predictions": str(predictions), "model": None if args.predictions else
-                pathlib.Path(str(args.network)).name if args.network else "none",
-                "refine": args.refine, **{name: getattr(args, name) for name in args.options}}
+    from networks.files import model_record
+
+    model = {"model": None, "model_kind": None} if args.predictions else \
+        model_record(args.network)
+    settings = {"predictions": str(predictions), **model, "refine": args.refine,
+                **{name: getattr(args, name) for name in args.options}}
     report.write_json(output / f"{args.benchmark}.json", args.benchmark, scores.summary,
                       scores.records, settings)
     return scores.summary.get("missing", 0)

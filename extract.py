@@ -40,7 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--bfm-dir", default=str(BFM_DIR),
                         help="folder of the face model assets (default: BFM/).")
     parser.add_argument("--model", default=str(MODEL_PATH),
-                        help="frozen R-Net (default: network/FaceReconModel.pb).")
+                        help="the R-Net: a frozen graph (default: network/FaceReconModel.pb) "
+                             "or the PyTorch release's epoch_20.pth (or .safetensors).")
     parser.add_argument("--batch-size", type=int, default=8,
                         help="frames per network run (default: 8).")
     parser.add_argument("--landmarks", choices=("track", "detect"), default="track",

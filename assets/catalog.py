@@ -61,6 +61,11 @@ SOURCE_RESNET = ("slim's ImageNet checkpoint resnet_v1_50_2016_08_28.tar.gz from
                  "models repository (research/slim, 'Pre-trained Models'); unpack "
                  "resnet_v1_50.ckpt")
 
+# The authors' PyTorch release (sicxu/Deep3DFaceRecon_pytorch): its R-Net, epoch_20.pth.
+SOURCE_PYTORCH_MODEL = ("the epoch_20.pth link in the README of "
+                        "https://github.com/sicxu/Deep3DFaceRecon_pytorch (its 'Prepare "
+                        "prerequisite models' section, checkpoints/<name>/epoch_20.pth)")
+
 FRONT_MODEL_KEYS = ("meanshape", "meantex", "idBase", "exBase", "texBase", "tri", "point_buf",
                     "tri_mask2", "keypoints", "frontmask2_idx", "skinmask")
 INFO_KEYS = ("tri", "point_buf", "tri_mask2", "keypoints", "frontmask2_idx", "skinmask")

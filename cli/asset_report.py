@@ -14,11 +14,11 @@ from assets import catalog, checks
 from load_data import (
     front_model_is_current,
     load_front_model,
-    load_graph,
     load_lm3d,
     read_index_files,
     read_std_exp,
 )
+from networks.files import load_network, model_kind
 
 # SHA-256 of the public index files as the release ships them; the copies this
 # repository ships in BFM/ (MIT, BFM/LICENSE-index-files.txt) are byte-identical.
@@ -312,9 +312,12 @@ def check_assets(bfm_dir=catalog.BFM_DIR, model_path=catalog.MODEL_PATH):
                               catalog.SOURCE_INDEX, hash_state(lm_path, catalog.LM3D_NAME)))
 
     if model_path is not None:
-        present, ok, problem, size = _probe(model_path, lambda: load_graph(model_path))
-        entries.append(AssetEntry(model_path.name, model_path, "runtime", present, ok, problem,
-                                  size, catalog.SOURCE_NETWORK))
+        present, ok, problem, size = _probe(model_path, lambda: load_network(model_path))
+        pytorch = model_kind(model_path) == "pytorch"
+        entries.append(AssetEntry(
+            model_path.name, model_path, "runtime", present, ok, problem, size,
+            catalog.SOURCE_PYTORCH_MODEL if pytorch else catalog.SOURCE_NETWORK, None,
+            "the PyTorch release's R-Net" if pytorch and ok else None))
 
     for name, ((present, ok, problem, size), source) in conversion_states.items():
         path = bfm_dir / name

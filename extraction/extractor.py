@@ -19,6 +19,7 @@ from fileio.errors import InputError
 from fileio.video import is_video
 from fitting import FitFailed
 from landmarks.files import read_landmarks
+from networks.files import model_record
 
 
 @dataclasses.dataclass
@@ -68,7 +69,7 @@ class ExtractOptions:
           **per_video: what the video itself decided (its rotation, damage),
             added as they are.
         """
-        return {"model": pathlib.Path(self.model_path).name, "batch_size": self.batch_size,
+        return {**model_record(self.model_path), "batch_size": self.batch_size,
                 "landmarks": self.landmarks, "redetect_every": self.redetect_every,
                 "smooth": self.smooth, "identity": self.identity, "every": self.every,
                 "refine": self.refine, **per_video}

@@ -4,6 +4,9 @@ This is the release's inference graph: the frozen R-Net is imported with
 `tf.import_graph_def(graph_def, name='resnet', input_map={'input_imgs:0':
 images})`, its `resnet/coeff:0` output goes through `Face3D`, and one session
 run returns coefficients, mesh, colours, landmarks and the render for a batch.
+The PyTorch release's R-Net (`networks.pytorch_rnet`) takes the same crops
+and gives the same 257 coefficients; it is built into the same graph in the
+frozen graph's place (`networks.files.load_network` reads either).
 
 The decoder's input can also be fed directly (`decode`): coefficients that
 a fit refined go through the same graph without running the network, and
@@ -22,10 +25,11 @@ class Reconstructor:
     """Runs the R-Net and the face decoder on batches of aligned crops.
 
     Args:
-      graph_def: the frozen R-Net, a `tf.compat.v1.GraphDef` with the input
-        placeholder `input_imgs` and the output tensor `coeff`
-        (see `load_data.load_graph`), or None for the decoder alone (257
-        coefficients in, through `decode`).
+      network: the R-Net: a frozen graph, `tf.compat.v1.GraphDef` with the
+        input placeholder `input_imgs` and the output tensor `coeff` (see
+        `load_data.load_graph`); or a callable building the coefficients
+        from the crops' tensor (`networks.pytorch_rnet.PyTorchRNet`); or
+        None for the decoder alone (257 coefficients in, through `decode`).
       front_model_path: path of `BFM_model_front.mat`.
       model_name: the file the graph came from, for error messages.
       render: also render the face over the crop (`recon_img`); False skips
@@ -43,21 +47,18 @@ class Reconstructor:
       ValueError: the network's output length is not 239, 257 or 258.
     """
 
-    def __init__(self, graph_def, front_model_path, model_name="network", render=True,
+    def __init__(self, network, front_model_path, model_name="network", render=True,
                  threads=None, mesh=None):
         self.model_name = model_name
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.images = tf.compat.v1.placeholder(
                 tf.float32, [None, 224, 224, 3], name="input_imgs")
-            if graph_def is None:
+            if network is None:
                 self.network_coeff = None
                 coeff = tf.compat.v1.placeholder(tf.float32, [None, LENGTH], name="coeff")
             else:
-                with frozen_graph.importing(model_name, SOURCE_NETWORK, "an R-Net"):
-                    tf.import_graph_def(graph_def, name="resnet",
-                                        input_map={"input_imgs:0": self.images})
-                    self.network_coeff = self.graph.get_tensor_by_name("resnet/coeff:0")
+                self.network_coeff = self._network(network)
                 length = self.network_coeff.shape[-1]
                 if length not in ACCEPTED_LENGTHS:
                     raise ValueError(f"{model_name}: output 'coeff' has length {length}, "
@@ -87,6 +88,15 @@ class Reconstructor:
             config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
                                               inter_op_parallelism_threads=threads)
         self.session = tf.compat.v1.Session(graph=self.graph, config=config)
+
+    def _network(self, network):
+        """The network's coefficients tensor, built in this graph on `self.images`."""
+        if callable(network):
+            with tf.name_scope("resnet"):
+                return tf.identity(network(self.images), name="coeff")
+        with frozen_graph.importing(self.model_name, SOURCE_NETWORK, "an R-Net"):
+            tf.import_graph_def(network, name="resnet", input_map={"input_imgs:0": self.images})
+            return self.graph.get_tensor_by_name("resnet/coeff:0")
 
     def __call__(self, images):
         """Reconstructs a batch.

@@ -14,7 +14,7 @@ from fileio import result_files
 from photos.inputs import OUTPUT_KINDS, output_paths
 
 
-def write_outputs(photo, result, output_dir, triangles, outputs=OUTPUT_KINDS):
+def write_outputs(photo, result, output_dir, triangles, outputs=OUTPUT_KINDS, model=None):
     """Writes the chosen files of one photo, each atomically.
 
     Args:
@@ -25,6 +25,8 @@ def write_outputs(photo, result, output_dir, triangles, outputs=OUTPUT_KINDS):
       output_dir: the output folder.
       triangles: [F,3] 1-based triangles of the front face model.
       outputs: the kinds to write, a subset of OUTPUT_KINDS.
+      model: `networks.files.model_record` of the network that made them
+        (written into NAME.mat), or None.
     """
     paths = dict(zip(OUTPUT_KINDS, output_paths(output_dir, photo.name)))
     if "obj" in outputs:
@@ -35,7 +37,7 @@ def write_outputs(photo, result, output_dir, triangles, outputs=OUTPUT_KINDS):
         write_preview(paths["vis"], photo, result)
     if "mat" in outputs:
         # Written last: its presence with the others marks the photo as done.
-        write_mat(paths["mat"], photo, result)
+        write_mat(paths["mat"], photo, result, model)
 
 
 def write_mesh(path, result, triangles):
@@ -44,7 +46,7 @@ def write_mesh(path, result, triangles):
                           np.clip(result["face_color"], 0, 255) / 255.0)
 
 
-def write_mat(path, photo, result):
+def write_mat(path, photo, result, model=None):
     """NAME.mat with the release's keys (docs/model.md#demo-files), and a fit's."""
     variables = {
         "cropped_img": photo.crop_rgb,
@@ -59,6 +61,7 @@ def write_mat(path, photo, result):
         # back to the photo (preprocess_img.map_to_original).
         "trans_params": np.asarray(photo.trans_params, np.float64)[None],
     }
+    variables.update(model or {})        # which network: "model", "model_kind"
     if "coeff_network" in result:
         variables["coeff_network"] = np.asarray(result["coeff_network"], np.float32)[None]
     for key, value in result.items():

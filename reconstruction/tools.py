@@ -26,12 +26,16 @@ class Tools:
       lm3d: [5, 3] the mean face's 5 points (`load_data.load_lm3d`).
       landmarks: a `landmarks.sources.PhotoLandmarks`.
       fitter: a `fitting.optimize.Fitter`, or None without a fit.
+      model: `networks.files.model_record` of the network, written into
+        every output file.
       triangles: [F, 3] 1-based int64 triangles of the front model (read
         on first use: a tool that writes no mesh never reads them).
     """
 
-    def __init__(self, reconstructor, front_model_path, lm3d, landmarks, fitter=None):
+    def __init__(self, reconstructor, front_model_path, lm3d, landmarks, fitter=None,
+                 model=None):
         self.reconstructor = reconstructor
+        self.model = model or {"model": "none", "model_kind": "none"}
         self.front_model_path = pathlib.Path(front_model_path)
         self.lm3d = lm3d
         self.landmarks = landmarks
@@ -55,7 +59,8 @@ def load_tools(bfm_dir, network, render=True, mesh=True, refine=0, id_net=None,
 
     Args:
       bfm_dir: the face model's folder.
-      network: the frozen R-Net's path, or None (the decoder alone).
+      network: the R-Net's file (a frozen graph, or the PyTorch release's
+        weights: `networks.files`), or None (the decoder alone).
       render: render the face over the crop (`recon_img`).
       mesh: return the mesh (the decoder's `face_shape`, colours).
       refine: Adam steps of a fit (0: no fit, no fitter).
@@ -80,13 +85,14 @@ def load_tools(bfm_dir, network, render=True, mesh=True, refine=0, id_net=None,
     import load_data
     from assets.catalog import FRONT_MODEL_NAME
     from landmarks import sources
+    from networks.files import load_network, model_record
     from networks.reconstructor import Reconstructor
 
     front_model_path = pathlib.Path(bfm_dir) / FRONT_MODEL_NAME
     load_data.transferBFM09(bfm_dir)  # Skipped when BFM_model_front.mat is up to date.
     lm3d = load_data.load_lm3d(bfm_dir)
     reconstructor = Reconstructor(
-        None if network is None else load_data.load_graph(network), front_model_path,
+        None if network is None else load_network(network), front_model_path,
         model_name=str(network), render=render, mesh=mesh, threads=threads)
     fitter = None
     if refine:
@@ -102,7 +108,7 @@ def load_tools(bfm_dir, network, render=True, mesh=True, refine=0, id_net=None,
         fitter = Fitter(Face3D(front_model_path), identity_net, temporal_weight=temporal_weight)
     landmarks = sources.build(five, ("dlib",) if need_68 or refine else (),
                               on_unavailable=on_no_predictor)
-    return Tools(reconstructor, front_model_path, lm3d, landmarks, fitter)
+    return Tools(reconstructor, front_model_path, lm3d, landmarks, fitter, model_record(network))
 
 
 def reconstruction_step(tools, refine=0, shared=(), progress=None):

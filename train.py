@@ -24,6 +24,8 @@ import sys
 from assets.catalog import BFM_DIR, LM68_PATH
 from cli.progress import log_line
 
+INIT_KINDS = ("none", "imagenet", "release", "pytorch")
+
 
 def parse_prepare(argv):
     parser = argparse.ArgumentParser(
@@ -63,7 +65,9 @@ def parse_train(argv):
                         help="face model folder (default: BFM/).")
     parser.add_argument("--init", nargs="+", default=["none"], metavar="KIND",
                         help="none (default); imagenet CKPT (slim's resnet_v1_50.ckpt); "
-                             "release PB (fine-tune the authors' FaceReconModel.pb).")
+                             "release PB (fine-tune the authors' FaceReconModel.pb); pytorch PTH "
+                             "(fine-tune the PyTorch release's epoch_20.pth: trains its "
+                             "torchvision ResNet-50).")
     parser.add_argument("--id-net", default=None,
                         help="frozen face-recognition graph for the identity loss (FaceNet "
                              "20170512-110547's .pb); without it that term is dropped.")
@@ -92,9 +96,9 @@ def parse_train(argv):
     if not args.data or not args.log_dir:
         parser.error("--data and --log-dir are required (or use prepare, export, --check)")
     kind = args.init[0]
-    if kind not in ("none", "imagenet", "release") or len(args.init) != (1 if kind == "none"
+    if kind not in INIT_KINDS or len(args.init) != (1 if kind == "none"
                                                                           else 2):
-        parser.error("--init takes: none | imagenet CKPT | release PB")
+        parser.error("--init takes: none | imagenet CKPT | release PB | pytorch PTH")
     for name in ("steps", "batch_size", "save_every", "summary_every", "image_every"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -108,7 +112,8 @@ def check(args):
     from cli import training_assets
 
     report = training_assets.report(args.bfm_dir, LM68_PATH, args.id_net,
-                                     args.init[1] if len(args.init) > 1 else None)
+                                     args.init[1] if len(args.init) > 1 else None,
+                                     args.init[0] if len(args.init) > 1 else "imagenet")
     print(report.text)
     return 0 if report.ok else 2
 

@@ -4,8 +4,8 @@ Needed: the face model (as for the demo). Optional: the release's
 68-landmark detector, which `prepare` prefers for photos without a
 NAME_lm68.txt (without it, dlib's 68-point predictor from the requirements
 gives their landmarks); a face-recognition network for the identity loss
-(the term is dropped without it) and slim's ImageNet ResNet-50 checkpoint for
-`--init imagenet`.
+(the term is dropped without it) and the file of `--init` (slim's ImageNet
+ResNet-50 checkpoint, a frozen R-Net, or the PyTorch release's weights).
 """
 import dataclasses
 import pathlib
@@ -15,9 +15,14 @@ from assets.catalog import (
     RESNET_PATH,
     SOURCE_ID_NET,
     SOURCE_LM68,
+    SOURCE_NETWORK,
+    SOURCE_PYTORCH_MODEL,
     SOURCE_RESNET,
     display_path,
 )
+
+INIT_SOURCES = {"imagenet": SOURCE_RESNET, "release": SOURCE_NETWORK,
+                "pytorch": SOURCE_PYTORCH_MODEL}
 
 
 @dataclasses.dataclass
@@ -27,7 +32,7 @@ class TrainingAssetReport:
     text: str
 
 
-def report(bfm_dir, lm68_path, id_net=None, init_path=None):
+def report(bfm_dir, lm68_path, id_net=None, init_path=None, init_kind="imagenet"):
     """Checks the training assets.
 
     Args:
@@ -36,6 +41,7 @@ def report(bfm_dir, lm68_path, id_net=None, init_path=None):
       id_net: the identity network given with --id-net, or None (the default
         place is reported).
       init_path: the file given with --init, or None.
+      init_kind: --init's kind ("imagenet", "release", "pytorch").
 
     Returns:
       A `TrainingAssetReport`.
@@ -56,7 +62,8 @@ def report(bfm_dir, lm68_path, id_net=None, init_path=None):
             (lm68_path, "optional: prepare's landmarks for photos without NAME_lm68.txt, "
                         "else dlib's predictor", SOURCE_LM68),
             (id_net or FACENET_PATH, "optional: the identity loss (--id-net)", SOURCE_ID_NET),
-            (init_path or RESNET_PATH, "optional: --init imagenet", SOURCE_RESNET)):
+            (init_path or RESNET_PATH, f"optional: --init {init_kind}",
+             INIT_SOURCES.get(init_kind, SOURCE_RESNET))):
         path = pathlib.Path(path)
         present = path.exists() or pathlib.Path(str(path) + ".index").exists()
         where = "" if present else f"; get it from: {source}"

@@ -6,6 +6,7 @@ the seed and the step (`training.data.TrainingSet`), so a resumed run takes
 the same batches a run without interruption would have taken.
 """
 import dataclasses
+import json
 import pathlib
 import time
 
@@ -23,7 +24,9 @@ class TrainConfig:
       data: prepared folders.
       log_dir: where checkpoints and TensorBoard logs go.
       bfm_dir: the face model's folder.
-      init: ("none",), ("imagenet", CKPT) or ("release", PB).
+      init: ("none",), ("imagenet", CKPT), ("release", PB) or ("pytorch", PTH):
+        the last trains the PyTorch release's torchvision ResNet-50
+        (`training.torchvision_rnet`), the others slim's (`training.rnet`).
       id_net: the identity network's frozen graph, or None (no identity term).
       steps: the last step (200k as the release).
       batch_size: photos per step (16).
@@ -57,6 +60,35 @@ class TrainingError(RuntimeError):
     """A run that cannot start or go on; the message is one line."""
 
 
+SLIM, TORCHVISION = "slim", "torchvision"      # the two R-Net layouts a run can train
+LAYOUT_FILE = "network.json"
+
+
+def run_layout(log_dir):
+    """The layout a run trains ("slim" or "torchvision"), from its folder; None for a new run.
+
+    A run's folder says which network its checkpoints hold, so that
+    `--resume` and `export` build that one (runs from before the file was
+    written trained slim's).
+    """
+    path = pathlib.Path(log_dir) / LAYOUT_FILE
+    if not path.is_file():
+        return SLIM if (pathlib.Path(log_dir) / "checkpoints").is_dir() else None
+    layout = json.loads(path.read_text()).get("layout")
+    if layout not in (SLIM, TORCHVISION):
+        raise TrainingError(f"{path}: names an unknown network layout {layout!r}")
+    return layout
+
+
+def build_network(layout):
+    """A fresh R-Net of the layout: slim's (`training.rnet`) or torchvision's."""
+    if layout == TORCHVISION:
+        from training.torchvision_rnet import build_torchvision_rnet
+        return build_torchvision_rnet()
+    from training import rnet
+    return rnet.build_rnet()
+
+
 def build(config, log=print):
     """Builds the R-Net, decoder, identity network, optimizer and checkpoint.
 
@@ -75,7 +107,10 @@ def build(config, log=print):
     bfm_dir = pathlib.Path(config.bfm_dir)
     load_data.transferBFM09(bfm_dir)
     face = Face3D(bfm_dir / load_data.FRONT_MODEL_NAME)
-    rnet = rnet_module.build_rnet()
+    log_dir = pathlib.Path(config.log_dir)
+    layout = run_layout(log_dir) if config.resume else None
+    layout = layout or (TORCHVISION if config.init[0] == "pytorch" else SLIM)
+    rnet = build_network(layout)
     rnet_module.set_bn_decay(rnet, config.bn_decay)
     identity_net = None
     if config.id_net:
@@ -106,8 +141,15 @@ def build(config, log=print):
                 rnet_module.load_imagenet_checkpoint(rnet, config.init[1])
             elif kind == "release":
                 rnet_module.load_release_graph(rnet, config.init[1])
+            elif kind == "pytorch":
+                from training.torchvision_rnet import load_pytorch_weights
+
+                load_pytorch_weights(rnet, config.init[1])
         except ValueError as error:   # Not the release's architecture: the file is wrong.
             raise AssetError(str(error)) from None
+        from fileio.result_files import write_atomically
+
+        write_atomically(log_dir / LAYOUT_FILE, json.dumps({"layout": layout}).encode())
     parts = {"rnet": rnet, "model": model, "optimizer": optimizer, "step": step,
              "checkpoint": checkpoint}
     return parts, manager
@@ -227,13 +269,14 @@ def export(log_dir, output, log=print):
     """
     from training import rnet as rnet_module
 
-    rnet = rnet_module.build_rnet()
+    layout = run_layout(log_dir) or SLIM
+    rnet = build_network(layout)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(rnet=rnet, step=step)
     latest = tf.train.latest_checkpoint(str(pathlib.Path(log_dir) / "checkpoints"))
     if latest is None:
         raise TrainingError(f"{log_dir}: no checkpoint to export (train first)")
     checkpoint.restore(latest).expect_partial()
-    rnet_module.export_frozen_graph(rnet, output)
+    rnet_module.export_frozen_graph(rnet, output, slim_names=layout == SLIM)
     log(f"Exported step {int(step.numpy())} of {log_dir} to {output}.")
     return output

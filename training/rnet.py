@@ -303,7 +303,7 @@ def _add_node(graph_def, op, name, inputs=(), **types):
     return node
 
 
-def export_frozen_graph(model, path):
+def export_frozen_graph(model, path, slim_names=True):
     """Writes the model as a frozen inference graph, like the release's FaceReconModel.pb.
 
     The graph has one Placeholder `input_imgs` (float32 [None,224,224,3], BGR
@@ -314,8 +314,12 @@ def export_frozen_graph(model, path):
     the file back. `demo.py --model path` runs it unchanged.
 
     Args:
-      model: a model built by `build_rnet`.
+      model: a model built by `build_rnet`, or (with `slim_names` False) any
+        R-Net of the same input and output (`training.torchvision_rnet`).
       path: the .pb file to write (atomically).
+      slim_names: name the weights' constants by slim's variables (False:
+        the frozen constants keep their own names, and `load_release_graph`
+        cannot read the file back).
 
     Returns:
       `path`.
@@ -340,6 +344,10 @@ def export_frozen_graph(model, path):
     frozen = convert_variables_to_constants_v2(concrete)
     graph_def = frozen.graph.as_graph_def()
     nodes = {node.name: node for node in graph_def.node}
+    if not slim_names:
+        if OUTPUT_NAME in nodes:
+            raise RuntimeError(f"frozen graph already has a node named {OUTPUT_NAME}")
+        return _finish_export(graph_def, frozen, path)
     slim_names = slim_variable_names(model)
     wanted = [slim.name for slim in slim_names.values()] + [OUTPUT_NAME]
     clashes = [name for name in wanted if name in nodes]
@@ -365,6 +373,11 @@ def export_frozen_graph(model, path):
         _add_node(graph_def, "Reshape", f"{name}/dense_kernel", [name, shape_node.name],
                   T=tf.float32, Tshape=tf.int32)
     _rename_inputs(graph_def, renames)
+    return _finish_export(graph_def, frozen, path)
+
+
+def _finish_export(graph_def, frozen, path):
+    """Adds the `coeff` output, checks the one `input_imgs` placeholder, writes the file."""
     output = frozen.outputs[0].name.split(":")[0]
     _add_node(graph_def, "Identity", OUTPUT_NAME, [output], T=tf.float32)
 

@@ -118,8 +118,11 @@ def test_aflw_with_a_network_end_to_end(tmp_path, converted_bfm):
                               "--bfm-dir", converted_bfm, "--align", align, "--output", output,
                               cwd=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
-        summary = json.loads((output / "aflw2000.json").read_text())["summary"]
+        document = json.loads((output / "aflw2000.json").read_text())
+        summary = document["summary"]
         assert summary["images"] == 2 and np.isfinite(summary["overall"])
+        assert (document["settings"]["model"], document["settings"]["model_kind"]) == \
+            ("tiny.pb", "tensorflow")
         assert len(list((output / "predictions" / "aflw2000").glob("*_lm68.txt"))) == 2
     rerun = run_evaluate("aflw2000", "--data", tmp_path / "data", "--model", model,
                          "--bfm-dir", converted_bfm, "--output", tmp_path / "out_mtcnn",

@@ -51,15 +51,21 @@ class PredictorUnavailable(AssetError):
 def model_path():
     """The path of `shape_predictor_68_face_landmarks.dat` in face-recognition-models.
 
+    The package is found without being imported: its `__init__` imports
+    setuptools' `pkg_resources`, which setuptools 81 removed (and which
+    earlier versions warn about on stderr); the file lies in its `models/`.
+
     Raises:
       PredictorUnavailable: the package is not installed or lacks the file.
     """
-    try:
-        import face_recognition_models
-    except ImportError:
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
         raise PredictorUnavailable("dlib's 68-point shape predictor is not installed "
-                                   f"({INSTALL_HINT})") from None
-    path = pathlib.Path(face_recognition_models.pose_predictor_model_location())
+                                   f"({INSTALL_HINT})")
+    folder = pathlib.Path(next(iter(spec.submodule_search_locations)))
+    path = folder / "models" / "shape_predictor_68_face_landmarks.dat"
     if not path.is_file():
         raise PredictorUnavailable(f"{path}: missing from face-recognition-models "
                                    f"(reinstall: {INSTALL_HINT})")

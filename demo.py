@@ -34,7 +34,17 @@ from cli.progress import fit_progress, log_line, photo_progress
 from cli.startup import ready_to_start
 from fileio.images import find_images, unique_names
 from landmarks.sources import FIVE_SOURCES
-from photos.inputs import OUTPUT_KINDS, find_sets, output_paths, parse_outputs, set_path
+from photos.inputs import (
+    DEFAULT_OUTPUTS,
+    find_sets,
+    output_paths,
+    parse_outputs,
+    set_path,
+    set_uv_paths,
+)
+from texture.atlas import DEFAULT_SIZE as DEFAULT_UV_SIZE
+from texture.atlas import SIZES as UV_SIZES
+from texture.atlas import uv_problem
 
 DEFAULT_REFINE_STEPS = 100
 
@@ -78,10 +88,16 @@ def parse_args(argv=None):
                         help="with --refine: a frozen face-recognition graph (FaceNet "
                              "20170512-110547's .pb) for the release's identity loss term; "
                              "without it that term is left out.")
-    parser.add_argument("--outputs", default=",".join(OUTPUT_KINDS),
+    parser.add_argument("--outputs", default=",".join(DEFAULT_OUTPUTS),
                         help="which files to write, a comma-separated subset of mat (NAME.mat), "
-                             "obj (NAME_mesh.obj), lm5 (NAME_lm5.txt), vis (NAME_vis.png); "
-                             "default all four. Without mat and vis nothing is rendered.")
+                             "obj (NAME_mesh.obj), lm5 (NAME_lm5.txt), vis (NAME_vis.png), uv "
+                             "(the UV texture NAME_uv.png with its mask, the albedo "
+                             "NAME_albedo_uv.png, the textured mesh NAME_uv.obj and .mtl; with "
+                             "--identity set also one texture per set); default the first four. "
+                             "Without mat, vis and uv nothing is rendered.")
+    parser.add_argument("--uv-size", type=int, default=None, metavar="S",
+                        help=f"with --outputs ...,uv: the textures' side in texels (default "
+                             f"{DEFAULT_UV_SIZE}, {UV_SIZES[0]} to {UV_SIZES[1]}).")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo photos whose outputs already exist (default: skip them).")
     parser.add_argument("--check", action="store_true",
@@ -102,6 +118,11 @@ def parse_args(argv=None):
         args.outputs = parse_outputs(args.outputs)
     except ValueError as error:
         parser.error(str(error))
+    if args.uv_size is not None and "uv" not in args.outputs:
+        parser.error("--uv-size sets the size of the uv outputs: add uv to --outputs")
+    if args.uv_size is not None and not UV_SIZES[0] <= args.uv_size <= UV_SIZES[1]:
+        parser.error(f"--uv-size must be between {UV_SIZES[0]} and {UV_SIZES[1]} texels")
+    args.uv_size = args.uv_size or DEFAULT_UV_SIZE
     return args
 
 
@@ -130,7 +151,8 @@ def plan_photos(args, input_dir, output_dir):
                    for path, first in clashes]
         done = [p for p in chosen
                 if all(o.exists() for o in output_paths(folder, p.stem, args.outputs))]
-        if set_name is not None and set_path(output_dir, set_name).exists() \
+        if set_name is not None and all(p.exists() for p in _set_files(output_dir, set_name,
+                                                                       args.outputs)) \
                 and len(done) == len(chosen) and not args.overwrite:
             skipped += len(chosen)
             continue
@@ -142,6 +164,12 @@ def plan_photos(args, input_dir, output_dir):
     return jobs, failed, skipped, None
 
 
+def _set_files(output_dir, set_name, outputs):
+    """An image set's own files: SET_set.mat, and with "uv" its texture's."""
+    return [set_path(output_dir, set_name)] + (
+        set_uv_paths(output_dir, set_name) if "uv" in outputs else [])
+
+
 def _set_file_clash(groups, output_dir, outputs):
     """One line when a set's file would be another output (a photo a_set.jpg beside set a)."""
     taken = {}
@@ -150,10 +178,10 @@ def _set_file_clash(groups, output_dir, outputs):
             for output in output_paths(folder, path.stem, outputs):
                 taken[output] = path
     for set_name, _, _ in groups[1:]:
-        target = set_path(output_dir, set_name)
-        if target in taken:
-            return (f"{target}: the file of image set {set_name} is also the output of "
-                    f"{taken[target]}; rename one of them")
+        for target in _set_files(output_dir, set_name, outputs):
+            if target in taken:
+                return (f"{target}: the file of image set {set_name} is also the output of "
+                        f"{taken[target]}; rename one of them")
     return None
 
 
@@ -165,6 +193,9 @@ def main(argv=None):
         return 0 if report.ok else 2
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
     if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.network, "reconstructed"):
+        return 2
+    uv_refused = "uv" in args.outputs and _refuse_uv(args, uv_problem(args.bfm_dir))
+    if not args.outputs:
         return 2
     jobs, failed, skipped, problem = plan_photos(args, input_dir, output_dir)
     if problem:
@@ -187,12 +218,17 @@ def main(argv=None):
             tools = load_tools(
                 args.bfm_dir, args.network, render="mat" in args.outputs or "vis" in args.outputs,
                 mesh="mat" in args.outputs or "obj" in args.outputs, refine=args.refine,
-                id_net=args.id_net, five=args.landmarks,
+                id_net=args.id_net, five=args.landmarks, texture="uv" in args.outputs,
                 on_no_predictor=lambda error: log_line(
                     f"{error}; photos without NAME_lm68.txt are fitted on their 5 points"))
         except (AssetError, ValueError) as error:
             print(f"{error}", file=sys.stderr)
             return 2
+        if "uv" in args.outputs:
+            try:
+                _ = tools.atlas.uv    # read now: a problem is one line before any photo
+            except AssetError as error:     # a UV file that does not fit the front model
+                uv_refused = _refuse_uv(args, str(error))
         try:
             for set_name, photos, folder in jobs:
                 ok, bad = run_job(args, tools, set_name, photos, folder, output_dir)
@@ -202,7 +238,16 @@ def main(argv=None):
             tools.close()
     print(f"{len(done)} done, {skipped} skipped, {len(failed)} failed "
           f"(skipped: outputs already complete; results in {output_dir})")
-    return 1 if failed else 0
+    return 1 if failed or uv_refused else 0
+
+
+def _refuse_uv(args, problem):
+    """Drops the uv outputs, with one line, when there is a problem; True when dropped."""
+    if problem is None:
+        return False
+    print(f"{problem}; the uv outputs are not written", file=sys.stderr)
+    args.outputs = tuple(kind for kind in args.outputs if kind != "uv")
+    return True
 
 
 def run_job(args, tools, set_name, photos, folder, output_dir):
@@ -211,7 +256,8 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     Returns:
       (done, failed) as `reconstruction.pipeline.run_folder`.
     """
-    from photos.outputs import write_outputs, write_set
+    from facemodel.coefficients import mean_identity
+    from photos.outputs import TextureWriter, write_outputs, write_set
     from preparation.photo import prepare_photo
     from reconstruction.pipeline import run_folder
     from reconstruction.tools import reconstruction_step
@@ -219,11 +265,14 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     folder.mkdir(parents=True, exist_ok=True)
     is_set = set_name is not None
     refine = args.refine > 0
+    uv = "uv" in args.outputs
     align = functools.partial(prepare_photo, landmarks=tools.landmarks, lm3d=tools.lm3d,
-                              targets=refine)
+                              targets=refine, keep_photo=uv)
     triangles = tools.triangles if "obj" in args.outputs else None
+    textures = TextureWriter(tools.atlas, args.uv_size, tools.front_model, merge=is_set) \
+        if uv else None
     write = functools.partial(write_outputs, output_dir=folder, triangles=triangles,
-                              outputs=args.outputs, model=tools.model)
+                              outputs=args.outputs, model=tools.model, textures=textures)
     reconstruct = reconstruction_step(tools, args.refine,
                                       shared=("identity", "albedo") if is_set else (),
                                       progress=fit_progress(args.refine))
@@ -244,8 +293,12 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     finally:
         close()
     if is_set and collected:
-        write_set(set_path(output_dir, set_name), [coeff for _, coeff in collected],
-                  [name for name, _ in collected], refine)
+        coeffs = [coeff for _, coeff in collected]
+        if uv:
+            textures.write_set(set_uv_paths(output_dir, set_name), mean_identity(coeffs)[0])
+        # Written last: its presence (with the photos') marks the set as done.
+        write_set(set_path(output_dir, set_name), coeffs, [name for name, _ in collected],
+                  refine)
     return done, failed
 
 

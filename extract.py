@@ -2,6 +2,7 @@
 
     python extract.py --input videos/ --output coeffs/
     python extract.py --input videos/ --output coeffs/ --smooth 5 --identity video --preview
+    python extract.py --input videos/ --output coeffs/ --uv       # + each video's UV texture
     python extract.py --input videos/ --output coeffs/ --engine ray --address auto
     python extract.py --input videos/ --output coeffs/ --shard 3/16      # a Slurm array task
 
@@ -15,7 +16,8 @@ from frame to frame) -> their 5 points -> aligned crop -> R-Net -> landmarks.
 A finished video is never redone; a killed job resumes where it stopped.
 
 Exit status: 0 when every video was processed (or already was), 1 when some
-video failed or broke off (its frames before the damage are written), 2
+video failed or broke off (its frames before the damage are written) or the
+--uv texture could not be made (BFM_UV.mat missing or broken), 2
 when assets are missing or the command line is wrong.
 """
 import argparse
@@ -27,6 +29,9 @@ from assets.catalog import BFM_DIR, MODEL_PATH
 from cli.progress import Bar, log_line
 from extraction import inputs
 from extraction.extractor import ExtractOptions
+from texture.atlas import DEFAULT_SIZE as DEFAULT_UV_SIZE
+from texture.atlas import SIZES as UV_SIZES
+from texture.atlas import uv_problem
 
 
 def parse_args(argv=None):
@@ -67,6 +72,13 @@ def parse_args(argv=None):
     parser.add_argument("--preview", action="store_true",
                         help="also write NAME_preview.mp4: the crop, the render over it and "
                              "the landmarks, side by side.")
+    parser.add_argument("--uv", action="store_true",
+                        help="also write each video's UV texture, merged over its frames: "
+                             "NAME_uv.png with NAME_uv_mask.png, and the textured mesh of its "
+                             "identity NAME_uv.obj with NAME_uv.mtl (needs BFM/BFM_UV.mat).")
+    parser.add_argument("--uv-size", type=int, default=None, metavar="S",
+                        help=f"with --uv, the texture's side in texels (default "
+                             f"{DEFAULT_UV_SIZE}, {UV_SIZES[0]} to {UV_SIZES[1]}).")
     parser.add_argument("--format", choices=inputs.OUTPUT_FORMATS, default="mat",
                         help="output file format (default: mat).")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
@@ -92,6 +104,11 @@ def parse_args(argv=None):
         parser.error("--smooth must be 0 or more")
     if args.refine < 0:
         parser.error("--refine must be 0 or more")
+    if args.uv_size is not None and not args.uv:
+        parser.error("--uv-size sets the size of the --uv texture: add --uv")
+    if args.uv_size is not None and not UV_SIZES[0] <= args.uv_size <= UV_SIZES[1]:
+        parser.error(f"--uv-size must be between {UV_SIZES[0]} and {UV_SIZES[1]} texels")
+    args.uv_size = (args.uv_size or DEFAULT_UV_SIZE) if args.uv else 0
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
     if args.shard is not None:
@@ -120,8 +137,8 @@ def plan(args, log):
                       "; skipped")
             failed.append((relative, reason))
             log(reason)
-        elif not args.overwrite and inputs.output_path(args.output, relative,
-                                                       args.format).exists():
+        elif not args.overwrite and inputs.is_done(args.output, relative, args.format,
+                                                   bool(args.uv_size)):
             skipped += 1
         else:
             todo.append(relative)
@@ -135,6 +152,10 @@ def main(argv=None):
     input_dir, output_dir = pathlib.Path(args.input), pathlib.Path(args.output)
     if not ready_to_start(input_dir, output_dir, args.bfm_dir, args.model, "extracted"):
         return 2
+    uv_refused = False
+    if args.uv_size and (problem := uv_problem(args.bfm_dir)):
+        print(f"{problem}; the uv outputs are not written", file=sys.stderr)
+        args.uv_size, uv_refused = 0, True
     output_dir.mkdir(parents=True, exist_ok=True)
 
     log = log_line
@@ -144,7 +165,7 @@ def main(argv=None):
         model_path=str(args.model), batch_size=args.batch_size, landmarks=args.landmarks,
         redetect_every=args.redetect_every, smooth=args.smooth, identity=args.identity,
         every=args.every, preview=args.preview, output_format=args.format,
-        overwrite=args.overwrite, refine=args.refine)
+        overwrite=args.overwrite, refine=args.refine, uv=args.uv_size)
     done, frames, detector_calls, damaged = 0, 0, 0, 0
     start = time.perf_counter()
     if todo:
@@ -200,7 +221,7 @@ def main(argv=None):
         if damaged else ""
     print(f"{done} done{broke}, {skipped} skipped, {len(failed)} failed; {frames} frames"
           f"{rate}{calls} (skipped: output already complete; results in {output_dir})")
-    return 1 if failed or damaged else 0
+    return 1 if failed or damaged or uv_refused else 0
 
 
 def _run(args, todo, options, on_frames, on_refined):

@@ -31,6 +31,7 @@ FRONT_IDX_NAME = "BFM_front_idx.mat"
 INFO_NAME = "facemodel_info.mat"
 LM3D_NAME = "similarity_Lm3D_all.mat"
 SELECT_ID_NAME = "select_vertex_id.mat"
+UV_NAME = "BFM_UV.mat"
 
 # Raw BFM09 positions are micrometres; the front model works in decimetres.
 MICROMETRES_PER_DECIMETRE = 1e5
@@ -48,6 +49,11 @@ SOURCE_NETWORK = ("the FaceReconModel.pb link in the README of "
                   "https://github.com/microsoft/Deep3DFaceReconstruction (put it in network/)")
 SOURCE_FRONT_MODEL = ("load_data.transferBFM09(), which builds it from 01_MorphableModel.mat, "
                       "Exp_Pca.bin and the index files")
+
+# The UV coordinates of every BFM09 vertex (Apache-2.0), shipped in BFM/ for the UV textures.
+SOURCE_UV = ("this repository, which ships it in BFM/ (Apache-2.0, BFM/LICENSE-BFM_UV.txt): "
+             "restore it with `git checkout -- BFM/`, or take util/BFM_UV.mat of "
+             "https://github.com/anilbas/3DMMasSTN")
 
 # The training assets, all optional (`python train.py --check`).
 LM68_PATH = REPO_ROOT / "network" / "landmark68_detector.pb"

@@ -4,6 +4,7 @@ Each script still inserts the repository into `sys.path` itself (it must,
 before it can import this).
 """
 import pathlib
+import shutil
 
 from assets import catalog
 
@@ -13,6 +14,30 @@ DEFAULT_ASSETS = pathlib.Path.home() / ".cache" / "deep3dface-bench"
 SHARED_IMAGES = catalog.REPO_ROOT.parent / "shared" / "data" / "images"
 # The release's public index files, shipped in the repository.
 INDEX_DIR = catalog.BFM_DIR
+
+
+def smooth_bfm(log=print):
+    """The full-size synthetic face model with smooth components, written once.
+
+    The release's front mesh (its index files) with bases that vary smoothly
+    over the face, as a real morphable model's do
+    (`tests.synthetic_assets.write_bfm09(bases="smooth")`), converted, with
+    the UV layout the repository ships: DEFAULT_ASSETS/BFM-smooth.
+
+    Returns:
+      The folder.
+    """
+    bfm_dir = DEFAULT_ASSETS / "BFM-smooth"
+    if not (bfm_dir / catalog.FRONT_MODEL_NAME).exists():
+        import load_data
+        from tests.synthetic_assets import write_bfm09
+
+        log(f"writing a full-size synthetic face model into {bfm_dir} (once)")
+        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR, bases="smooth")
+        load_data.transferBFM09(bfm_dir)
+    if not (bfm_dir / catalog.UV_NAME).exists():
+        shutil.copyfile(INDEX_DIR / catalog.UV_NAME, bfm_dir / catalog.UV_NAME)
+    return bfm_dir
 
 
 def high_water_mb(pid):

@@ -65,8 +65,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from bench.common import DEFAULT_ASSETS as BENCH_ASSETS  # noqa: E402
-from bench.common import INDEX_DIR, high_water_mb  # noqa: E402
+from bench.common import high_water_mb, smooth_bfm  # noqa: E402
 
 POOL = 16
 TARGET_COVERAGE = 0.45
@@ -117,13 +116,8 @@ def bfm_scene(seed=0, log=print):
     import load_data
     from face_decoder import Face3D
     from facemodel.coefficients import BLOCKS, LENGTH, SIZES
-    from tests.synthetic_assets import write_bfm09
 
-    bfm_dir = BENCH_ASSETS / "BFM-smooth"
-    if not (bfm_dir / load_data.FRONT_MODEL_NAME).exists():
-        log(f"writing a full-size synthetic face model into {bfm_dir} (once)")
-        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR, bases="smooth")
-        load_data.transferBFM09(bfm_dir)
+    bfm_dir = smooth_bfm(log)
     face = Face3D(bfm_dir / load_data.FRONT_MODEL_NAME)
     rng = np.random.default_rng(seed)
     coeff = np.zeros((POOL, LENGTH), np.float32)

@@ -19,6 +19,7 @@ from load_data import (
     read_std_exp,
 )
 from networks.files import load_network, model_kind
+from texture.atlas import load_uv
 
 # SHA-256 of the public index files as the release ships them; the copies this
 # repository ships in BFM/ (MIT, BFM/LICENSE-index-files.txt) are byte-identical.
@@ -32,6 +33,8 @@ KNOWN_SHA256 = {
     catalog.SELECT_ID_NAME: "6877a7d634330f25bf1e81bc062b6507ee53ea183838e471fa21b613048fa36b",
     catalog.LM3D_NAME: "53b83ce6e35c50ddc3e97603650cef4970320c157e75c241c844f29c1dcba65a",
     catalog.STD_EXP_NAME: "4abc20f1cad2471272637d366b511f1a44c2befeeb1353b7fff392ef72ed1203",
+    # The UV layout this repository ships (BFM/NOTICE-BFM_UV.txt says whence).
+    catalog.UV_NAME: "4abc09a37a989494b2d768fa88d1023230c13a9c2bdb892af7d23947f4328fdc",
 }
 
 
@@ -200,7 +203,8 @@ def check_assets(bfm_dir=catalog.BFM_DIR, model_path=catalog.MODEL_PATH):
     is reported on the conversion inputs. With the index files this repository
     ships in BFM/, a fresh checkout's problems are exactly the three licensed
     files a user brings: 01_MorphableModel.mat, Exp_Pca.bin and the network.
-    select_vertex_id.mat is optional (the pipeline does not use it).
+    select_vertex_id.mat and BFM_UV.mat are optional: only the uv outputs
+    (UV texture maps) need them.
 
     Args:
       bfm_dir: the BFM folder.
@@ -333,5 +337,13 @@ def check_assets(bfm_dir=catalog.BFM_DIR, model_path=catalog.MODEL_PATH):
     entries.append(AssetEntry(catalog.SELECT_ID_NAME, select_path, "optional", present, ok,
                               problem if present else None, size, catalog.SOURCE_INDEX,
                               hash_state(select_path, catalog.SELECT_ID_NAME),
-                              None if present else "not used by the pipeline"))
+                              None if present else "needed by the uv outputs only"))
+
+    uv_path = bfm_dir / catalog.UV_NAME
+    present, ok, problem, size = _probe(uv_path, lambda: load_uv(bfm_dir))
+    entries.append(AssetEntry(catalog.UV_NAME, uv_path, "optional", present, ok,
+                              problem if present else None, size, catalog.SOURCE_UV,
+                              hash_state(uv_path, catalog.UV_NAME),
+                              "the UV layout of the uv outputs" if ok
+                              else None if present else "needed by the uv outputs only"))
     return AssetReport(entries, needs_conversion)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from extraction import outputs, postprocess
-from extraction.inputs import output_path, preview_path
+from extraction.inputs import is_done, output_path, preview_path, texture_paths
 from extraction.video import reconstruct_video
 from fileio.errors import InputError
 from fileio.video import is_video
@@ -45,6 +45,7 @@ class ExtractOptions:
       threads: CPU threads for the network (None: all cores).
       refine: Adam steps of the fit after the network (`fitting.video_fit`;
         0: no fit).
+      uv: the side of the video's UV texture, texels (0: none; `--uv`).
     """
     input_root: str
     output_root: str
@@ -61,6 +62,7 @@ class ExtractOptions:
     overwrite: bool = False
     threads: object = None
     refine: int = 0
+    uv: int = 0
 
     def record(self, **per_video):
         """The options that shape the numbers, as written into each output file.
@@ -72,7 +74,7 @@ class ExtractOptions:
         return {**model_record(self.model_path), "batch_size": self.batch_size,
                 "landmarks": self.landmarks, "redetect_every": self.redetect_every,
                 "smooth": self.smooth, "identity": self.identity, "every": self.every,
-                "refine": self.refine, **per_video}
+                "refine": self.refine, "uv": self.uv, **per_video}
 
 
 class Extractor:
@@ -94,7 +96,7 @@ class Extractor:
         self.tools = load_tools(options.bfm_dir, options.model_path, render=options.preview,
                                 mesh=options.preview, refine=options.refine,
                                 temporal_weight=TEMPORAL_WEIGHT, threads=options.threads,
-                                five="detect", need_68=True)
+                                five="detect", need_68=True, texture=bool(options.uv))
         self.lm3d = self.tools.lm3d
         self.reconstructor = self.tools.reconstructor
         self.detector = self.tools.landmarks.detector
@@ -125,7 +127,8 @@ class Extractor:
         row = {"path": relative, "status": "done", "message": "", "frames": 0,
                "valid_frames": 0, "detector_calls": 0, "seconds": 0.0, "network_seconds": 0.0}
         target = output_path(options.output_root, relative, options.output_format)
-        if target.exists() and not options.overwrite:
+        if is_done(options.output_root, relative, options.output_format, bool(options.uv)) \
+                and not options.overwrite:
             row["status"] = "skipped"
             return row
         start = time.perf_counter()
@@ -133,16 +136,22 @@ class Extractor:
         preview = None
         try:
             detect, from_file = self._detector_for(source)
-            on_batch = None
+            watchers = []
             if options.preview:
                 preview = _Preview(preview_path(options.output_root, relative))
-                on_batch = preview.add
+                watchers.append(preview.add)
+            texture = None
+            if options.uv:
+                texture = _Texture(texture_paths(options.output_root, relative),
+                                   self.tools.atlas, options.uv)
+                watchers.append(texture.add)
             results = reconstruct_video(
                 source, self.reconstructor, self.lm3d, detect, self.predictor.from_points,
                 batch_size=options.batch_size, every=options.every,
                 always_detect=from_file or options.landmarks == "detect",
                 redetect_every=options.redetect_every, on_frames=on_frames,
-                on_batch=on_batch)
+                on_batch=(lambda *batch: [watch(*batch) for watch in watchers])
+                if watchers else None, keep_frames=texture is not None)
             extra = {}
             coeff = results.coeff
             if self.fitter is not None:
@@ -171,6 +180,9 @@ class Extractor:
             if preview is not None:
                 preview.finish()
                 preview = None
+            if texture is not None:
+                texture.finish(postprocess.video_identity(coeff, results.valid)[0],
+                               self.tools.front_model)
             outputs.write_result(target, arrays, options.output_format)
         except InputError as error:
             row.update(status="failed", message=str(error))
@@ -240,3 +252,39 @@ class _Preview:
     def discard(self):
         if self.writer is not None:
             self.writer.close(keep=False)
+
+
+class _Texture:
+    """A video's UV texture, merged over its frames as they come (no frame is kept).
+
+    Each frame's colours and weights (`texture.bake.bake_photo`, sampled in
+    the frame itself) are added to one `TextureSum`; `finish` writes the
+    texture, its mask and the textured mesh of the video's identity with a
+    neutral expression.
+    """
+
+    def __init__(self, paths, atlas, size):
+        from texture.bake import TextureSum
+
+        self.paths = paths
+        self.atlas = atlas
+        self.texel_map = atlas.texel_map(size)
+        self.total = TextureSum(self.texel_map)
+
+    def add(self, alignments, results, fps):
+        from texture.bake import bake_photo
+
+        for i, aligned in enumerate(alignments):
+            self.total.add(*bake_photo(
+                self.texel_map, aligned.frame, aligned.trans_params, results["face_shape"][i],
+                results["face_norm"][i], results["depth"][i], results["face_color"][i]))
+
+    def finish(self, id_coeff, front_model):
+        from texture.files import neutral_shape, write_texture, write_textured_mesh
+
+        texture_path, mask_path, material_path, mesh_path = self.paths
+        texture_path.parent.mkdir(parents=True, exist_ok=True)
+        write_texture(texture_path, mask_path, self.total)
+        write_textured_mesh(material_path, mesh_path, texture_path.name,
+                            neutral_shape(front_model, id_coeff), self.atlas.uv,
+                            np.asarray(front_model["tri"], np.int64))

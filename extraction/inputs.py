@@ -52,6 +52,22 @@ def output_path(output_root, relative, output_format="mat"):
         "." + output_format)
 
 
+def texture_paths(output_root, relative):
+    """The texture files of input `relative` (extract.py --uv): NAME_uv.png,
+    NAME_uv_mask.png, NAME_uv.mtl and NAME_uv.obj."""
+    relative = pathlib.PurePosixPath(relative)
+    folder = pathlib.Path(output_root) / relative.parent
+    return [folder / f"{relative.stem}{suffix}"
+            for suffix in ("_uv.png", "_uv_mask.png", "_uv.mtl", "_uv.obj")]
+
+
+def is_done(output_root, relative, output_format="mat", uv=False):
+    """Whether input `relative`'s outputs are complete: its result file, and with
+    `uv` its textured mesh (written before the result file)."""
+    return output_path(output_root, relative, output_format).exists() and (
+        not uv or texture_paths(output_root, relative)[-1].exists())
+
+
 def preview_path(output_root, relative):
     """Where the preview video of input `relative` goes (NAME_preview.mp4)."""
     relative = pathlib.PurePosixPath(relative)

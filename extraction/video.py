@@ -62,7 +62,7 @@ class FrameResults:
     seconds: dict
 
 
-def aligned_batches(reader, tracker, lm3d, batch_size, pool):
+def aligned_batches(reader, tracker, lm3d, batch_size, pool, keep_frames=False):
     """Decodes, tracks and crops a video's frames, `batch_size` at a time.
 
     Args:
@@ -71,6 +71,8 @@ def aligned_batches(reader, tracker, lm3d, batch_size, pool):
       lm3d: [5,3] standard landmarks of the mean face.
       batch_size: frames per batch.
       pool: a `concurrent.futures.Executor` for the crops.
+      keep_frames: each `Alignment` keeps its frame (a batch's frames are
+        held until the batch is done).
 
     Yields:
       Lists of (frame_index, time, `FacePoints` or None, `Alignment` or
@@ -81,7 +83,7 @@ def aligned_batches(reader, tracker, lm3d, batch_size, pool):
         aligned = None
         if points is not None:
             try:
-                aligned = Alignment(frame, points.lm5, lm3d)
+                aligned = Alignment(frame, points.lm5, lm3d, keep_frame=keep_frames)
             except ValueError:        # Degenerate points: no face on this frame.
                 points = None
         return index, seconds, points, aligned
@@ -98,7 +100,7 @@ def aligned_batches(reader, tracker, lm3d, batch_size, pool):
 
 def reconstruct_video(path, reconstructor, lm3d, detect, predict, batch_size=8, every=1,
                       always_detect=False, redetect_every=30, on_frames=None,
-                      on_batch=None):
+                      on_batch=None, keep_frames=False):
     """Aligns and reconstructs every frame of a video or photo.
 
     Args:
@@ -117,7 +119,8 @@ def reconstruct_video(path, reconstructor, lm3d, detect, predict, batch_size=8, 
       on_frames: optional callable(n) told of every n frames finished.
       on_batch: optional callable(alignments, results, fps) with each
         batch's `Alignment`s, the reconstructor's output for them and the
-        video's frame rate (previews).
+        video's frame rate (previews, textures).
+      keep_frames: the `Alignment`s given to `on_batch` keep their frames.
 
     Returns:
       A `FrameResults`.
@@ -135,8 +138,8 @@ def reconstruct_video(path, reconstructor, lm3d, detect, predict, batch_size=8, 
     start = time.perf_counter()
     reader = FrameReader(path, every=every)
     pool = concurrent.futures.ThreadPoolExecutor(max(1, min(batch_size, os.cpu_count() or 1)))
-    with reader, pool, Background(aligned_batches(reader, tracker, lm3d, batch_size,
-                                                  pool)) as ahead:
+    with reader, pool, Background(aligned_batches(reader, tracker, lm3d, batch_size, pool,
+                                                  keep_frames)) as ahead:
         for batch in ahead:
             faces = [aligned for _, _, _, aligned in batch if aligned is not None]
             results = None

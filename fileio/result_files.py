@@ -175,17 +175,52 @@ def format_float_rows(prefix, values):
 _face_cache = {}
 
 
-def _face_lines(faces):
-    """The "f i j k" block. A folder's meshes share one topology: format it once.
+def _face_lines(faces, textured=False):
+    """The "f i j k" block ("f i/i j/j k/k" with texture coordinates, one per vertex).
 
-    The last topology is kept with a copy of its indices; a call with equal
+    A folder's meshes share one topology: format it once. The last topology
+    of each kind is kept with a copy of its indices; a call with equal
     indices (one comparison, no hashing) reuses its text.
     """
-    cached = _face_cache.get("last")   # (indices, text), replaced as one.
+    cached = _face_cache.get(textured)   # (indices, text), replaced as one.
     if cached is None or not np.array_equal(cached[0], faces):
-        text = (("f %d %d %d\n" * faces.shape[0]) % tuple(faces.ravel().tolist())).encode("ascii")
-        cached = _face_cache["last"] = (faces.copy(), text)
+        line, values = ("f %d %d %d\n", faces.ravel()) if not textured else \
+            ("f %d/%d %d/%d %d/%d\n", np.repeat(faces.ravel(), 2))
+        text = ((line * faces.shape[0]) % tuple(values.tolist())).encode("ascii")
+        cached = _face_cache[textured] = (faces.copy(), text)
     return cached[1]
+
+
+def write_textured_obj(path, v, f, uv, material_library, material):
+    """Writes a mesh with one texture coordinate per vertex, and its material, as OBJ.
+
+    `mtllib` and `usemtl` name the material; "v x y z" and "vt u v" lines
+    ('%f'); faces "f i/i j/j k/k" (the vertex's own texture coordinate).
+    Written atomically.
+
+    Args:
+      path: output file.
+      v: [N,3] vertex positions.
+      f: [F,3] triangles, 1-based vertex indices.
+      uv: [N,2] texture coordinates (u right, v up, in [0, 1]).
+      material_library: the .mtl file's name, beside the OBJ.
+      material: the material's name in it.
+    """
+    v, uv = np.asarray(v), np.asarray(uv)
+    if uv.shape != (v.shape[0], 2):
+        raise ValueError(f"uv must be [N,2] like v's {v.shape[0]} vertices, got {uv.shape}")
+    header = f"mtllib {material_library}\nusemtl {material}\n".encode("utf-8")
+    # One-character prefix "t", then "vt": numbers never hold a "t".
+    coordinates = format_float_rows("t", uv).replace(b"t ", b"vt ")
+    write_atomically(path, header + format_float_rows("v", v) + coordinates
+                     + _face_lines(np.asarray(f, np.int64), textured=True))
+
+
+def write_material(path, material, texture):
+    """Writes a .mtl file: one material, white, its diffuse colour from an image file."""
+    write_atomically(path, (f"newmtl {material}\nKa 1.000000 1.000000 1.000000\n"
+                            f"Kd 1.000000 1.000000 1.000000\nKs 0.000000 0.000000 0.000000\n"
+                            f"d 1.0\nillum 1\nmap_Kd {texture}\n").encode("utf-8"))
 
 
 def write_mat(path, variables):
@@ -203,7 +238,7 @@ def write_mat(path, variables):
 
 
 def encode_png(rgb):
-    """Encodes [H, W, 3] uint8 RGB as PNG bytes (zlib level 1).
+    """Encodes [H, W, 3] uint8 RGB (or [H, W] grey) as PNG bytes (zlib level 1).
 
     Level 1 takes a third of the default level's time for a few percent more
     bytes.
@@ -213,7 +248,8 @@ def encode_png(rgb):
     """
     import cv2
 
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]),
+    pixels = rgb if rgb.ndim == 2 else rgb[:, :, ::-1]
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(pixels),
                             [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise RuntimeError("PNG encoding failed")
@@ -221,7 +257,7 @@ def encode_png(rgb):
 
 
 def write_png(path, rgb):
-    """Writes [H, W, 3] uint8 RGB as a PNG file, atomically (see `encode_png`)."""
+    """Writes [H, W, 3] uint8 RGB (or [H, W] grey) as a PNG file, atomically (`encode_png`)."""
     write_atomically(path, encode_png(rgb))
 
 

@@ -40,6 +40,11 @@ class Reconstructor:
         computed (`Face3D.landmarks`).
       threads: CPU threads for the session's operations, or None for
         TensorFlow's default (all cores).
+      texture: also return what UV textures need (`texture.bake`): the
+        rotated normals `face_norm` [B,N,3] and the renderer's `depth`
+        [B,224,224,2], the depth of the surface each pixel shows (its
+        distance from the camera along the camera's axis, decimetres) and
+        the pixel's coverage; implies `mesh`.
 
     Raises:
       AssetError: the graph does not import with the release's tensor names
@@ -48,7 +53,7 @@ class Reconstructor:
     """
 
     def __init__(self, network, front_model_path, model_name="network", render=True,
-                 threads=None, mesh=None):
+                 threads=None, mesh=None, texture=False):
         self.model_name = model_name
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -69,7 +74,7 @@ class Reconstructor:
             self.coeff = coeff
             self.coeff_length = int(coeff.shape[-1])
             face = Face3D(front_model_path)
-            mesh = render if mesh is None else mesh
+            mesh = (render if mesh is None else mesh) or texture
             if not (render or mesh):   # The 68 landmarks only: no mesh is computed.
                 self.fetches = {"coeff": coeff, "lm_68p": face.landmarks(coeff)}
             else:
@@ -83,6 +88,9 @@ class Reconstructor:
                     "face_texture": face.face_texture,
                     "face_color": face.face_color,
                 })
+            if texture:
+                self.fetches.update({"face_norm": face.face_norm,
+                                     "depth": _depth_image(face)})
         config = None
         if threads:
             config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
@@ -135,3 +143,20 @@ class Reconstructor:
 
     def close(self):
         self.session.close()
+
+
+def _depth_image(face):
+    """[B, 224, 224, 2]: the depth of the surface each pixel shows (the renderer's winning
+    triangle's, interpolated as colours are) and the pixel's coverage.
+
+    The depth (CAMERA_DISTANCE - z) is positive in front of the camera, as the
+    renderer needs its colours to be (it takes a negative one for background).
+    """
+    import face_decoder
+    from facemodel.camera import CAMERA_DISTANCE
+
+    shape = face.face_shape_t
+    depth = tf.tile(CAMERA_DISTANCE - shape[..., 2:3], [1, 1, 3])
+    image = face_decoder.render(shape, face.face_norm, depth,
+                                tf.constant(face.facemodel.face_buf - 1), clip=False)
+    return tf.stack([image[..., 0], image[..., 3]], axis=-1)

@@ -11,10 +11,11 @@ import numpy as np
 
 from facemodel.coefficients import mean_identity
 from fileio import result_files
-from photos.inputs import OUTPUT_KINDS, output_paths
+from photos.inputs import DEFAULT_OUTPUTS, output_files
 
 
-def write_outputs(photo, result, output_dir, triangles, outputs=OUTPUT_KINDS, model=None):
+def write_outputs(photo, result, output_dir, triangles, outputs=DEFAULT_OUTPUTS, model=None,
+                  textures=None):
     """Writes the chosen files of one photo, each atomically.
 
     Args:
@@ -27,17 +28,20 @@ def write_outputs(photo, result, output_dir, triangles, outputs=OUTPUT_KINDS, mo
       outputs: the kinds to write, a subset of OUTPUT_KINDS.
       model: `networks.files.model_record` of the network that made them
         (written into NAME.mat), or None.
+      textures: with "uv", a `TextureWriter`.
     """
-    paths = dict(zip(OUTPUT_KINDS, output_paths(output_dir, photo.name)))
+    files = output_files(output_dir, photo.name, outputs)
     if "obj" in outputs:
-        write_mesh(paths["obj"], result, triangles)
+        write_mesh(files["obj"][0], result, triangles)
     if "lm5" in outputs:
-        result_files.write_landmarks(paths["lm5"], photo.lm5_image)
+        result_files.write_landmarks(files["lm5"][0], photo.lm5_image)
     if "vis" in outputs:
-        write_preview(paths["vis"], photo, result)
+        write_preview(files["vis"][0], photo, result)
+    if "uv" in outputs:
+        textures.write_photo(files["uv"], photo, result)
     if "mat" in outputs:
         # Written last: its presence with the others marks the photo as done.
-        write_mat(paths["mat"], photo, result, model)
+        write_mat(files["mat"][0], photo, result, model)
 
 
 def write_mesh(path, result, triangles):
@@ -99,3 +103,60 @@ def preview(photo, result):
     from fileio.preview import side_by_side
 
     return side_by_side(photo.crop_rgb, result["recon_img"], result["lm_68p"], photo.lm5_crop)
+
+
+class TextureWriter:
+    """Writes UV textures (docs/textures.md): one photo's, and an image set's merged one.
+
+    Args:
+      atlas: the UV layout (`texture.atlas.Atlas`).
+      size: the textures' side, texels (`--uv-size`).
+      front_model: the front model's arrays (a set's neutral mesh).
+      merge: add every photo written to one texture (an image set's).
+    """
+
+    def __init__(self, atlas, size, front_model, merge=False):
+        from texture.bake import TextureSum
+
+        self.atlas = atlas
+        self.texel_map = atlas.texel_map(size)
+        self.front_model = front_model
+        self.triangles = np.asarray(front_model["tri"], np.int64)
+        self.merged = TextureSum(self.texel_map) if merge else None
+
+    def write_photo(self, paths, photo, result):
+        """NAME_uv.png, NAME_uv_mask.png, NAME_albedo_uv.png, NAME_uv.mtl, NAME_uv.obj.
+
+        Args:
+          paths: those five paths, in that order (`photos.inputs.OUTPUT_FILES`).
+          photo: a `preparation.photo.PreparedPhoto` with its `photo_rgb`.
+          result: the photo's reconstruction, with `face_shape`, `face_norm`,
+            `face_color`, `face_texture` and `depth`.
+        """
+        from texture.bake import TextureSum, albedo_texture, bake_photo
+        from texture.files import write_texture, write_textured_mesh
+
+        texture_path, mask_path, albedo_path, material_path, mesh_path = paths
+        baked = bake_photo(self.texel_map, photo.photo_rgb, photo.trans_params,
+                           result["face_shape"], result["face_norm"], result["depth"],
+                           result["face_color"])
+        one = TextureSum(self.texel_map)
+        one.add(*baked)
+        write_texture(texture_path, mask_path, one)
+        result_files.write_png(albedo_path, albedo_texture(self.texel_map,
+                                                           result["face_texture"]))
+        write_textured_mesh(material_path, mesh_path, texture_path.name, result["face_shape"],
+                            self.atlas.uv, self.triangles)
+        if self.merged is not None:
+            self.merged.add(*baked)
+
+    def write_set(self, paths, id_coeff):
+        """SET_set_uv.png, its mask, SET_set_uv.mtl and SET_set_uv.obj: the photos' texture
+        merged, on the set's identity with a neutral expression (unposed)."""
+        from texture.files import neutral_shape, write_texture, write_textured_mesh
+
+        texture_path, mask_path, material_path, mesh_path = paths
+        write_texture(texture_path, mask_path, self.merged)
+        write_textured_mesh(material_path, mesh_path, texture_path.name,
+                            neutral_shape(self.front_model, id_coeff), self.atlas.uv,
+                            self.triangles)

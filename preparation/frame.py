@@ -75,10 +75,13 @@ class Alignment:
       lm5: [5, 2] the points used, frame pixels.
       lm5_crop: [5, 2] the same points in crop pixels.
       trans_params: [5] the release's [w0, h0, 102/s, t0, t1].
+      frame: [H, W, 3] uint8 the frame itself with `keep_frame`, else None
+        (UV textures sample it).
     """
 
-    __slots__ = ("crop_bgr", "lm5", "lm5_crop", "trans_params")
+    __slots__ = ("crop_bgr", "lm5", "lm5_crop", "trans_params", "frame")
 
-    def __init__(self, frame, points, lm3d):
+    def __init__(self, frame, points, lm3d, keep_frame=False):
         self.crop_bgr, self.lm5_crop, self.trans_params = align_frame(frame, points, lm3d)
         self.lm5 = np.asarray(points, np.float64)
+        self.frame = frame if keep_frame else None

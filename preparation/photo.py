@@ -22,8 +22,8 @@ from fileio.images import read_image
 
 PreparedPhoto = collections.namedtuple(
     "PreparedPhoto",
-    "name crop_bgr crop_rgb lm5_crop lm5_image trans_params lm68_crop skin_mask",
-    defaults=(None, None))
+    "name crop_bgr crop_rgb lm5_crop lm5_image trans_params lm68_crop skin_mask photo_rgb",
+    defaults=(None, None, None))
 PreparedPhoto.__doc__ = """One prepared photo.
 
 Attributes:
@@ -37,10 +37,13 @@ Attributes:
     `targets` only; None when no source has them).
   skin_mask: [224, 224] float32 skin probability 0-255, or None (with
     `targets` only).
+  photo_rgb: [H, W, 3] uint8 the photo itself, or None (with `keep_photo`
+    only: UV textures sample it).
 """
 
 
-def prepare_photo(path, landmarks, lm3d, targets=False, points=None, name=None):
+def prepare_photo(path, landmarks, lm3d, targets=False, points=None, name=None,
+                  keep_photo=False):
     """Reads a photo, finds its 5 landmarks and makes the aligned crop (and its targets).
 
     Args:
@@ -52,6 +55,7 @@ def prepare_photo(path, landmarks, lm3d, targets=False, points=None, name=None):
         image) -> [5, 2], used instead of the file or the detector.
       name: the result's name (default the file name without extension; a
         benchmark's may hold folders, "subject/IMG_0041").
+      keep_photo: keep the photo's pixels (`photo_rgb`).
 
     Returns:
       A `PreparedPhoto`.
@@ -70,7 +74,8 @@ def prepare_photo(path, landmarks, lm3d, targets=False, points=None, name=None):
     crop_rgb = np.clip(crop_bgr[:, :, ::-1], 0, 255).astype(np.uint8)
     prepared = PreparedPhoto(name or path.stem, crop_bgr, crop_rgb,
                              np.asarray(lm5_crop, np.float64), lm5,
-                             np.asarray(trans_params, np.float64))
+                             np.asarray(trans_params, np.float64),
+                             photo_rgb=np.asarray(image) if keep_photo else None)
     if not targets:
         return prepared
     return prepared._replace(

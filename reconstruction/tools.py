@@ -30,11 +30,14 @@ class Tools:
         every output file.
       triangles: [F, 3] 1-based int64 triangles of the front model (read
         on first use: a tool that writes no mesh never reads them).
+      atlas: the UV layout of UV textures (`texture.atlas.Atlas`), read on
+        first use.
     """
 
     def __init__(self, reconstructor, front_model_path, lm3d, landmarks, fitter=None,
                  model=None):
         self.reconstructor = reconstructor
+        self.bfm_dir = pathlib.Path(front_model_path).parent
         self.model = model or {"model": "none", "model_kind": "none"}
         self.front_model_path = pathlib.Path(front_model_path)
         self.lm3d = lm3d
@@ -42,10 +45,26 @@ class Tools:
         self.fitter = fitter
 
     @functools.cached_property
-    def triangles(self):
+    def front_model(self):
+        """The front model's arrays (`load_data.load_front_model`), read on first use."""
         import load_data
 
-        return load_data.load_front_model(self.front_model_path)["tri"].astype(np.int64)
+        return load_data.load_front_model(self.front_model_path)
+
+    @functools.cached_property
+    def triangles(self):
+        return self.front_model["tri"].astype(np.int64)
+
+    @functools.cached_property
+    def atlas(self):
+        """The UV layout (`texture.atlas.Atlas`), read on first use.
+
+        Raises:
+          AssetError: BFM_UV.mat or select_vertex_id.mat is missing or malformed.
+        """
+        from texture.atlas import Atlas
+
+        return Atlas.load(self.bfm_dir, self.front_model)
 
     def close(self):
         self.reconstructor.close()
@@ -54,7 +73,7 @@ class Tools:
 
 def load_tools(bfm_dir, network, render=True, mesh=True, refine=0, id_net=None,
                temporal_weight=0.0, threads=None, five="auto", need_68=False,
-               on_no_predictor=None):
+               on_no_predictor=None, texture=False):
     """Loads what a run needs, converting BFM09 on first use.
 
     Args:
@@ -72,6 +91,8 @@ def load_tools(bfm_dir, network, render=True, mesh=True, refine=0, id_net=None,
         (a fit does): dlib's predictor is loaded.
       on_no_predictor: callable(error) told when dlib's predictor is needed and
         not installed (the run goes on without it); None: the error is raised.
+      texture: the reconstruction also returns what UV textures need
+        (`networks.reconstructor.Reconstructor`'s `texture`).
 
     Returns:
       A `Tools`.
@@ -93,7 +114,7 @@ def load_tools(bfm_dir, network, render=True, mesh=True, refine=0, id_net=None,
     lm3d = load_data.load_lm3d(bfm_dir)
     reconstructor = Reconstructor(
         None if network is None else load_network(network), front_model_path,
-        model_name=str(network), render=render, mesh=mesh, threads=threads)
+        model_name=str(network), render=render, mesh=mesh, threads=threads, texture=texture)
     fitter = None
     if refine:
         from face_decoder import Face3D

@@ -522,3 +522,33 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
         "n_front_vertices": n_front,
         "front_positions": front_positions,
     }
+
+
+def write_uv(bfm_dir, written, seed=0):
+    """BFM_UV.mat for a synthetic BFM09, in the format the repository ships.
+
+    The front vertices are laid out by their mean-shape (x, y), centred and
+    scaled into [0.05, 0.95]: the small model's grid keeps its left-right
+    symmetry about u = 0.5 (the real layout's), and every triangle keeps its
+    orientation. The other vertices get random coordinates.
+
+    Args:
+      bfm_dir: the folder `write_bfm09` wrote (its select_vertex_id.mat).
+      written: `write_bfm09`'s result (n_bfm_vertices, front_positions).
+
+    Returns:
+      [N, 2] the front vertices' (u, v), in the front model's order.
+    """
+    import scipy.io
+
+    bfm_dir = pathlib.Path(bfm_dir)
+    select = scipy.io.loadmat(str(bfm_dir / "select_vertex_id.mat"))["select_id"]
+    select = select.ravel().astype(np.int64) - 1
+    xy = np.asarray(written["front_positions"], np.float64)[:, :2]
+    centre = (xy.min(axis=0) + xy.max(axis=0)) / 2.0
+    half = np.abs(xy - centre).max(axis=0)
+    front_uv = 0.5 + 0.45 * (xy - centre) / half
+    uv = np.random.default_rng(seed).uniform(0.0, 1.0, (written["n_bfm_vertices"], 2))
+    uv[select] = front_uv
+    _save_mat(bfm_dir / "BFM_UV.mat", {"UV": uv})
+    return front_uv

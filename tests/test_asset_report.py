@@ -42,7 +42,9 @@ def test_check_assets_empty_folder_names_every_source(tmp_path):
     index_line = next(p for p in report.problems if "BFM_front_idx.mat: " in p)
     assert "ships it in BFM/ (MIT, BFM/LICENSE-index-files.txt)" in index_line
     assert "git checkout -- BFM/" in index_line
-    assert "select_vertex_id.mat" not in text        # optional, not used by the pipeline
+    assert "select_vertex_id.mat" not in text        # optional: the uv outputs only
+    assert "BFM_UV.mat" not in text
+    assert "uv outputs" in entry(report, "BFM_UV.mat").note
     # Built, never fetched: its missing inputs above are the problems, not the model itself.
     front = entry(report, "BFM_model_front.mat")
     assert not front.blocking and "BFM_model_front.mat" not in text
@@ -129,7 +131,7 @@ def test_repository_ships_the_release_index_files():
     shipped = {name: catalog.BFM_DIR / name for name in asset_report.KNOWN_SHA256}
     assert sorted(shipped) == sorted([
         "BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat", "similarity_Lm3D_all.mat",
-        "select_vertex_id.mat", "std_exp.txt"])
+        "select_vertex_id.mat", "std_exp.txt", "BFM_UV.mat"])
     for name, path in shipped.items():
         assert path.is_file(), f"{path}: missing from the repository"
         assert asset_report._sha256(path) == asset_report.KNOWN_SHA256[name], \
@@ -185,3 +187,28 @@ def test_check_assets_reports_bad_files(bfm_copy, graph_file, tmp_path, damage, 
     with pytest.raises(AssetError) as error:
         report.raise_if_failed()
     assert one_line(error).startswith(report.problems[0])
+
+
+def test_repository_ships_the_uv_layout_with_its_licence():
+    licence = (catalog.BFM_DIR / "LICENSE-BFM_UV.txt").read_text()
+    assert "Apache License" in licence and "Version 2.0, January 2004" in licence
+    notice = (catalog.BFM_DIR / "NOTICE-BFM_UV.txt").read_text()
+    assert "anilbas/3DMMasSTN" in notice and "LICENSE-BFM_UV.txt" in notice
+    # What the texture code reads of it: one (u, v) per BFM09 vertex, in [0, 1].
+    uv = scipy.io.loadmat(str(catalog.BFM_DIR / "BFM_UV.mat"))["UV"]
+    assert uv.shape == (53490, 2) and 0.0 <= uv.min() and uv.max() <= 1.0
+
+
+def test_check_assets_uv_layout_is_optional(tmp_path):
+    for name in asset_report.KNOWN_SHA256:
+        shutil.copyfile(catalog.BFM_DIR / name, tmp_path / name)
+    uv = entry(asset_report.check_assets(tmp_path, tmp_path / "none.pb"), "BFM_UV.mat")
+    assert uv.ok and uv.verified is True and uv.role == "optional"
+    # Broken: a warning naming the file, never a blocking problem.
+    scipy.io.savemat(str(tmp_path / "BFM_UV.mat"), {"UV": np.full((53490, 3), 0.5)})
+    report = asset_report.check_assets(tmp_path, tmp_path / "none.pb")
+    uv = entry(report, "BFM_UV.mat")
+    assert not uv.ok and not uv.blocking and uv.verified is False
+    assert not any("BFM_UV.mat" in p for p in report.problems)
+    assert any(w.startswith(f"{tmp_path / 'BFM_UV.mat'}: variable 'UV' has shape (53490, 3)")
+               and "not needed now" in w for w in report.warnings), report.warnings

@@ -26,7 +26,7 @@ LAYERS = (
     ("landmarks",),                                          # the points of a photo
     ("load_data",),                                          # the release's loaders
     ("face_decoder",),                                       # the release's decoder
-    ("networks", "losses", "preparation"),                   # model layer
+    ("networks", "losses", "preparation", "texture"),        # model layer
     ("fitting", "training"),
     ("reconstruction",),                                     # what reconstructing tools share
     ("photos", "extraction", "evaluation"),                  # each tool's own package

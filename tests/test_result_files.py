@@ -133,6 +133,11 @@ def test_write_png_round_trip_keeps_rgb_order(tmp_path):
     result_files.write_png(path, rgb)
     np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), rgb)
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+    grey = np.arange(54, dtype=np.uint8).reshape(6, 9)       # a mask: one channel
+    result_files.write_png(tmp_path / "grey.png", grey)
+    with Image.open(tmp_path / "grey.png") as image:
+        assert image.mode == "L"
+        np.testing.assert_array_equal(np.asarray(image), grey)
 
 
 def test_write_atomically_leaves_old_file_when_writing_fails(tmp_path):

@@ -6,7 +6,7 @@ Model: a full-size synthetic BFM09 with smooth components (the release's
 front mesh, 35,709 vertices and 70,789 triangles; `bench.common.smooth_bfm`,
 written once into ~/.cache/deep3dface-bench/BFM-smooth, as bench/render.py's)
 with the UV layout the repository ships (BFM_UV.mat). Faces: random coefficients
-(tests/synthetic_faces.py) turned to yaws spread over [-0.6, 0.6] radians,
+(tests/synthetic_faces.py) turned to yaws spread over [-0.9, 0.9] radians (--yaw),
 photographed with a known texture (tests/synthetic_textures.py): 224x224
 photos whose crop is the photo itself.
 
@@ -26,7 +26,8 @@ Once per size and process: the texel map (`Atlas.texel_map`), in seconds.
 Measured against the known texture: PSNR of the seen texels; PSNR of the
 photo's face region against the textured mesh rendered with the photo's
 pose; the share of texels seen, mirrored and filled from the model; and the
-coverage of 3 views merged (yaw -0.6, 0, 0.6) against the frontal view alone.
+coverage of 3 views merged (the two extreme yaws and the most frontal) against
+the most frontal view alone.
 The last line is one JSON object with every figure.
 """
 import argparse
@@ -56,6 +57,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=1024, help="texture side, texels")
     parser.add_argument("--photos", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--yaw", type=float, default=0.9,
+                        help="the faces turn from -YAW to YAW radians (default: 0.9)")
     args = parser.parse_args(argv)
     bfm_dir = smooth_bfm()
     front_path = bfm_dir / "BFM_model_front.mat"
@@ -88,7 +91,7 @@ def main(argv=None):
     yaw = BLOCKS["angles"].start + 1                          # rotation about the y axis
     rng = np.random.default_rng(0)
     coeff = draw_coefficients(rng, args.photos)
-    coeff[:, yaw] = np.linspace(-0.6, 0.6, args.photos)
+    coeff[:, yaw] = np.linspace(-args.yaw, args.yaw, args.photos)
     truth = known_texture(args.size)
     face = Face3D(front_path)
     textured = Reconstructor(None, front_path, texture=True)
@@ -175,7 +178,7 @@ def main(argv=None):
           f"(min {np.min(quality['rerender_psnr_db']):.1f})")
     print(f"  texels seen {np.median(quality['seen']):.1%}, mirrored "
           f"{np.median(quality['mirrored']):.1%}, from the model {np.median(quality['model']):.1%}"
-          f" (medians over yaws -0.6..0.6)")
+          f" (medians over yaws -{args.yaw:g}..{args.yaw:g})")
     print(f"  coverage: frontal view {alone:.1%}, 3 views merged {merged:.1%}")
     print(json.dumps({
         "bench": "texture", "size": args.size, "texels": len(texel_map), "photos": args.photos,

@@ -29,7 +29,7 @@ from assets.catalog import SELECT_ID_NAME, SOURCE_INDEX, SOURCE_UV, UV_NAME, Ass
 from assets.checks import expect_finite, expect_index, load_mat
 
 DEFAULT_SIZE = 1024          # texels a side: the tools' default texture
-SIZES = (16, 8192)           # the smallest and largest side the tools accept
+SIZES = (16, 4096)           # the sides the tools accept (4096: 4 GB while its map is made)
 
 
 def load_uv(bfm_dir, n_front=None):
@@ -83,12 +83,12 @@ class TexelMap:
 
     Attributes:
       size: S.
-      texels: [T] int64 flat indices (row * S + col) of the covered texels.
+      texels: [T] int32 flat indices (row * S + col) of the covered texels.
       vertices: [T, 3] int32 the vertices of each texel's triangle.
       weights: [T, 3] float32 its barycentric weights there.
-      mirror: [T] int64 the position in `texels` of each texel's mirror
+      mirror: [T] int32 the position in `texels` of each texel's mirror
         image, or the texel's own when that one is not covered.
-      nearest: [S * S] int64 for every texel of the image, the position in
+      nearest: [S * S] int32 for every texel of the image, the position in
         `texels` of the nearest covered texel.
     """
 
@@ -114,17 +114,17 @@ class TexelMap:
         raster = raster[::-1]                                # row 0 at the top (v = 1)
         covered = raster[..., 0] >= -0.5
         self.size = size
-        self.texels = np.flatnonzero(covered)
+        self.texels = np.flatnonzero(covered).astype(np.int32)
         rows = raster.reshape(-1, 4)[self.texels]
         triangle = np.rint(rows[:, 0]).astype(np.int64)
         self.vertices = triangles[triangle].astype(np.int32)
         weights = np.clip(rows[:, 1:], 0.0, None)
         self.weights = (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-        position = np.full(size * size, -1, np.int64)
+        position = np.full(size * size, -1, np.int32)
         position[self.texels] = np.arange(self.texels.size)
         row, col = np.divmod(self.texels, size)
         mirror = position[row * size + (size - 1 - col)]
-        self.mirror = np.where(mirror >= 0, mirror, np.arange(self.texels.size))
+        self.mirror = np.where(mirror >= 0, mirror, np.arange(self.texels.size, dtype=np.int32))
         _, (near_row, near_col) = distance_transform_edt(~covered, return_indices=True)
         self.nearest = position[(near_row * size + near_col).reshape(-1)]
         self._matrix = scipy.sparse.csr_matrix(

@@ -2,6 +2,8 @@
 import os
 import pathlib
 import shutil
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -50,6 +52,20 @@ def one_line(error):
     message = str(error.value)
     assert "\n" not in message
     return message
+
+
+def run_tool(tool, *args, cwd, timeout=900):
+    """Runs one of the entry points (e.g. "demo.py") as a user does, in a child process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, str(REPO_ROOT / tool), *map(str, args)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def our_lines(stderr):
+    """A tool's stderr without TensorFlow's and absl's own log lines, nor progress lines."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "W0000",
+                                                     "E0000", "To enable", "["))]
 
 
 @pytest.fixture(scope="module")

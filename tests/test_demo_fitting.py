@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.io import loadmat
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, our_lines
 from tests.synthetic_faces import background, draw_coefficients, render_faces, write_photos
 from tests.synthetic_network import write_tiny_rnet
 
@@ -26,11 +26,6 @@ def run_demo(*args, cwd):
     return subprocess.run([sys.executable, str(REPO_ROOT / "demo.py"), *map(str, args)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
-
-def our_lines(stderr):
-    return [line for line in stderr.splitlines()
-            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "W0000",
-                                                     "E0000", "To enable", "["))]
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,14 @@ computed here, an image set's neutral mesh against the model's formula.
 How well a texture matches the face is measured in tests/test_textures.py.
 """
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import our_lines, run_tool
 from tests.synthetic_faces import background, draw_coefficients, render_faces, write_photos
 from tests.synthetic_network import write_tiny_rnet
 
@@ -26,16 +23,6 @@ PHOTO_FILES = ("_uv.png", "_uv_mask.png", "_albedo_uv.png", "_uv.mtl", "_uv.obj"
 SET_FILES = ("_set_uv.png", "_set_uv_mask.png", "_set_uv.mtl", "_set_uv.obj")
 
 
-def run_tool(tool, *args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, str(REPO_ROOT / tool), *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-
-
-def our_lines(stderr):
-    return [line for line in stderr.splitlines()
-            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "W0000",
-                                                     "E0000", "To enable", "["))]
 
 
 @pytest.fixture(scope="module")

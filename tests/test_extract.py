@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from scipy.io import loadmat
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, our_lines
 from tests.synthetic_assets import write_bfm09
 from tests.synthetic_network import write_tiny_rnet
 from tests.synthetic_video import (
@@ -41,12 +41,6 @@ def run_extract(*args, cwd, timeout=600):
     return subprocess.run([sys.executable, str(REPO_ROOT / "extract.py"), *map(str, args)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
-
-def our_lines(stderr):
-    """stderr without TensorFlow's and absl's own log lines, nor progress lines."""
-    return [line for line in stderr.splitlines()
-            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "W0000",
-                                                     "E0000", "To enable", "["))]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.io import loadmat
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, our_lines
 from tests.synthetic_assets import write_bfm09
 from tests.synthetic_network import write_tiny_rnet
 from tests.synthetic_video import (
@@ -76,11 +76,6 @@ def run_extract(assets, input_dir, output_dir, *args):
                           cwd=assets["root"], env=env, capture_output=True, text=True,
                           timeout=600)
 
-
-def our_lines(stderr):
-    return [line for line in stderr.splitlines()
-            if line.strip() and not line.startswith(("WARNING: All log", "I0000", "W0000",
-                                                     "E0000", "To enable", "["))]
 
 
 def test_a_phones_portrait_video_is_aligned_as_displayed(assets, tmp_path):

@@ -9,9 +9,6 @@ drawn again, written in torch.save's format without PyTorch
 `networks.pytorch_rnet` in TensorFlow. With PyTorch installed (a test-only
 dependency), one more test reads a file that torch.save itself wrote.
 """
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +17,7 @@ from scipy.io import loadmat
 from assets.catalog import AssetError
 from networks import checkpoint
 from networks.pytorch_rnet import EXPECTED_SHAPES, PyTorchRNet
-from tests.conftest import REPO_ROOT, one_line
+from tests.conftest import REPO_ROOT, one_line, run_tool
 from tests.record_pytorch_reference import (
     REFERENCE,
     digest,
@@ -175,11 +172,6 @@ def _pickle_of(path):
     with zipfile.ZipFile(path) as archive:
         return archive.read(next(n for n in archive.namelist() if n.endswith("data.pkl")))
 
-
-def run_tool(tool, *args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, str(REPO_ROOT / tool), *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=600)
 
 
 def test_demo_and_extract_run_the_pth_and_say_so(reference, checkpoint_file, converted_bfm,

@@ -40,6 +40,27 @@ def smooth_bfm(log=print):
     return bfm_dir
 
 
+def bfm09_scale_bfm(log=print):
+    """The full-size synthetic face model at BFM09's scale, written once.
+
+    As `smooth_bfm`, with identity components that move vertices by BFM09's
+    millimetres (`tests.synthetic_assets.write_bfm09(scale="bfm09")`): what
+    fitting's accuracy is measured on. DEFAULT_ASSETS/BFM09-scale.
+
+    Returns:
+      The folder.
+    """
+    bfm_dir = DEFAULT_ASSETS / "BFM09-scale"
+    if not (bfm_dir / catalog.FRONT_MODEL_NAME).exists():
+        import load_data
+        from tests.synthetic_assets import write_bfm09
+
+        log(f"writing a full-size BFM09-scale synthetic face model into {bfm_dir} (once)")
+        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR, scale="bfm09")
+        load_data.transferBFM09(bfm_dir)
+    return bfm_dir
+
+
 def high_water_mb(pid):
     """VmHWM (peak resident memory) of a running process in MB, or None once it has exited.
 

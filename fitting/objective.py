@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from facemodel.coefficients import BLOCKS
 from facemodel.keypoints import EYE_CORNER_FIVE, N_ALIGNMENT, N_LANDMARKS
-from losses.terms import LANDMARK_WEIGHTS, total_loss
+from losses.terms import LANDMARK_WEIGHTS, landmark_loss, regularization_loss, total_loss
 
 N_POINTS = N_LANDMARKS + N_ALIGNMENT      # 68 landmarks, then 5 alignment points
 FIVE_POINT_WEIGHTS = np.array([1.0, 1.0, 20.0, 1.0, 1.0], np.float32)
@@ -39,6 +39,37 @@ FIVE_POINT_WEIGHTS = np.array([1.0, 1.0, 20.0, 1.0, 1.0], np.float32)
 # coefficients do for the same visible motion) and its weight in the total.
 TEMPORAL_BLOCK_WEIGHTS = {"expression": 1.0, "angles": 100.0, "translation": 100.0}
 TEMPORAL_WEIGHT = 1.0
+
+# The terms that need no render: a stage on these alone decodes the 68
+# landmark vertices only (`face_decoder.Face3D.landmarks`).
+LANDMARK_TERMS = ("landmark", "regularization")
+
+
+def prior_view(coeff, shared):
+    """Coefficients as the prior should see them: shared blocks counted once.
+
+    The release's prior (`losses.terms.regularization_loss`) is a mean over
+    the batch's rows. A shared block is repeated in every row, so its prior
+    would count once per photo, as heavy against the photos' (averaged)
+    evidence as in a single photo. Scaling its columns by 1/sqrt(B) makes
+    its squared norm count once in the batch's sum: the MAP estimate of one
+    identity from B photos (docs/fitting.md#image-sets).
+
+    Args:
+      coeff: [B, 257] tensor.
+      shared: names of the shared blocks.
+
+    Returns:
+      [B, 257] tensor.
+    """
+    if not shared:
+        return coeff
+    batch = tf.cast(tf.shape(coeff)[0], coeff.dtype)
+    scale = np.ones(coeff.shape[-1], np.float32)
+    for name in shared:
+        scale[BLOCKS[name]] = 0.0
+    keep = tf.constant(scale)
+    return coeff * keep + coeff * (1.0 - keep) * tf.math.rsqrt(batch)
 
 
 def landmark_target(lm68=None, lm5=None):
@@ -143,13 +174,20 @@ class FitLoss:
     Args:
       hybrid: a `losses.hybrid.HybridLoss`.
       temporal_weight: weight of `temporal_loss` in the total (0: none).
+      weights: the fit's weights of the release's terms, over
+        `losses.terms.LOSS_WEIGHTS` (default: the release's).
+      shared_prior_once: count a shared block's prior once for the batch
+        (`prior_view`, MAP); False counts it once per photo, as the
+        release's batch mean does (kept to measure the difference).
     """
 
-    def __init__(self, hybrid, temporal_weight=0.0):
+    def __init__(self, hybrid, temporal_weight=0.0, weights=None, shared_prior_once=True):
         self.hybrid = hybrid
         self.temporal_weight = float(temporal_weight)
+        self.weights = dict(weights or {})
+        self.shared_prior_once = bool(shared_prior_once)
 
-    def __call__(self, coeff, batch, previous=None, terms=None):
+    def __call__(self, coeff, batch, previous=None, terms=None, shared=()):
         """The terms and their weighted total.
 
         Args:
@@ -157,20 +195,37 @@ class FitLoss:
           batch: a `FitBatch` (arrays or tensors).
           previous: [1, 257] the frame before the batch, for the temporal term.
           terms: names of the release's terms in the total (default all);
-            the others are still computed and returned.
+            the others are still computed and returned. When they are
+            `LANDMARK_TERMS` or fewer, only those are computed, on the 68
+            landmark vertices (no render).
+          shared: blocks with one value for the batch (`prior_view`): their
+            prior and, for a shared albedo, the reflectance term count once.
 
         Returns:
           (terms, outputs): terms as `HybridLoss` gives them, plus "temporal"
-          when it is weighted, and "total" recomputed over the chosen terms;
-          outputs as `HybridLoss` gives them.
+          when it is weighted, and "total" recomputed over the chosen terms
+          with the fit's weights; outputs as `HybridLoss` gives them (None
+          on the landmark-only path).
         """
-        values, outputs = self.hybrid(coeff, batch.images, batch.landmarks, batch.masks,
-                                      landmark_weights=batch.landmark_weights,
-                                      predicted_landmarks=with_five_points)
-        del values["total"]
+        shared = tuple(shared) if self.shared_prior_once else ()
+        if terms is not None and set(terms) <= set(LANDMARK_TERMS):
+            predicted = with_five_points(self.hybrid.face.landmarks(coeff))
+            values = {"landmark": landmark_loss(predicted, batch.landmarks,
+                                                batch.landmark_weights),
+                      "regularization": regularization_loss(prior_view(coeff, shared))}
+            outputs = None
+        else:
+            values, outputs = self.hybrid(coeff, batch.images, batch.landmarks, batch.masks,
+                                          landmark_weights=batch.landmark_weights,
+                                          predicted_landmarks=with_five_points)
+            del values["total"]
+            if shared:
+                values["regularization"] = regularization_loss(prior_view(coeff, shared))
+                if "albedo" in shared:
+                    values["reflectance"] /= tf.cast(tf.shape(coeff)[0], tf.float32)
         chosen = {name: value for name, value in values.items()
                   if terms is None or name in terms}
-        total = total_loss(chosen)
+        total = total_loss(chosen, self.weights)
         if self.temporal_weight:
             values["temporal"] = temporal_loss(coeff, previous)
             if terms is None or "temporal" in terms:

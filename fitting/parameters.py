@@ -70,11 +70,16 @@ class Coefficients:
             for moment in self.moments[name]:
                 moment.assign(np.zeros_like(values))
 
-    def __call__(self):
-        """The batch's coefficients, [B, 257] float32 (a tensor)."""
+    def __call__(self, values=None):
+        """The batch's coefficients, [B, 257] float32 (a tensor).
+
+        Args:
+          values: optional {block name: tensor [B or 1, n]} used in place of
+            those blocks' variables (a Newton step's trial values).
+        """
         parts = []
         for name in BLOCKS:
-            value = self.variables[name]
+            value = self.variables[name] if not values or name not in values else values[name]
             if name in self.shared:
                 value = tf.tile(value, tf.stack([self.batch, 1]))
             parts.append(value)

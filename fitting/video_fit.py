@@ -7,13 +7,18 @@ stays that of a batch whatever the video's length:
 
 1. Identity: up to `sample_size` valid frames spread evenly over the video
    are fitted together for N steps, their identity and albedo shared (one
-   value for the video), their expression, pose and light their own.
+   value for the video, its prior counted once: `objective.prior_view`),
+   their expression, pose and light their own, without the temporal term
+   (the frames are far apart; linking them pulled their expressions and
+   poses together and the identity with them).
 2. Frames: batch after batch, in order, each frame's expression, angles,
    lighting and translation are fitted for N steps, the identity and albedo
    held at the video's, with the temporal term (`objective.temporal_loss`)
    on expression and pose linking each frame to the one before (the first
    frame of a batch to the last of the batch before), so that a still head
-   gives still coefficients. A batch starts warm: each frame from the last
+   gives still coefficients, with Adam steps of 0.01 for every block
+   (`FRAME_LEARNING_RATE`: the identity fit's larger ones are for starts
+   far away). A batch starts warm: each frame from the last
    fitted frame, moved by the network's own change since that frame (the
    first batch from the network's coefficients).
 
@@ -22,18 +27,24 @@ The landmark targets are the predictor's 68 points of each frame
 classifier on each crop. Frames without a face keep their values (they are
 filled from their neighbours as usual afterwards).
 """
+import dataclasses
+
 import numpy as np
 
 from facemodel.coefficients import BLOCKS, widen
 from fileio.video import FrameReader
 from fitting import FitFailed
 from fitting.objective import FitBatch, landmark_target
-from fitting.optimize import Stage
+from fitting.optimize import Stage, plan
+from losses.terms import LOSS_WEIGHTS
 from preparation.frame import Alignment
 from preparation.photo import skin_mask
 from preprocess_img import map_to_crop
 
 FRAME_BLOCKS = ("expression", "angles", "lighting", "translation")
+RELEASE_TERMS = tuple(LOSS_WEIGHTS)
+# Frames start warm (the frame before, moved as the network moved): small steps.
+FRAME_LEARNING_RATE = 0.01
 IDENTITY_BLOCKS = ("identity", "albedo")
 
 
@@ -66,6 +77,29 @@ def _frames_at(path, every, positions):
                 yield position, frame
 
 
+def fit_sample(path, results, fitter, lm3d, steps, every=1, sample_size=16,
+               shared=IDENTITY_BLOCKS):
+    """Pass 1: fits the sampled frames together, their identity and albedo shared.
+
+    Args:
+      path, results, fitter, lm3d, steps, every, sample_size: as `refine_video`.
+      shared: the blocks the frames share (() fits each frame alone: what one
+        frame says of the identity, for comparison).
+
+    Returns:
+      (positions [S] of the sampled frames, the `fitting.optimize.FitResult`).
+    """
+    sample = sample_frames(results.valid, sample_size)
+    frames = dict(_frames_at(path, every, sample))
+    batch = _fit_batch([frames[p] for p in sample], sample, results, lm3d)
+    del frames
+    start = widen(results.coeff)[sample]
+    # The sampled frames are far apart in time: no temporal term between them.
+    stages = [dataclasses.replace(stage, terms=stage.terms or RELEASE_TERMS)
+              for stage in plan(steps)]
+    return sample, fitter.fit(start, batch, stages, shared=shared, per_photo_terms=False)
+
+
 def refine_video(path, results, fitter, lm3d, steps, batch_size=8, every=1, sample_size=16,
                  progress=None):
     """Fits a video's coefficients (see the module docstring).
@@ -93,12 +127,7 @@ def refine_video(path, results, fitter, lm3d, steps, batch_size=8, every=1, samp
     """
     network = widen(results.coeff)
     valid = results.valid
-    sample = sample_frames(valid, sample_size)
-    frames = dict(_frames_at(path, every, sample))
-    batch = _fit_batch([frames[p] for p in sample], sample, results, lm3d)
-    del frames
-    fitted = fitter.fit(network[sample], batch, [Stage(steps)], shared=IDENTITY_BLOCKS,
-                        per_photo_terms=False)
+    sample, fitted = fit_sample(path, results, fitter, lm3d, steps, every, sample_size)
     if not fitted.finite.all():
         raise FitFailed(f"the identity fit over {len(sample)} frames gave non-finite values")
     identity = fitted.coeff[0, BLOCKS["identity"]], fitted.coeff[0, BLOCKS["albedo"]]
@@ -119,7 +148,9 @@ def refine_video(path, results, fitter, lm3d, steps, batch_size=8, every=1, samp
         start[:, BLOCKS["albedo"]] = identity[1]
         fit_batch = _fit_batch([f for _, f in pending], positions, results, lm3d)
         previous = None if last is None else coeff[last][None]
-        result = fitter.fit(start, fit_batch, [Stage(steps, FRAME_BLOCKS)], previous=previous,
+        result = fitter.fit(start, fit_batch, [Stage(steps, FRAME_BLOCKS,
+                                                     learning_rate=FRAME_LEARNING_RATE)],
+                            previous=previous,
                             per_photo_terms=False)
         if not result.finite.all():
             raise FitFailed(f"the fit of frames {positions[0]}-{positions[-1]} gave "

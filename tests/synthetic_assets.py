@@ -189,6 +189,21 @@ def random_coefficients(seed=0, batch=1, length=257, scale=1.0):
 INDEX_FILE_NAMES = ("BFM_exp_idx.mat", "BFM_front_idx.mat", "facemodel_info.mat",
                     "similarity_Lm3D_all.mat", "select_vertex_id.mat", "std_exp.txt")
 FULL_BFM_VERTICES = 53490
+FULL_EXPRESSION_VERTICES = 53215
+
+# BFM09's own sizes, for models whose fits must behave like the real one's
+# (`write_bfm09(scale="bfm09")`). Its shape components are unit vectors over
+# its 3 x 53,490 coordinates and its first two standard deviations (shapeEV)
+# are 884,340 and 555,880 micrometres: one standard deviation of the first
+# moves a vertex by 884,340 / sqrt(53,490) = 3.82 mm (root mean square over the
+# vertices), of the second by 2.40 mm. The 80 used here decay as the power law
+# through those two, (1 + k) ** -0.67. Expression: the release's std_exp.txt
+# (its first is 453,980) on unit vectors over the 53,215 vertices of
+# Exp_Pca.bin's basis (an assumption: that file's basis is not public), 1.97 mm
+# for the first.
+BFM09_SHAPE_EV = (884340.0, 555880.0)
+BFM09_FIRST_IDENTITY_MM = BFM09_SHAPE_EV[0] / np.sqrt(FULL_BFM_VERTICES) / 1000.0
+BFM09_IDENTITY_DECAY = float(np.log2(BFM09_SHAPE_EV[0] / BFM09_SHAPE_EV[1]))
 
 
 def _boundary_loops(triangles):
@@ -358,7 +373,7 @@ def smooth_components(rng, positions, count, waves=4):
 
 def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_tex_pc=199,
                 n_rows=28, n_cols=24, n_bfm_vertices=None, bfm_dtype=np.float32,
-                bases="noise"):
+                bases="noise", scale="synthetic"):
     """Writes a synthetic BFM09, expression basis and index files in the release's formats.
 
     Files written in `bfm_dir`:
@@ -401,6 +416,16 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
         that, as in the real BFM, a component moves neighbouring vertices together.
         Both have the same norm per component (so the same size of deformation);
         the albedo components are per-vertex noise either way.
+      scale: "synthetic" (default): shape components of 4e4 / (1 + k) ** 0.6
+        micrometres over components of norm sqrt(3) (a vertex of the full-size
+        model moves by 0.3 mm per standard deviation of the first, of the small
+        one by 2.6 mm), expression as the release's std_exp.txt (full size) or
+        3e5 / (1 + k) ** 0.7 (small); "bfm09": smooth components (`bases` is
+        ignored) that move vertices as BFM09's do, whatever the vertex count:
+        identity component k by `BFM09_FIRST_IDENTITY_MM` (1 + k) **
+        -`BFM09_IDENTITY_DECAY` (3.82 mm for the first, root mean square over
+        the vertices), expression component k by the release's std_exp[k] /
+        sqrt(53,215) micrometres (1.97 mm for the first).
 
     Returns:
       A dict: paths ("bfm09", "exp_pca", "std_exp"), n_bfm_vertices,
@@ -455,7 +480,12 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
         xy = _orient_front(tutte_embedding(triangles, n_front), triangles, keypoints)
         front_positions = _face_cap(xy) + np.array([0.0, 0.1, 0.2])
 
-    if std_exp is None:     # small model, or the release's values did not fit n_exp_pc
+    if scale not in ("synthetic", "bfm09"):
+        raise ValueError(f"scale must be 'synthetic' or 'bfm09', not {scale!r}")
+    if scale == "bfm09":
+        bases = "smooth"
+        std_exp = None      # written below, for the vertex count of this model
+    if std_exp is None and scale == "synthetic":   # small, or the release's did not fit
         std_exp = 3e5 / (1.0 + np.arange(n_exp_pc)) ** 0.7
         with open(bfm_dir / "std_exp.txt", "w") as stream:
             stream.write(" ".join(f"{value:g}" for value in std_exp))
@@ -484,6 +514,9 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
     if bases == "smooth":
         shape_pc = smooth_components(rng, positions, n_shape_pc)
         shape_ev = 4e4 / (1.0 + np.arange(n_shape_pc)) ** 0.6
+        if scale == "bfm09":       # columns of norm sqrt(3): sqrt(3 / V) per vertex
+            shape_ev = (1000.0 * BFM09_FIRST_IDENTITY_MM * np.sqrt(n_bfm / 3.0)
+                        / (1.0 + np.arange(n_shape_pc)) ** BFM09_IDENTITY_DECAY)
     else:
         shape_pc, shape_ev = components(3 * n_bfm, n_shape_pc, 4e4)
     tex_pc, tex_ev = components(3 * n_bfm, n_tex_pc, 40.0)
@@ -505,6 +538,15 @@ def write_bfm09(bfm_dir, seed=0, index_dir=None, n_shape_pc=199, n_exp_pc=79, n_
     exp_mu = positions[trim_index].reshape(-1) * 1e5
     if bases == "smooth":
         exp_pc = smooth_components(rng, positions[trim_index], n_exp_pc).T.copy()
+        if scale == "bfm09":
+            from assets.catalog import BFM_DIR, STD_EXP_NAME
+
+            release = np.array((BFM_DIR / STD_EXP_NAME).read_text().split(), np.float64)
+            release = np.resize(release, n_exp_pc)        # repeats past its 79 values
+            std_exp = release / np.sqrt(FULL_EXPRESSION_VERTICES) * np.sqrt(
+                n_exp_vertices / 3.0)
+            with open(bfm_dir / "std_exp.txt", "w") as stream:
+                stream.write(" ".join(f"{value:g}" for value in std_exp))
     else:
         exp_pc = rng.standard_normal((n_exp_pc, 3 * n_exp_vertices), dtype=np.float32)
         exp_pc *= np.float32(1.0 / np.sqrt(n_exp_vertices))

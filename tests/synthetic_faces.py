@@ -100,3 +100,64 @@ def shape_error_mm(face, coeff, true_shape):
     """Mean per-vertex distance between the unposed shapes of `coeff` and the truth, mm."""
     face.Reconstruction_Block(np.asarray(coeff, np.float32), len(coeff), render_images=False)
     return np.linalg.norm(face.face_shape.numpy() - true_shape, axis=2).mean(axis=1) * 100.0
+
+
+def _aligned_error_mm(shapes, truth):
+    """Mean per-vertex distance, mm, of each [N, 3] shape to the truth after the
+    similarity that maps it onto the truth best (`evaluation.geometry.similarity`)."""
+    from evaluation.geometry import apply, similarity
+
+    truth = np.asarray(truth, np.float64)
+    return np.array([np.linalg.norm(apply(similarity(shape, truth), shape) - truth,
+                                    axis=1).mean() * 100.0 for shape in shapes])
+
+
+def identity_error_mm(front_model, id_coeff, true_id):
+    """Identity error: the neutral shapes of identity coefficients against the truth's.
+
+    Each shape is the mean shape plus the identity alone (no expression, no
+    pose), compared after the similarity that aligns it best with the truth's
+    neutral shape: what the identity says of a person's face, whatever its
+    size and placement.
+
+    Args:
+      front_model: the front model's dict (`load_data.load_front_model`).
+      id_coeff: [B, 80] identity coefficients.
+      true_id: [80] the truth.
+
+    Returns:
+      [B] mean per-vertex distances, mm.
+    """
+    from facemodel.coefficients import N_EXPRESSION
+    from reconstruct_mesh import shape_formation
+
+    neutral = np.zeros(N_EXPRESSION, np.float64)
+    shapes = [shape_formation(np.asarray(c, np.float64), neutral, front_model, np.float64)
+              for c in np.atleast_2d(id_coeff)]
+    truth = shape_formation(np.asarray(true_id, np.float64), neutral, front_model, np.float64)
+    return _aligned_error_mm(shapes, truth)
+
+
+def expression_error_mm(front_model, ex_coeff, true_ex):
+    """Expression error: mean per-vertex distance, mm, between the expressions' offsets
+    (exBase @ ex, the movement of each vertex from the neutral face) of [B, 64]
+    coefficients and of the truth's [B, 64]."""
+    base = np.asarray(front_model["exBase"], np.float64)
+    offset = (np.atleast_2d(ex_coeff) - np.atleast_2d(true_ex)) @ base.T
+    return np.linalg.norm(offset.reshape(len(offset), -1, 3), axis=2).mean(axis=1) * 100.0
+
+
+def aligned_shape_error_mm(front_model, coeff, true_coeff):
+    """Shape error: the unposed shapes (identity and expression) of [B, 257] coefficients
+    against the truth's [B, 257], after similarity alignment, mm [B]."""
+    from facemodel.coefficients import BLOCKS
+    from reconstruct_mesh import shape_formation
+
+    def shape(c):
+        return shape_formation(np.asarray(c[BLOCKS["identity"]], np.float64),
+                               np.asarray(c[BLOCKS["expression"]], np.float64), front_model,
+                               np.float64)
+
+    coeff, true_coeff = np.atleast_2d(coeff), np.atleast_2d(true_coeff)
+    return np.concatenate([_aligned_error_mm([shape(c)], shape(t))
+                           for c, t in zip(coeff, true_coeff)])

@@ -5,8 +5,8 @@ import tensorflow as tf
 
 from facemodel.coefficients import BLOCKS, widen
 from fitting import objective
-from fitting.objective import FitBatch, landmark_target, temporal_loss
-from fitting.optimize import POSE, Fitter, Stage, plan
+from fitting.objective import LANDMARK_TERMS, FitBatch, landmark_target, temporal_loss
+from fitting.optimize import NEWTON_STEPS, POSE, Fitter, Stage, plan
 from fitting.parameters import Coefficients
 from tests.synthetic_faces import background, draw_coefficients, render_faces, shape_error_mm
 
@@ -94,9 +94,11 @@ def test_five_point_targets_weigh_as_the_release_normalises():
 
 
 def test_plans_and_widening():
-    assert plan(10) == [Stage(10)]
-    assert plan(10, from_mean_face=True) == [Stage(3, POSE, ("landmark",)), Stage(7)]
-    assert plan(2, from_mean_face=True) == [Stage(2)]
+    assert plan(10) == [Stage(NEWTON_STEPS, POSE, LANDMARK_TERMS, "newton"), Stage(10)]
+    assert plan(10, from_mean_face=True) == [
+        Stage(NEWTON_STEPS, POSE, LANDMARK_TERMS, "newton"),
+        Stage(NEWTON_STEPS, POSE + ("identity", "expression"), LANDMARK_TERMS, "newton"),
+        Stage(10)]
     with pytest.raises(ValueError):
         plan(0)
     white = np.arange(239, dtype=np.float32)[None]
@@ -164,4 +166,94 @@ def test_non_finite_starts_and_losses_are_reported_photo_by_photo(faces):
     broken.images = np.full_like(broken.images, np.nan)
     result = faces["fitter"].fit(faces["truth"], broken, plan(3))
     assert result.refused == 3 and not result.finite.any()
-    assert np.isnan(result.history).all()
+    # The Newton steps on the landmarks need no pixels; every Adam step was refused.
+    assert np.isfinite(result.history[:NEWTON_STEPS]).all()
+    assert np.isnan(result.history[NEWTON_STEPS:]).all()
+
+
+def test_a_shared_blocks_prior_counts_once_for_the_batch():
+    from losses.terms import regularization_loss
+
+    rng = np.random.default_rng(4)
+    initial = rng.normal(size=(3, 257)).astype(np.float32)
+    shared = Coefficients(shared=("identity", "albedo"))
+    shared.load(initial)
+    coeff = shared.numpy()
+    value = float(regularization_loss(objective.prior_view(tf.constant(coeff),
+                                                           ("identity", "albedo"))))
+    # MAP over the batch, divided by its size: the shared identity's and albedo's squared
+    # norms once, each photo's expression once.
+    alpha, delta = coeff[0, :80], coeff[0, 144:224]
+    expected = (np.sum(alpha ** 2) + 0.017 * np.sum(delta ** 2)
+                + 0.8 * np.sum(coeff[:, 80:144] ** 2)) / 3
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+    alone = float(regularization_loss(objective.prior_view(tf.constant(coeff), ())))
+    np.testing.assert_allclose(alone, (np.sum(coeff[:, :80] ** 2)        # once per photo
+                                       + 0.8 * np.sum(coeff[:, 80:144] ** 2)
+                                       + 0.017 * np.sum(coeff[:, 144:224] ** 2)) / 3, rtol=1e-5)
+
+
+def test_newton_stages_reach_the_landmark_terms_minimum(faces):
+    from fitting.optimize import SHAPE
+
+    fitter, batch = faces["fitter"], faces["batch"]
+    zero = np.zeros_like(faces["truth"])
+    newton = fitter.fit(zero, batch, plan(1, from_mean_face=True)[:-1], per_photo_terms=False)
+    adam = Fitter(faces["face"], learning_rate=0.01).fit(
+        zero, batch, [Stage(30, POSE, LANDMARK_TERMS), Stage(120, POSE + SHAPE, LANDMARK_TERMS)],
+        per_photo_terms=False)
+    assert np.isfinite(newton.history).all() and newton.refused == 0
+    assert newton.history[-1] < 0.5 * adam.history[-1], (newton.history[-1], adam.history[-1])
+    faces["face"].Reconstruction_Block(newton.coeff, 2, render_images=False)
+    landmark_px = np.linalg.norm(faces["face"].landmark_p.numpy() - faces["rendered"]["lm68"],
+                                 axis=2).mean()
+    faces["face"].Reconstruction_Block(zero, 2, render_images=False)
+    start_px = np.linalg.norm(faces["face"].landmark_p.numpy() - faces["rendered"]["lm68"],
+                              axis=2).mean()
+    assert landmark_px < 0.1 * start_px, (landmark_px, start_px)
+
+
+@pytest.fixture(scope="module")
+def bfm09_scale_face(tmp_path_factory):
+    """A small synthetic model whose components move vertices by BFM09's millimetres."""
+    import load_data
+    from face_decoder import Face3D
+    from tests.synthetic_assets import write_bfm09
+
+    folder = tmp_path_factory.mktemp("bfm09_scale")
+    write_bfm09(folder, seed=3, scale="bfm09")
+    load_data.transferBFM09(folder)
+    front = folder / "BFM_model_front.mat"
+    return Face3D(front), load_data.load_front_model(front)
+
+
+def test_an_image_set_recovers_the_identity_better_than_its_single_photos(bfm09_scale_face):
+    from tests.synthetic_faces import identity_error_mm
+
+    face, front = bfm09_scale_face
+    rng = np.random.default_rng(2)
+    person = draw_coefficients(rng, 1)[0]
+    truth = draw_coefficients(rng, 4, person=person)        # own expressions, light, pose
+    truth[:, BLOCKS["angles"].start + 1] = np.radians([-20, -7, 7, 20])
+    rendered = render_faces(face, truth, background(None, seed=2))
+    batch = FitBatch.stack(rendered["rgb"][..., ::-1].astype(np.float32),
+                           [landmark_target(lm68=lm) for lm in rendered["lm68"]],
+                           [np.full((224, 224), 255.0, np.float32)] * 4)
+    zero = np.zeros_like(truth)
+    ids = BLOCKS["identity"]
+    fitter = Fitter(face)
+    singles = fitter.fit(zero, batch, plan(40, from_mean_face=True), per_photo_terms=False)
+    single_errors = identity_error_mm(front, singles.coeff[:, ids], person[ids])
+    shared = {}
+    for once in (True, False):
+        fitter.loss.shared_prior_once = once
+        result = fitter.fit(zero, batch, plan(40, from_mean_face=True),
+                            shared=("identity", "albedo"), per_photo_terms=False)
+        assert result.finite.all()
+        shared[once] = identity_error_mm(front, result.coeff[0, ids], person[ids])[0]
+    mean_face = identity_error_mm(front, zero[0, ids], person[ids])[0]
+    assert single_errors.max() < 0.8 * mean_face, (single_errors, mean_face)
+    # The set's one identity beats its photos' own, and counting its prior once (MAP)
+    # beats counting it once per photo.
+    assert shared[True] < 0.8 * single_errors.mean(), (shared, single_errors)
+    assert shared[True] < shared[False], shared

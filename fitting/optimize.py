@@ -286,7 +286,9 @@ class Fitter:
                     inner.watch(theta)
                     loss = objective(theta, images, landmarks, weights, masks, previous)
                 gradient = inner.gradient(loss, theta)
-            return loss, gradient, outer.jacobian(gradient, theta)
+            # A while loop over the gradient's entries: TensorFlow 2.21's vectorised
+            # jacobian (pfor) crashed the process (a segmentation fault) for a batch of 1.
+            return loss, gradient, outer.jacobian(gradient, theta, experimental_use_pfor=False)
 
         value = tf.function(objective, reduce_retracing=True)
         self._steps[key] = (pieces, value)

@@ -257,3 +257,10 @@ def test_an_image_set_recovers_the_identity_better_than_its_single_photos(bfm09_
     # beats counting it once per photo.
     assert shared[True] < 0.8 * single_errors.mean(), (shared, single_errors)
     assert shared[True] < shared[False], shared
+
+
+def test_a_single_photo_fits_from_the_mean_face(faces):
+    # One photo: the Newton stages' Hessian once crashed TensorFlow's vectorised jacobian.
+    result = faces["fitter"].fit(np.zeros((1, 257), np.float32), faces["batch"].slice(0, 1),
+                                 plan(2, from_mean_face=True))
+    assert result.finite.all() and np.isfinite(result.history).all()

@@ -88,6 +88,16 @@ def test_one_identity_per_video_and_the_temporal_term_stills_the_coefficients(st
     assert spread(runs[1.0]) < spread(runs[0.0])
 
 
+def test_the_identity_fit_has_no_temporal_term_between_its_frames(still_video):
+    from fitting.optimize import Fitter
+    from fitting.video_fit import fit_sample
+
+    fits = [fit_sample(still_video["path"], still_video["results"],
+                       Fitter(still_video["face"], temporal_weight=weight), still_video["lm3d"],
+                       4, sample_size=4)[1].coeff for weight in (0.0, 1.0)]
+    np.testing.assert_allclose(fits[0], fits[1], rtol=1e-5, atol=1e-6)
+
+
 def test_extract_refine_end_to_end(tmp_path, converted_bfm):
     from tests.synthetic_network import write_tiny_rnet
 

@@ -16,48 +16,33 @@ SHARED_IMAGES = catalog.REPO_ROOT.parent / "shared" / "data" / "images"
 INDEX_DIR = catalog.BFM_DIR
 
 
-def smooth_bfm(log=print):
-    """The full-size synthetic face model with smooth components, written once.
+def smooth_bfm(log=print, scale="synthetic"):
+    """A full-size synthetic face model with smooth components, written once.
 
     The release's front mesh (its index files) with bases that vary smoothly
     over the face, as a real morphable model's do
     (`tests.synthetic_assets.write_bfm09(bases="smooth")`), converted, with
-    the UV layout the repository ships: DEFAULT_ASSETS/BFM-smooth.
+    the UV layout the repository ships.
+
+    Args:
+      log: where to say that it is being written.
+      scale: "synthetic" (DEFAULT_ASSETS/BFM-smooth: speed and formats) or
+        "bfm09" (DEFAULT_ASSETS/BFM09-scale: identity components that move
+        vertices by BFM09's millimetres, for fitting's accuracy).
 
     Returns:
       The folder.
     """
-    bfm_dir = DEFAULT_ASSETS / "BFM-smooth"
+    bfm_dir = DEFAULT_ASSETS / ("BFM-smooth" if scale == "synthetic" else "BFM09-scale")
     if not (bfm_dir / catalog.FRONT_MODEL_NAME).exists():
         import load_data
         from tests.synthetic_assets import write_bfm09
 
-        log(f"writing a full-size synthetic face model into {bfm_dir} (once)")
-        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR, bases="smooth")
+        log(f"writing a full-size synthetic face model ({scale} scale) into {bfm_dir} (once)")
+        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR, bases="smooth", scale=scale)
         load_data.transferBFM09(bfm_dir)
     if not (bfm_dir / catalog.UV_NAME).exists():
         shutil.copyfile(INDEX_DIR / catalog.UV_NAME, bfm_dir / catalog.UV_NAME)
-    return bfm_dir
-
-
-def bfm09_scale_bfm(log=print):
-    """The full-size synthetic face model at BFM09's scale, written once.
-
-    As `smooth_bfm`, with identity components that move vertices by BFM09's
-    millimetres (`tests.synthetic_assets.write_bfm09(scale="bfm09")`): what
-    fitting's accuracy is measured on. DEFAULT_ASSETS/BFM09-scale.
-
-    Returns:
-      The folder.
-    """
-    bfm_dir = DEFAULT_ASSETS / "BFM09-scale"
-    if not (bfm_dir / catalog.FRONT_MODEL_NAME).exists():
-        import load_data
-        from tests.synthetic_assets import write_bfm09
-
-        log(f"writing a full-size BFM09-scale synthetic face model into {bfm_dir} (once)")
-        write_bfm09(bfm_dir, seed=0, index_dir=INDEX_DIR, scale="bfm09")
-        load_data.transferBFM09(bfm_dir)
     return bfm_dir
 
 

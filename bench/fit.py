@@ -5,7 +5,7 @@ against synthetic faces of known truth, on a face model at BFM09's scale.
     python bench/fit.py --faces 4 --steps 50,100 --skip-sets --skip-video    # a quick look
 
 The faces: the full-size synthetic model at BFM09's scale
-(`bench.common.bfm09_scale_bfm`: identity components that move a vertex by
+(`bench.common.smooth_bfm(scale="bfm09")`: identity components that move a vertex by
 3.8 mm per standard deviation for the first, as BFM09's), coefficients drawn
 as tests/synthetic_faces.py draws them with the yaw uniform in +-20 degrees,
 rendered over the shared photos (../shared/data/images, resized to 224x224;
@@ -54,7 +54,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from bench.common import SHARED_IMAGES, bfm09_scale_bfm  # noqa: E402
+from bench.common import SHARED_IMAGES, smooth_bfm  # noqa: E402
 
 NOISE = {"identity": 0.5, "expression": 0.3, "albedo": 0.5, "angles": 0.05, "lighting": 0.05,
          "translation": 0.03}
@@ -441,7 +441,7 @@ def main(argv=None):
     from fitting.optimize import Fitter
     from tests.synthetic_faces import background
 
-    bfm_dir = bfm09_scale_bfm(log)
+    bfm_dir = smooth_bfm(log, scale="bfm09")
     front_path = bfm_dir / "BFM_model_front.mat"
     face = Face3D(front_path)
     front = load_data.load_front_model(front_path)

@@ -1,7 +1,7 @@
 """Fitting (demo.py --refine, --model none, --identity set; extract.py --refine) measured
 against synthetic faces of known truth, on a face model at BFM09's scale.
 
-    python bench/fit.py                    # everything (about 25 minutes on 2 cores)
+    python bench/fit.py                    # everything (about 15 minutes on 2 cores)
     python bench/fit.py --faces 4 --steps 50,100 --skip-sets --skip-video    # a quick look
 
 The faces: the full-size synthetic model at BFM09's scale

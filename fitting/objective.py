@@ -21,6 +21,12 @@ written twice. What fitting adds:
 - `temporal_loss`: for a video's frames, the squared change of expression,
   angles and translation from each frame to the next (and from the frame
   before the batch), so that a still head gives still coefficients.
+- `prior_view`: in an image set, the prior of a shared block (identity,
+  albedo) counts once for the set, each photo's evidence in full (the MAP
+  estimate; the release's batch mean would count the prior once per photo).
+- A landmark-only path: a stage on `LANDMARK_TERMS` alone decodes the 68
+  landmark vertices and renders nothing, so that Newton steps can afford
+  the exact Hessian (`fitting.optimize`).
 """
 import dataclasses
 

@@ -79,7 +79,7 @@ class Coefficients:
         """
         parts = []
         for name in BLOCKS:
-            value = self.variables[name] if not values or name not in values else values[name]
+            value = (values or {}).get(name, self.variables[name])
             if name in self.shared:
                 value = tf.tile(value, tf.stack([self.batch, 1]))
             parts.append(value)

@@ -374,6 +374,73 @@ def render(shape, normals, colors, triangles, clip=True, renderer=None):
     return tf.clip_by_value(images, 0.0, 255.0) if clip else images
 
 
+def _camera_matrices(batch):
+    """[B, 4, 4] model-view-projection matrices of the release's camera (`render`'s)."""
+    from mesh_renderer import camera_utils
+
+    def per_image(vector):
+        return tf.tile(tf.constant([vector], tf.float32), [batch, 1])
+
+    view = camera_utils.look_at(per_image([0.0, 0.0, camera.CAMERA_DISTANCE]),
+                                per_image([0.0, 0.0, 0.0]), per_image([0.0, 1.0, 0.0]))
+    projection = camera_utils.perspective(
+        camera.IMAGE_SIZE / camera.IMAGE_SIZE, tf.fill([batch], camera.FOV_Y),
+        tf.fill([batch], camera.NEAR_CLIP), tf.fill([batch], camera.FAR_CLIP))
+    return tf.matmul(projection, view)
+
+
+def _rasterize(shape, attributes, triangles):
+    """[B, 224, 224, A] interpolated attributes (background -1), row 0 the top."""
+    from mesh_renderer import rasterize_triangles
+
+    pixels = rasterize_triangles.rasterize(
+        shape, attributes, triangles, _camera_matrices(tf.shape(shape)[0]),
+        camera.IMAGE_SIZE, camera.IMAGE_SIZE, -tf.ones([attributes.shape[-1]]))
+    return tf.reverse(pixels, axis=[1])
+
+
+def render_colors(shape, colors, triangles):
+    """`render(shape, normals, colors, triangles, clip=False)`, without the normals.
+
+    The release's render call has one light of intensity 0 and a white
+    ambient colour (`facemodel.camera`), so its Phong shading leaves each
+    covered pixel's interpolated vertex colour: ambient 1 times the colour,
+    plus exactly 0. This rasterizes the colours alone (3 attributes instead
+    of `render`'s 9: normals, positions, colours) and gives the same values
+    and gradients in a third less time; the losses use it
+    (docs/performance.md#fitting-benchfitpy).
+
+    Args:
+      shape: [B, N, 3] posed vertices, decimetres.
+      colors: [B, N, 3] vertex colours, 0-255.
+      triangles: [F, 3] int32, 0-based.
+
+    Returns:
+      [B, 224, 224, 4] RGBA float32, not clipped: RGB the colour where A is
+      1 (a pixel is covered when a triangle is drawn there and one of its
+      interpolated colour channels is >= 0, as `render`'s rule), 0 elsewhere.
+    """
+    pixels = _rasterize(shape, colors, triangles)
+    alpha = tf.cast(tf.reduce_any(pixels >= 0.0, axis=3, keepdims=True), tf.float32)
+    return tf.concat([tf.where(alpha > 0.5, pixels, tf.zeros_like(pixels)), alpha], axis=3)
+
+
+def render_coverage(shape, triangles):
+    """`render(...)[..., 3]` of a mesh whose colours are all 1: where it covers the image.
+
+    Args:
+      shape: [B, N, 3] posed vertices, decimetres.
+      triangles: [F, 3] int32, 0-based.
+
+    Returns:
+      [B, 224, 224] float32, 1 where a triangle is drawn, 0 elsewhere; no
+      gradient (a coverage mask has none, as `render`'s alpha).
+    """
+    shape = tf.stop_gradient(shape)
+    pixels = _rasterize(shape, tf.ones_like(shape[..., :1]), triangles)
+    return tf.cast(pixels[..., 0] >= 0.0, tf.float32)
+
+
 # ---------------------------------------------------------------------------
 
 

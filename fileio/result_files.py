@@ -3,7 +3,7 @@
 `write_atomically` is the one way the project writes a file (a temporary
 file in the same folder, then a rename). On top of it: landmark text files,
 OBJ meshes (byte-identical to the release's "%f" text, formatted with NumPy),
-.mat files and PNG images.
+.mat files (scipy's bytes, `fileio.matfile`) and PNG images.
 """
 import io
 import os
@@ -226,15 +226,23 @@ def write_material(path, material, texture):
 def write_mat(path, variables):
     """Writes a MATLAB v5 .mat file (uncompressed), atomically.
 
+    The bytes are `scipy.io.savemat`'s (`fileio.matfile`), written without
+    its copies.
+
     Args:
       path: destination file.
       variables: dict of name -> array, as `scipy.io.savemat` takes it.
     """
-    from scipy.io import savemat
+    from fileio import matfile
 
-    buffer = io.BytesIO()
-    savemat(buffer, variables, do_compression=False)
-    write_atomically(path, buffer.getbuffer())
+    buffers = matfile.encode(variables)
+
+    def write(stream):
+        for buffer in buffers:
+            for start in range(0, len(buffer), _WRITE_CHUNK):
+                stream.write(buffer[start:start + _WRITE_CHUNK])
+
+    write_atomically(path, write)
 
 
 def encode_png(rgb):

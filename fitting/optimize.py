@@ -39,9 +39,11 @@ from fixed shapes). A step whose loss or gradient is not finite is not
 applied (a Newton step: the stage ends); a fit whose every step was refused,
 or whose result is not finite, reports the photos concerned as failed.
 
-The compiled step of each (stage, batch size) is kept and reused by every
-later batch: tracing the renderer and its gradient takes seconds, a step a
-fraction of one.
+The traced step of each stage is kept and reused by every later batch,
+whatever its size (the batch dimension of its signature is free): tracing
+the renderer and its gradient takes seconds, a step a fraction of one. Only
+the renderer's XLA kernels compile again for a batch size they have not
+seen (docs/performance.md#one-compile-per-process).
 """
 import dataclasses
 import math
@@ -49,8 +51,9 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from facemodel.coefficients import BLOCKS
-from fitting.objective import LANDMARK_TERMS, FitBatch, FitLoss
+from facemodel.camera import IMAGE_SIZE
+from facemodel.coefficients import BLOCKS, LENGTH
+from fitting.objective import LANDMARK_TERMS, N_POINTS, FitBatch, FitLoss
 from fitting.parameters import Coefficients
 from losses.hybrid import HybridLoss
 
@@ -227,6 +230,9 @@ class Fitter:
         for _ in range(stage.steps):
             loss, gradient, hessian = (t.numpy().astype(np.float64)
                                        for t in pieces(theta, *tensors, *extra))
+            if hessian.ndim == 3:        # per photo: place the blocks in theta's order
+                hessian = _block_diagonal(hessian, [int(r) for r in rows],
+                                          [parameters.variables[n].shape[1] for n in names])
             if not (np.isfinite(loss) and np.all(np.isfinite(gradient))
                     and np.all(np.isfinite(hessian))):
                 losses.append(math.nan)
@@ -278,19 +284,39 @@ class Fitter:
                                  shared=parameters.shared)
             return terms["total"]
 
-        @tf.function(reduce_retracing=True)
+        theta_spec = (tf.TensorSpec([None]),)
+
+        # Photos whose moving blocks are all their own have independent landmark
+        # terms: their Hessian is block diagonal, one [P, P] block a photo, and
+        # the batch's blocks come from P backward passes, not B P.
+        per_photo = not any(name in parameters.shared for name in names)
+
+        def rows_of(theta):            # theta (block after block) -> [B, P], a photo a row
+            size = parameters.batch
+            parts = tf.split(theta, tf.stack([size * w for w in widths]))
+            return tf.concat([tf.reshape(p, [size, w]) for p, w in zip(parts, widths)], 1)
+
+        def theta_of(rows):
+            return tf.concat([tf.reshape(p, [-1]) for p in tf.split(rows, widths, 1)], 0)
+
+        @tf.function(input_signature=theta_spec + _signature(with_previous))
         def pieces(theta, images, landmarks, weights, masks, previous):
+            data = (images, landmarks, weights, masks, previous)
+            variable = rows_of(theta) if per_photo else theta
             with tf.GradientTape() as outer:
-                outer.watch(theta)
+                outer.watch(variable)
                 with tf.GradientTape() as inner:
-                    inner.watch(theta)
-                    loss = objective(theta, images, landmarks, weights, masks, previous)
-                gradient = inner.gradient(loss, theta)
+                    inner.watch(variable)
+                    loss = objective(theta_of(variable) if per_photo else variable, *data)
+                gradient = inner.gradient(loss, variable)
             # A while loop over the gradient's entries: TensorFlow 2.21's vectorised
             # jacobian (pfor) crashed the process (a segmentation fault) for a batch of 1.
-            return loss, gradient, outer.jacobian(gradient, theta, experimental_use_pfor=False)
+            if per_photo:
+                return loss, theta_of(gradient), outer.batch_jacobian(
+                    gradient, variable, experimental_use_pfor=False)
+            return loss, gradient, outer.jacobian(gradient, variable, experimental_use_pfor=False)
 
-        value = tf.function(objective, reduce_retracing=True)
+        value = tf.function(objective, input_signature=theta_spec + _signature(with_previous))
         self._steps[key] = (pieces, value)
         return self._steps[key]
 
@@ -299,7 +325,8 @@ class Fitter:
         if self._evaluate is None:
             self._evaluate = tf.function(
                 lambda coeff, images, landmarks, weights, masks: self.loss(
-                    coeff, FitBatch(images, landmarks, weights, masks))[0])
+                    coeff, FitBatch(images, landmarks, weights, masks))[0],
+                input_signature=(tf.TensorSpec([None, LENGTH]),) + _signature(None)[:4])
         values = self._evaluate(tf.constant(np.asarray(coeff, np.float32)), *_tensors(batch))
         return {name: float(value) for name, value in values.items()
                 if name != "temporal"}
@@ -317,7 +344,7 @@ class Fitter:
             rates = {name: float(rates) for name in BLOCKS}
         rates = [float(rates[name]) for name in names]
 
-        @tf.function
+        @tf.function(input_signature=_signature(with_previous) + (tf.TensorSpec([]),))
         def step(images, landmarks, weights, masks, previous, count):
             batch = FitBatch(images, landmarks, weights, masks)
             with tf.GradientTape() as tape:
@@ -344,6 +371,41 @@ class Fitter:
 
         self._steps[key] = step
         return step
+
+
+def _block_diagonal(blocks, rows, widths):
+    """The Hessian of theta (block after block) from its per-photo [B, P, P] blocks.
+
+    Args:
+      blocks: [B, P, P] each photo's Hessian, its P values in the order of
+        the moving blocks.
+      rows: each moving block's rows (B).
+      widths: each moving block's width (P in all).
+
+    Returns:
+      [B P, B P] with zeros between photos.
+    """
+    batch = blocks.shape[0]
+    starts = np.cumsum([0] + [r * w for r, w in zip(rows, widths)])[:-1]
+    index = np.concatenate([start + np.arange(batch)[:, None] * w + np.arange(w)
+                            for start, w in zip(starts, widths)], axis=1)   # [B, P]
+    hessian = np.zeros((index.size, index.size))
+    for photo in range(batch):
+        hessian[np.ix_(index[photo], index[photo])] = blocks[photo]
+    return hessian
+
+
+def _signature(with_previous):
+    """The input signature of a batch's tensors (`_tensors`) and the frame before it.
+
+    The batch dimension is free, so that every batch size (an image set's, a
+    video's remainder, a folder's last batch) runs the one traced function
+    (docs/performance.md#one-compile-per-process).
+    """
+    return (tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 3]),
+            tf.TensorSpec([None, N_POINTS, 2]), tf.TensorSpec([None, N_POINTS]),
+            tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE]),
+            tf.TensorSpec([1, LENGTH] if with_previous else []))
 
 
 def _tensors(batch):

@@ -9,7 +9,11 @@ The decoder is `face_decoder`'s, as in inference, and the renderer our
 `mesh_renderer`. As in the release's training graph, the render is not
 clipped to [0, 255], and a second render of the small face region
 (`tri_mask2` over the `frontmask2_idx` vertices) gives the photometric
-loss's region mask, which multiplies the skin mask.
+loss's region mask, which multiplies the skin mask. Both renders are the
+release's values by cheaper calls: the colours alone
+(`face_decoder.render_colors`: the release's light adds nothing) and the
+region's coverage alone (`face_decoder.render_coverage`: the loss stops its
+gradient anyway).
 """
 import tensorflow as tf
 
@@ -67,13 +71,9 @@ class HybridLoss:
         face = self.face
         batch = tf.shape(coeff)[0]
         face.Reconstruction_Block(coeff, batch, render_images=False)
-        render = face_decoder.render(face.face_shape_t, face.face_norm, face.face_color,
-                                     self.triangles, clip=False)
-        region = face_decoder.render(
-            tf.gather(face.face_shape_t, self.region_vertices, axis=1),
-            tf.gather(face.face_norm, self.region_vertices, axis=1),
-            tf.ones_like(tf.gather(face.face_color, self.region_vertices, axis=1)),
-            self.region_triangles, clip=False)[..., 3]
+        render = face_decoder.render_colors(face.face_shape_t, face.face_color, self.triangles)
+        region = face_decoder.render_coverage(
+            tf.gather(face.face_shape_t, self.region_vertices, axis=1), self.region_triangles)
         render_bgr = tf.reverse(render[..., :3], axis=[-1])
         predicted = face.landmark_p
         if predicted_landmarks is not None:

@@ -46,8 +46,8 @@ def compiled(fn):
 
   Args:
     fn: a python function fn(differentiable, constants) of two lists of
-      tensors returning one float32 tensor; only the float32 tensors of the
-      first list receive gradients.
+      tensors returning one float32 tensor or a list of them; only the
+      float32 tensors of the first list receive gradients.
 
   Returns:
     A function call(differentiable, constants) with the same meaning.
@@ -75,8 +75,9 @@ def compiled(fn):
 
     @tf.custom_gradient
     def _op(*inputs):
-      def _gradient(upstream):
-        return backward(upstream, list(inputs), constants)
+      def _gradient(*upstream):
+        return backward(upstream[0] if len(upstream) == 1 else list(upstream),
+                        list(inputs), constants)
       return forward(list(inputs), constants), _gradient
 
     return _op(*differentiable)

@@ -125,6 +125,49 @@ def test_write_mat_round_trip_and_atomic(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.mat"]
 
 
+def _savemat_bytes(variables):
+    import io
+
+    stream = io.BytesIO()
+    scipy.io.savemat(stream, variables, do_compression=False)
+    return stream.getvalue()
+
+
+def test_write_mat_bytes_equal_savemats(tmp_path):
+    """Every kind of value the tools write, in the layouts they have: scipy's bytes."""
+    from fileio import matfile
+
+    rng = np.random.default_rng(0)
+    variables = {
+        "recon_img": rng.random((6, 5, 3), dtype=np.float32),
+        "cropped_img": rng.integers(0, 255, (6, 5, 3), dtype=np.uint8),
+        "coeff": rng.random((1, 257), dtype=np.float32),
+        "face_shape": rng.random((7, 3), dtype=np.float32)[::-1],   # not contiguous
+        "lm_5p": rng.random((5, 2)),
+        "trans_params": rng.random((1, 5)),
+        "row": np.arange(9, dtype=np.int32),                        # 1-D: a row
+        "tiny": np.array([3], np.int16),                            # packed into its tag
+        "ids": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "empty": np.zeros((0, 3), np.float32),
+        "loss_photo": np.float64(0.25),
+        "model": "FaceReconModel.pb",
+        "model_kind": "",
+        "photos": np.array(["a.jpg", "b.jpg"], dtype=object).reshape(-1, 1),
+        "flags": np.array([True, False]),
+        "a_much_longer_variable_name": np.ones((2, 2), np.float32),
+    }
+    encoded = b"".join(bytes(b) for b in matfile.encode(variables))
+    expected = _savemat_bytes(variables)
+    assert encoded[:19] == b"MATLAB 5.0 MAT-file"
+    assert encoded[116:] == expected[116:]        # all but the header's time
+    path = tmp_path / "out.mat"
+    result_files.write_mat(path, variables)
+    assert path.read_bytes()[116:] == expected[116:]
+    loaded = scipy.io.loadmat(path)
+    np.testing.assert_array_equal(loaded["face_shape"], variables["face_shape"])
+    np.testing.assert_array_equal(loaded["recon_img"], variables["recon_img"])
+
+
 def test_write_png_round_trip_keeps_rgb_order(tmp_path):
     rgb = np.zeros((6, 9, 3), np.uint8)
     rgb[..., 0] = 200                       # pure red: a BGR mix-up would show blue

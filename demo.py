@@ -98,6 +98,10 @@ def parse_args(argv=None):
     parser.add_argument("--uv-size", type=int, default=None, metavar="S",
                         help=f"with --outputs ...,uv: the textures' side in texels (default "
                              f"{DEFAULT_UV_SIZE}, {UV_SIZES[0]} to {UV_SIZES[1]}).")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes that write the files beside the network (default "
+                             "a quarter of the cores, 1 to 4; 0: a thread of this process). "
+                             "Image sets and --outputs ...,uv write in a thread.")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo photos whose outputs already exist (default: skip them).")
     parser.add_argument("--check", action="store_true",
@@ -108,6 +112,8 @@ def parse_args(argv=None):
         parser.error("--batch-size must be at least 1")
     if args.refine < 0:
         parser.error("--refine must be 0 or more")
+    if args.workers is not None and args.workers < 0:
+        parser.error("--workers must be 0 or more")
     args.network = None if args.model.lower() == "none" else args.model
     if args.network is None and not args.refine:
         parser.error("--model none needs --refine N: without a network the coefficients are "
@@ -259,7 +265,7 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
     from facemodel.coefficients import mean_identity
     from photos.outputs import TextureWriter, write_outputs, write_set
     from preparation.photo import prepare_photo
-    from reconstruction.pipeline import run_folder
+    from reconstruction.pipeline import default_writers, run_folder
     from reconstruction.tools import reconstruction_step
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -287,9 +293,12 @@ def run_job(args, tools, set_name, photos, folder, output_dir):
 
     log, progress, close = photo_progress(len(photos), set_name)
     try:
+        # Sets keep their photos' textures in this process; a set is a few photos.
+        writers = 0 if is_set or uv else (
+            default_writers() if args.workers is None else args.workers)
         done, failed = run_folder(photos, folder, keep, align, write,
                                   batch_size=len(photos) if is_set else args.batch_size,
-                                  log=log, progress=progress)
+                                  log=log, progress=progress, writers=writers)
     finally:
         close()
     if is_set and collected:

@@ -54,7 +54,7 @@ def write_mat(path, photo, result, model=None):
     """NAME.mat with the release's keys (docs/model.md#demo-files), and a fit's."""
     variables = {
         "cropped_img": photo.crop_rgb,
-        "recon_img": result["recon_img"].astype(np.float32),
+        "recon_img": np.asarray(result["recon_img"], np.float32),
         "coeff": result["coeff"][None].astype(np.float32),
         "face_shape": result["face_shape"],
         "face_texture": result["face_texture"],

@@ -1,15 +1,22 @@
 """Photos through a reconstruction step in batches, streaming: the I/O overlaps the work.
 
 Reading and alignment of the next photos run in a thread pool while the
-reconstruction works on the current batch; writing runs in another thread.
-At most two batches are read ahead and two are waiting to be written, so
-memory does not grow with the number of photos. The reconstruction step and
+reconstruction works on the current batch; writing runs in another thread,
+which hands each photo's files to a pool of writer processes when there is
+one (`writers`): formatting a mesh and encoding a PNG hold the interpreter,
+so on a machine whose network runs on a GPU, processes on the other cores
+keep the writing off the network's path (docs/performance.md). At most two
+batches are read ahead and two are waiting to be written, so memory does
+not grow with the number of photos. The reconstruction step and
 the writer are callables, so the same streaming serves the network alone,
 the network and a fit, or a fit from the mean face, and writes the demo's
 files (`photos.outputs`) or a benchmark's predictions (`evaluation`).
 """
 import collections
 import concurrent.futures
+import contextlib
+import multiprocessing
+import os
 import pathlib
 import time
 
@@ -49,8 +56,13 @@ def network_step(reconstructor):
     return reconstruct
 
 
+def default_writers():
+    """Writer processes for this machine: a quarter of its cores, at most 4 (1 on 2 cores)."""
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
 def run_folder(photos, output_dir, reconstruct, align, write, batch_size=8, log=print,
-               progress=None, timer=None, workers=2):
+               progress=None, timer=None, workers=2, writers=0):
     """Reconstructs photos in batches, streaming.
 
     Args:
@@ -71,6 +83,10 @@ def run_folder(photos, output_dir, reconstruct, align, write, batch_size=8, log=
       progress: optional callable taking the number of photos just finished.
       timer: optional StageTimer collecting per-stage seconds.
       workers: threads that read and align photos.
+      writers: processes that write the files (0: the writing thread writes
+        them itself). With writers, `write` is sent to them once (pickled)
+        and must need no state of this process; each photo reaches it
+        without `crop_bgr` and `skin_mask` (None), which no file holds.
 
     Returns:
       (done, failed): names reconstructed, and (path, reason) of the failures.
@@ -88,8 +104,14 @@ def run_folder(photos, output_dir, reconstruct, align, write, batch_size=8, log=
                 progress(1)
                 continue
             one = {key: value[i] for key, value in results.items()}
+            # The network's input and the skin mask stay here: the files need neither.
+            written = pool.submit(_write_one, prepared._replace(crop_bgr=None, skin_mask=None),
+                                  one) if pool else None
             try:
-                _timed(timer, "write", write, prepared, one)
+                if written is None:
+                    _timed(timer, "write", write, prepared, one)
+                else:
+                    timer.add("write", written.result())
                 done.append(prepared.name)
             except Exception as error:  # A full disk must not lose the other photos.
                 reason = f"cannot write outputs ({type(error).__name__}: {error})"
@@ -99,8 +121,9 @@ def run_folder(photos, output_dir, reconstruct, align, write, batch_size=8, log=
                 log(f"{where}: {reason}")
             progress(1)
 
+    pool = _writer_pool(writers, write)
     with concurrent.futures.ThreadPoolExecutor(workers) as readers, \
-            concurrent.futures.ThreadPoolExecutor(1) as writer:
+            concurrent.futures.ThreadPoolExecutor(1) as writer, (pool or contextlib.nullcontext()):
         pending_reads = collections.deque()
         pending_writes = collections.deque()
         batch = []
@@ -134,6 +157,36 @@ def run_folder(photos, output_dir, reconstruct, align, write, batch_size=8, log=
         for future in pending_writes:
             future.result()
     return done, failed
+
+
+_write_in_process = None        # a writer process's `write`, set by its initializer
+
+
+def _install_writer(write):
+    global _write_in_process
+    _write_in_process = write
+
+
+def _write_one(prepared, result):
+    """In a writer process: writes one photo's files; returns the seconds it took."""
+    start = time.perf_counter()
+    _write_in_process(prepared, result)
+    return time.perf_counter() - start
+
+
+def _writer_pool(writers, write):
+    """A pool of `writers` processes that each hold `write`, or None for none.
+
+    The processes are started by a fork server (a fork of this process,
+    whose TensorFlow runs threads, could deadlock), once per folder; each
+    photo's arrays are pickled to them.
+    """
+    if writers <= 0:
+        return None
+    context = multiprocessing.get_context("forkserver")
+    return concurrent.futures.ProcessPoolExecutor(writers, mp_context=context,
+                                                  initializer=_install_writer,
+                                                  initargs=(write,))
 
 
 def _collect(pending, batch, failed, log, progress):

@@ -298,3 +298,22 @@ def test_outputs_subset_writes_only_those_files(layout, first_run, tmp_path):
                                        err_msg=f"{name} {key}")
     bad = run_demo("--outputs", "mat,png", cwd=tmp_path)
     assert bad.returncode == 2 and "--outputs" in bad.stderr
+
+
+def test_writer_processes_write_the_same_files_as_a_thread(layout, first_run, tmp_path):
+    """The first run wrote in a writer process (--workers' default); 0 writes in a thread."""
+    output = tmp_path / "thread"
+    result = run_demo("--input", layout["input"], "--output", output,
+                      "--bfm-dir", layout["bfm"],
+                      "--model", layout["network"] / "FaceReconModel.pb",
+                      "--batch-size", 2, "--workers", "0", cwd=layout["root"])
+    assert result.returncode == first_run["result"].returncode, result.stderr[-2000:]
+    for name in layout["good"]:
+        for suffix in ("_mesh.obj", "_lm5.txt", "_vis.png"):
+            assert (output / f"{name}{suffix}").read_bytes() == \
+                (first_run["output"] / f"{name}{suffix}").read_bytes(), name + suffix
+        # .mat files: the same bytes after the header's time.
+        assert (output / f"{name}.mat").read_bytes()[116:] == \
+            (first_run["output"] / f"{name}.mat").read_bytes()[116:], name
+    bad = run_demo("--workers", "-1", cwd=tmp_path)
+    assert bad.returncode == 2 and "--workers" in bad.stderr

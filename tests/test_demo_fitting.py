@@ -172,3 +172,41 @@ def test_a_photo_whose_fit_is_not_finite_gets_a_line_and_no_files(layout, tmp_pa
     assert done == ["ann0"] and [name for name, _ in failed] == ["ann1"]
     assert lines == ["ann1: the fit gave non-finite values; nothing written"]
     assert (tmp_path / "ann0.mat").exists() and not (tmp_path / "ann1.mat").exists()
+
+
+def _write_unless_bad(photo, result, folder):
+    """A picklable writer for the process pool: refuses photos named bad*."""
+    if photo.name.startswith("bad"):
+        raise OSError(28, "No space left on device")
+    assert photo.crop_bgr is None and photo.crop_rgb is not None
+    (folder / f"{photo.name}.txt").write_text(f"{result['coeff'][0]:.6f}\n")
+
+
+def test_writer_processes_report_a_failed_write_and_go_on(tmp_path):
+    import functools
+
+    from preparation.photo import PreparedPhoto
+    from reconstruction.pipeline import run_folder
+
+    names = ["a", "bad", "c", "d", "e"]
+
+    def align(path):
+        crop = np.full((224, 224, 3), float(len(path)), np.float32)
+        return PreparedPhoto(path, crop, crop.astype(np.uint8), None, None, None, None,
+                             None, None)
+
+    def reconstruct(batch):
+        return {"coeff": np.array([[float(i)] for i in range(len(batch))])}, {}
+
+    lines = []
+    done, failed = run_folder(names, tmp_path, reconstruct, align,
+                              functools.partial(_write_unless_bad, folder=tmp_path),
+                              batch_size=2, log=lines.append, writers=2)
+    assert done == ["a", "c", "d", "e"]
+    assert [name for name, _ in failed] == ["bad"]
+    assert lines == [f"{tmp_path / 'bad'}: cannot write outputs "
+                     "(OSError: [Errno 28] No space left on device)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "c.txt", "d.txt", "e.txt"]
+    # Each photo got its own row of its batch's results ([a, bad], [c, d], [e]).
+    assert [(tmp_path / f"{n}.txt").read_text() for n in ("c", "d", "e")] == \
+        ["0.000000\n", "1.000000\n", "0.000000\n"]

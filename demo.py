@@ -100,7 +100,8 @@ def parse_args(argv=None):
                              f"{DEFAULT_UV_SIZE}, {UV_SIZES[0]} to {UV_SIZES[1]}).")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes that write the files beside the network (default "
-                             "a quarter of the cores, 1 to 4; 0: a thread of this process). "
+                             "a quarter of the cores, at most 4; 0, the default below 4 "
+                             "cores: a thread of this process). "
                              "Image sets and --outputs ...,uv write in a thread.")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo photos whose outputs already exist (default: skip them).")

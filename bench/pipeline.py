@@ -17,6 +17,13 @@ absent). For each batch size it prints, in ms per photo:
 - the network alone at the same batch size over the same photos;
 - the ratio total / network (the target is at most 1.25 at batch 8);
 - the peak resident memory of this process.
+
+Then (unless --skip-compare) the code before issue 35 (`bench.code_versions`)
+against this one with demo.py's --workers 0, 1 and 2, each a child process
+of its own, alternated for --rounds rounds (medians): ms per photo of each
+output kind written on its own, the network alone, the streamed demo and
+photos per second, and issue 35's target (total / network at most 1.25,
+batch 8, all four outputs), met or not.
 """
 import argparse
 import json
@@ -31,7 +38,10 @@ import tempfile
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+# A child of --compare measures the code named by bench.code_versions.CODE_ENV
+# (read here directly: the code measured may have no bench.code_versions).
+CODE_ROOT = pathlib.Path(os.environ.get("DEEP3DFACE_BENCH_CODE") or REPO_ROOT)
+sys.path.insert(0, str(CODE_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -125,8 +135,12 @@ def time_network_only(photos, reconstructor, lm3d, batch_size):
     return 1000.0 * (time.perf_counter() - start) / len(photos)
 
 
-def time_streamed(photos, tools, batch_size, out_dir, outputs=photo_inputs.OUTPUT_KINDS):
-    """The demo's streamed run (demo.py's `run_job`) with `tools`' network; ms per photo."""
+def time_streamed(photos, tools, batch_size, out_dir, outputs=photo_inputs.DEFAULT_OUTPUTS,
+                  writers=None):
+    """The demo's streamed run (demo.py's `run_job`) with `tools`' network; ms per photo.
+
+    writers: demo.py's --workers (None: run_folder's default, for code that has none).
+    """
     import functools
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,16 +148,17 @@ def time_streamed(photos, tools, batch_size, out_dir, outputs=photo_inputs.OUTPU
     align = functools.partial(prepare_photo, landmarks=tools.landmarks, lm3d=tools.lm3d)
     write = functools.partial(photo_outputs.write_outputs, output_dir=out_dir,
                               triangles=tools.triangles, outputs=outputs)
+    options = {} if writers is None else {"writers": writers}
     done, failed = run_folder(
         photos, out_dir, network_step(tools.reconstructor), align, write,
-        batch_size=batch_size, log=lambda line: print(line, file=sys.stderr))
+        batch_size=batch_size, log=lambda line: print(line, file=sys.stderr), **options)
     elapsed = time.perf_counter() - start
     if failed:
         raise RuntimeError(f"streamed run failed on {failed[:3]}")
     return 1000.0 * elapsed / len(done)
 
 
-def load_models(bfm_dir, model_path, outputs=photo_inputs.OUTPUT_KINDS):
+def load_models(bfm_dir, model_path, outputs=photo_inputs.DEFAULT_OUTPUTS):
     """What demo.py loads for these outputs (`reconstruction.tools.load_tools`, as demo.py
     calls it, with --landmarks file)."""
     from reconstruction.tools import load_tools
@@ -190,6 +205,98 @@ def demo_peak_memory_mb(assets, count, work_dir, batch_size=8):
     return peak
 
 
+WRITER_COUNTS = (0, 1, 2)       # --workers compared in the same run
+TARGET_OVER_NETWORK = 1.25      # issue 35: the streamed demo, batch 8, all outputs
+
+
+def child_streamed(args):
+    """One version of the code, one --workers: the streamed demo against the network alone.
+
+    Prints one JSON line: ms a photo of the network alone, of the streamed
+    demo (all four outputs, batch 8), and of writing each output kind on its
+    own (`time_stages`' rows).
+    """
+    bfm_dir, model = args.assets / "BFM", args.assets / "network" / "FaceReconModel.pb"
+    tools = load_models(bfm_dir, model)
+    writers = None if args.child_streamed < 0 else args.child_streamed
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        photos = make_photos(work / "input", args.images)
+        warm = photos[:8]
+        time_stages(warm, tools.reconstructor, tools.triangles, tools.lm3d, 8, work / "warm")
+        time_streamed(warm, tools, 8, work / "warm_streamed", writers=writers)
+        stages = time_stages(photos, tools.reconstructor, tools.triangles, tools.lm3d, 8,
+                             work / "stages")
+        network = time_network_only(photos, tools.reconstructor, tools.lm3d, 8)
+        streamed = time_streamed(photos, tools, 8, work / "streamed", writers=writers)
+    tools.close()
+    print(json.dumps({"code": str(CODE_ROOT), "writers": writers, "network_only_ms": network,
+                      "streamed_total_ms": streamed,
+                      "write_ms": {k[len("write "):]: v for k, v in stages.items()
+                                   if k.startswith("write ")}}))
+
+
+def compare_versions(args, log=lambda line: print(line, file=sys.stderr, flush=True)):
+    """The code before issue 35 and this one, --workers 0, 1 and 2: one child each.
+
+    Returns:
+      The report's "compare" part: each child's figures, and the targets.
+    """
+    from bench.code_versions import BEFORE_SPEED, export_tree, run_child
+
+    tree = export_tree(args.before or BEFORE_SPEED, log)
+    common = ["--assets", str(args.assets), "--images", str(args.images)]
+    versions = {"before": (tree, -1)}
+    versions.update({f"workers {n}": (None, n) for n in WRITER_COUNTS})
+    rounds = {name: [] for name in versions}
+    for round_number in range(args.rounds):       # alternated: the machine's speed drifts
+        for name, (code, writers) in versions.items():
+            log(f"[pipeline] round {round_number + 1}: streamed demo, {name} ...")
+            rounds[name].append(run_child(
+                __file__, common + ["--child-streamed", str(writers)], code, log))
+    runs = {name: _median_run(results) for name, results in rounds.items()}
+    for run in runs.values():
+        run["total_over_network"] = run["streamed_total_ms"] / run["network_only_ms"]
+        run["images_per_s"] = 1000.0 / run["streamed_total_ms"]
+    best = min((k for k in runs if k != "before"), key=lambda k: runs[k]["total_over_network"])
+    value = runs[best]["total_over_network"]
+    return {"before_revision": args.before or BEFORE_SPEED, "runs": runs, "targets": {
+        f"streamed demo / network alone, batch 8, all outputs ({best})": {
+            "value": round(value, 3), "goal": f"<= {TARGET_OVER_NETWORK}",
+            "met": value <= TARGET_OVER_NETWORK}}}
+
+
+def _median_run(results):
+    """Each figure's median over the rounds of one version."""
+    run = dict(results[0])
+    for key in ("network_only_ms", "streamed_total_ms"):
+        run[key] = float(np.median([r[key] for r in results]))
+    run["write_ms"] = {k: float(np.median([r["write_ms"][k] for r in results]))
+                       for k in results[0]["write_ms"]}
+    run["rounds"] = len(results)
+    return run
+
+
+def _print_compare(compare):
+    runs = compare["runs"]
+    names = list(runs)
+    print(f"\nBefore ({compare['before_revision']}) and after, batch 8, all four outputs, "
+          "each in its own process, medians of rounds alternating them:")
+    print(f"{'ms per photo':<28}" + "".join(f"{n:>12}" for n in names))
+    kinds = list(runs["before"]["write_ms"])
+    rows = [(f"write {k}", lambda r, k=k: r["write_ms"][k]) for k in kinds] + [
+        ("network alone", lambda r: r["network_only_ms"]),
+        ("streamed demo, total", lambda r: r["streamed_total_ms"]),
+        ("photos per second", lambda r: r["images_per_s"]),
+        ("total / network", lambda r: r["total_over_network"])]
+    for label, get in rows:
+        print(f"{label:<28}" + "".join(f"{get(runs[n]):>12.2f}" for n in names))
+    print("Targets (issue 35, demo), from this run:")
+    for label, target in compare["targets"].items():
+        print(f"  {'met    ' if target['met'] else 'NOT MET'}  {label}: {target['value']} "
+              f"({target['goal']})")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Stage timings of the demo pipeline.")
     parser.add_argument("--assets", type=pathlib.Path, default=DEFAULT_ASSETS,
@@ -203,7 +310,17 @@ def main(argv=None):
                              "network-only figure (default: all four, then mat alone)")
     parser.add_argument("--memory", action="store_true",
                         help="also measure demo.py's peak memory over 20 and 200 photos")
+    parser.add_argument("--skip-compare", action="store_true",
+                        help="skip the comparison with the code before issue 35 and of "
+                             "--workers 0, 1, 2 (children, about 3 minutes)")
+    parser.add_argument("--before", default=None, help="the 'before' commit of the comparison")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of the comparison, its children alternated (2)")
+    parser.add_argument("--child-streamed", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_streamed is not None:
+        child_streamed(args)
+        return 0
     try:
         output_sets = [photo_inputs.parse_outputs(text) for text in args.outputs]
     except ValueError as error:
@@ -223,7 +340,7 @@ def main(argv=None):
     report["load_models_s"] = round(time.perf_counter() - start, 2)
     # One set of tools per other --outputs set, loaded once for all batch sizes.
     subsets = {outputs: load_models(bfm_dir, model, outputs)
-               for outputs in output_sets if tuple(outputs) != tuple(photo_inputs.OUTPUT_KINDS)}
+               for outputs in output_sets if tuple(outputs) != tuple(photo_inputs.DEFAULT_OUTPUTS)}
 
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)
@@ -245,7 +362,7 @@ def main(argv=None):
             by_outputs = report[f"batch_{batch_size}"]["streamed_by_outputs"] = {}
             for outputs in output_sets:
                 name = ",".join(outputs)
-                if tuple(outputs) == tuple(photo_inputs.OUTPUT_KINDS):
+                if tuple(outputs) == tuple(photo_inputs.DEFAULT_OUTPUTS):
                     streamed = total       # The default run above.
                 else:
                     subset = subsets[outputs]
@@ -266,7 +383,11 @@ def main(argv=None):
     tools.close()
     for subset in subsets.values():
         subset.close()
+    if not args.skip_compare:
+        report["compare"] = compare_versions(args)
     _print_table(report, args.batch_sizes)
+    if "compare" in report:
+        _print_compare(report["compare"])
     print(json.dumps(report))
     return 0
 

@@ -301,12 +301,12 @@ def test_outputs_subset_writes_only_those_files(layout, first_run, tmp_path):
 
 
 def test_writer_processes_write_the_same_files_as_a_thread(layout, first_run, tmp_path):
-    """The first run wrote in a writer process (--workers' default); 0 writes in a thread."""
-    output = tmp_path / "thread"
+    """The first run wrote with --workers' default; here 2 processes write (0: a thread)."""
+    output = tmp_path / "processes"
     result = run_demo("--input", layout["input"], "--output", output,
                       "--bfm-dir", layout["bfm"],
                       "--model", layout["network"] / "FaceReconModel.pb",
-                      "--batch-size", 2, "--workers", "0", cwd=layout["root"])
+                      "--batch-size", 2, "--workers", "2", cwd=layout["root"])
     assert result.returncode == first_run["result"].returncode, result.stderr[-2000:]
     for name in layout["good"]:
         for suffix in ("_mesh.obj", "_lm5.txt", "_vis.png"):

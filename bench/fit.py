@@ -38,6 +38,9 @@ JSON line with everything; docs/make_fitting_figure.py draws it):
    and a still head's frame-to-frame change with and without the temporal term.
 6. Cost: ms per photo per Adam step at batch 1 and 8, once compiled, and
    seconds per photo for the default N at batch 8.
+7. Speed against the code before issue 35, each in a child process
+   (bench/fit_speed.py): the first step of new batch sizes, ms a photo a
+   step, the same fit's errors and coefficients; issue 35's targets.
 """
 import argparse
 import json
@@ -429,7 +432,7 @@ def main(argv=None):
                         help="steps a batch, still head (50)")
     parser.add_argument("--cost-steps", type=int, default=30, help="steps timed for the cost")
     parser.add_argument("--seed", type=int, default=0)
-    for part in ("steps", "changes", "noisy", "sets", "video", "cost"):
+    for part in ("steps", "changes", "noisy", "sets", "video", "cost", "speed"):
         parser.add_argument(f"--skip-{part}", action="store_true")
     args = parser.parse_args(argv)
     args.steps = sorted(int(s) for s in args.steps.split(","))
@@ -473,6 +476,12 @@ def main(argv=None):
             report.update(part_video(args, face, faces, lm3d, work, backgrounds, rng))
         if not args.skip_cost:
             report.update(part_cost(args, fitter, faces, rng))
+    if not args.skip_speed:
+        from bench.fit_speed import measure, print_report
+
+        report["speed"] = measure(log=log)
+        print("\n7. Speed, the code before issue 35 against this one (child processes):")
+        print_report(report["speed"])
     checks = targets(report)
     print("\nTargets (issue 34), from this run:")
     for label, value, goal, met in checks:

@@ -11,8 +11,8 @@ model at BFM09's scale, faces of known coefficients, seed 0):
    Adam steps after the pose's Newton stage), the seconds from the call to
    its first Adam step, tracing and compiling included: what a folder's last
    partial batch, an image set of a new size or a video's remainder costs;
-2. cost: ms a photo an Adam step at batch 8, once compiled (the best of 2
-   fits of 30 steps), and the seconds a photo for 100 steps;
+2. cost: ms a photo an Adam step at batch 8, once compiled (the best of 3
+   fits of 30 steps, less the pose's Newton stage), and the seconds a photo for 100 steps;
 3. results: 8 faces fitted from the mean face with the default plan (100
    steps): their shape, identity and expression errors (mm) and the largest
    difference between the two versions' coefficients.
@@ -101,7 +101,7 @@ def child(args):
 
     truth, batch = batches[8]
     costs = []
-    for _ in range(2):
+    for _ in range(3):
         clock = time.perf_counter()
         fitter.fit(np.zeros_like(truth), batch, plan(STEPS), per_photo_terms=False)
         costs.append(time.perf_counter() - clock)

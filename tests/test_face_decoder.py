@@ -533,3 +533,42 @@ def test_render_gradient_reaches_coefficients(renderer, face):
     assert np.abs(grad).max() > 0
     assert np.abs(grad[:, 144:224]).max() > 0     # through the colours
     assert np.abs(grad[:, 224:227]).max() > 0     # through the geometry
+
+
+def test_colour_and_coverage_renders_equal_the_full_render(renderer, face, model):
+    """The losses' cheaper renders give the full render's values and gradients.
+
+    The full render interpolates normals, positions and colours and shades
+    them; with the release's zero light and white ambient colour the shading
+    leaves the colour, so rasterizing the colours alone must agree exactly,
+    and the coverage of an all-ones mesh is the full render's alpha.
+    """
+    coeff = tf.constant(random_coefficients(82, 2, 257, scale=0.5))
+    triangles = tf.constant(model["tri"].astype(np.int32) - 1)
+    upstream = tf.constant(np.random.default_rng(5).normal(size=(2, 224, 224, 4)), tf.float32)
+
+    def outputs(cheap):
+        with tf.GradientTape() as tape:
+            tape.watch(coeff)
+            face.Reconstruction_Block(coeff, render_images=False)
+            if cheap:
+                image = face_decoder.render_colors(face.face_shape_t, face.face_color, triangles)
+                region = face_decoder.render_coverage(face.face_shape_t, triangles)
+            else:
+                image = face_decoder.render(face.face_shape_t, face.face_norm, face.face_color,
+                                            triangles, clip=False)
+                region = face_decoder.render(face.face_shape_t, face.face_norm,
+                                             tf.ones_like(face.face_color), triangles,
+                                             clip=False)[..., 3]
+            total = tf.reduce_sum(image * upstream)
+        return image.numpy(), region.numpy(), tape.gradient(total, coeff).numpy()
+
+    image, region, gradient = outputs(cheap=True)
+    full_image, full_region, full_gradient = outputs(cheap=False)
+    assert image.shape == (2, 224, 224, 4) and region.shape == (2, 224, 224)
+    assert 5000 < region.sum() < 2 * 224 * 224
+    np.testing.assert_array_equal(image, full_image)
+    np.testing.assert_array_equal(region, full_region)
+    np.testing.assert_allclose(gradient, full_gradient, rtol=1e-5, atol=1e-6 * np.abs(
+        full_gradient).max())
+    assert np.abs(gradient).max() > 0

@@ -407,7 +407,7 @@ def render_colors(shape, colors, triangles):
     covered pixel's interpolated vertex colour: ambient 1 times the colour,
     plus exactly 0. This rasterizes the colours alone (3 attributes instead
     of `render`'s 9: normals, positions, colours) and gives the same values
-    and gradients in a third less time; the losses use it
+    and gradients in less time; the losses use it
     (docs/performance.md#fitting-benchfitpy).
 
     Args:
@@ -416,13 +416,15 @@ def render_colors(shape, colors, triangles):
       triangles: [F, 3] int32, 0-based.
 
     Returns:
-      [B, 224, 224, 4] RGBA float32, not clipped: RGB the colour where A is
-      1 (a pixel is covered when a triangle is drawn there and one of its
-      interpolated colour channels is >= 0, as `render`'s rule), 0 elsewhere.
+      (rgb [B, 224, 224, 3], alpha [B, 224, 224]) float32, not clipped: the
+      colour where alpha is 1 (a pixel is covered when a triangle is drawn
+      there and one of its interpolated colour channels is >= 0, `render`'s
+      rule), 0 elsewhere; `render`'s RGBA is their concatenation.
     """
     pixels = _rasterize(shape, colors, triangles)
-    alpha = tf.cast(tf.reduce_any(pixels >= 0.0, axis=3, keepdims=True), tf.float32)
-    return tf.concat([tf.where(alpha > 0.5, pixels, tf.zeros_like(pixels)), alpha], axis=3)
+    covered = tf.reduce_any(pixels >= 0.0, axis=3)
+    return (tf.where(covered[..., None], pixels, tf.zeros_like(pixels)),
+            tf.cast(covered, tf.float32))
 
 
 def render_coverage(shape, triangles):
@@ -468,9 +470,16 @@ class Face3D:
         Raises:
           assets.catalog.AssetError: the model file is missing or malformed.
         """
+        from mesh_renderer._compiled import compiled
+
         self.facemodel = BFM(model_path)
         self._eager_tensors = None
         self._graph_tensors = weakref.WeakKeyDictionary()
+        # `compute_normals` as an XLA kernel with an XLA gradient (`xla_normals`).
+        # Made here, outside any function being traced: made during a trace,
+        # TensorFlow 2.21 crashed when it ran (a segmentation fault).
+        self._xla_normals = compiled(
+            lambda shapes, _: compute_normals(shapes[0], self._model_tensors()))
 
     def _model_tensors(self):
         """The model's tensors for the current context, made once per context.
@@ -488,7 +497,8 @@ class Face3D:
                 self._graph_tensors[graph] = _ModelTensors(self.facemodel)
             return self._graph_tensors[graph]
 
-    def Reconstruction_Block(self, coeff, batchsize=None, render_images=True):
+    def Reconstruction_Block(self, coeff, batchsize=None, render_images=True,
+                             xla_normals=False):
         """Decodes coefficients into shape, colour, landmarks and images.
 
         Args:
@@ -497,6 +507,10 @@ class Face3D:
           batchsize: ignored; kept for the release's signature (the batch size
             is read from `coeff` at run time).
           render_images: False skips rasterization (`render_imgs` is then None).
+          xla_normals: compute the normals, and their gradient, with XLA
+            kernels: the losses' choice (a tenth less time a fitting step;
+            docs/performance.md#fitting-benchfitpy). The normals then differ
+            from the default's by float32 rounding (a few 1e-7).
 
         Returns:
           None; the results are set as attributes (see the class docstring).
@@ -513,7 +527,9 @@ class Face3D:
         self.face_shape = compute_shape(self.id_coeff, self.ex_coeff, model)
         self.face_texture = compute_texture(self.tex_coeff, model)
         self.rotation = compute_rotation(self.angles)
-        self.face_norm = rotate(compute_normals(self.face_shape, model), self.rotation)
+        normals = self._xla_normals([self.face_shape], []) if xla_normals else \
+            compute_normals(self.face_shape, model)
+        self.face_norm = rotate(normals, self.rotation)
         self.face_shape_t = rotate(self.face_shape, self.rotation) + self.translation[:, None, :]
         self.landmark_p = project_points(tf.gather(self.face_shape_t, model.keypoints, axis=1))
         self.face_color = illuminate(self.face_texture, self.face_norm, self.gamma)

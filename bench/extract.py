@@ -39,6 +39,10 @@ then, as the last line, one JSON object with every figure.
 2. Alignment (bench/extract_alignment.py): the aligning points' error on a moving
    head and their jitter on a still one, --landmarks track against detect, on every
    photo, --align-frames frames each.
+3. (--compare) The throughput part again in child processes, the code before issue
+   35 (`bench.code_versions`) and this one, alternated --compare-rounds times:
+   extraction / network of each (medians), and issue 35's target (at least 0.9,
+   720p, batch 8), met or not.
 
 Other processes on the same cores skew every timing: the load average is printed at
 the start and the end, and throughput figures are the best of --repeat runs. Scratch
@@ -58,7 +62,10 @@ import tempfile
 import time
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+# A child of --compare measures the code named by bench.code_versions.CODE_ENV
+# (read here directly: the code measured may have no bench.code_versions).
+CODE_ROOT = pathlib.Path(os.environ.get("DEEP3DFACE_BENCH_CODE") or REPO_ROOT)
+sys.path.insert(0, str(CODE_ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
@@ -373,6 +380,31 @@ def print_throughput(r):
         for kind, c in r["detector_calls_by_kind"].items()))
 
 
+def compare_versions(args):
+    """The throughput part in children, the code before issue 35 and this one, alternated."""
+    from bench.code_versions import BEFORE_SPEED, export_tree, run_child
+
+    tree = export_tree(args.before or BEFORE_SPEED, log)
+    child_args = ["--skip-alignment", "--skip-memory", "--skip-ray", "--assets",
+                  str(args.assets), "--frames", str(args.frames), "--repeat", str(args.repeat),
+                  "--size", f"{args.size[0]}x{args.size[1]}",
+                  "--batch-size", str(args.batch_size)]
+    if args.photo is not None:
+        child_args += ["--photo", str(args.photo)]
+    ratios = {"before": [], "after": []}
+    for round_number in range(args.compare_rounds):
+        for name, code in (("before", tree), ("after", None)):
+            log(f"[compare] round {round_number + 1}: throughput of the code {name} ...")
+            ratios[name].append(run_child(__file__, child_args, code, log)["ratio"])
+    result = {"before_revision": args.before or BEFORE_SPEED,
+              "ratios": ratios, "median": {k: float(np.median(v)) for k, v in ratios.items()}}
+    print(f"\n3. Extraction / network alone, the code before ({result['before_revision']}) "
+          f"and this one, {args.compare_rounds} alternated rounds: before "
+          f"{', '.join(f'{r:.3f}' for r in ratios['before'])}; after "
+          f"{', '.join(f'{r:.3f}' for r in ratios['after'])}")
+    return result
+
+
 def parse_size(text):
     try:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -401,7 +433,10 @@ OPTIONS = (
     ("--photo", pathlib.Path, None, "photo with a NAME.txt 5-point file, tried first "
                                     "(then ../shared/data/images, else input/astronaut.png)"),
     ("--out", pathlib.Path, None, "scratch folder, kept (default: a temporary one, removed)"))
-SKIPS = (("--skip-long", "no long video"), ("--skip-memory", "no memory part at all"),
+TARGET_RATIO = 0.9              # issue 35: extraction / network alone, 720p, batch 8
+SKIPS = (("--compare", "also the throughput of the code before issue 35 against this one, "
+                       "in child processes"),
+         ("--skip-long", "no long video"), ("--skip-memory", "no memory part at all"),
          ("--skip-throughput", "no throughput part"),
          ("--skip-alignment", "no alignment part"), ("--skip-ray", "no Ray part"))
 
@@ -412,6 +447,9 @@ def main(argv=None):
         parser.add_argument(flag, type=kind, default=default, help=text)
     for flag, text in SKIPS:
         parser.add_argument(flag, action="store_true", help=text)
+    parser.add_argument("--compare-rounds", type=int, default=2,
+                        help="--compare: rounds, the two versions alternated (2)")
+    parser.add_argument("--before", default=None, help="--compare: the 'before' commit")
     args = parser.parse_args(argv)
     for flag, kind, _, _ in OPTIONS:
         if kind is int and getattr(args, flag[2:].replace("-", "_")) < 1:
@@ -448,6 +486,14 @@ def main(argv=None):
             report.update(part_memory(args, work, photos))
         if not args.skip_ray:
             report.update(part_ray(args, work, photos))
+        if args.compare:
+            report["compare"] = compare_versions(args)
+    if "ratio" in report:
+        met = report["ratio"] >= TARGET_RATIO
+        report["target"] = {"value": report["ratio"], "goal": f">= {TARGET_RATIO}", "met": met}
+        print(f"\nTarget (issue 35), from this run: {'met' if met else 'NOT MET'}  extraction "
+              f"/ network alone, {report['size']}, batch {report['batch_size']}: "
+              f"{report['ratio']} (>= {TARGET_RATIO})")
     report["bench_s"] = round(time.perf_counter() - start, 1)
     report["load_average_end"] = round(os.getloadavg()[0], 2)
     print(f"\nbench time: {report['bench_s']:.0f} s, load average at the end "

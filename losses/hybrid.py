@@ -70,11 +70,12 @@ class HybridLoss:
         """
         face = self.face
         batch = tf.shape(coeff)[0]
-        face.Reconstruction_Block(coeff, batch, render_images=False)
-        render = face_decoder.render_colors(face.face_shape_t, face.face_color, self.triangles)
+        face.Reconstruction_Block(coeff, batch, render_images=False, xla_normals=True)
+        rgb, alpha = face_decoder.render_colors(face.face_shape_t, face.face_color,
+                                                self.triangles)
         region = face_decoder.render_coverage(
             tf.gather(face.face_shape_t, self.region_vertices, axis=1), self.region_triangles)
-        render_bgr = tf.reverse(render[..., :3], axis=[-1])
+        render_bgr = tf.reverse(rgb, axis=[-1])
         predicted = face.landmark_p
         if predicted_landmarks is not None:
             predicted = predicted_landmarks(predicted)
@@ -90,4 +91,5 @@ class HybridLoss:
             terms["identity"] = identity_loss(self.identity_net(render_bgr),
                                                      self.identity_net(images))
         terms["total"] = total_loss(terms)
+        render = tf.concat([rgb, alpha[..., None]], axis=-1)
         return terms, {"coeff": coeff, "render": render, "landmarks": face.landmark_p}

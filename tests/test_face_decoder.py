@@ -552,7 +552,9 @@ def test_colour_and_coverage_renders_equal_the_full_render(renderer, face, model
             tape.watch(coeff)
             face.Reconstruction_Block(coeff, render_images=False)
             if cheap:
-                image = face_decoder.render_colors(face.face_shape_t, face.face_color, triangles)
+                rgb, alpha = face_decoder.render_colors(face.face_shape_t, face.face_color,
+                                                        triangles)
+                image = tf.concat([rgb, alpha[..., None]], axis=-1)
                 region = face_decoder.render_coverage(face.face_shape_t, triangles)
             else:
                 image = face_decoder.render(face.face_shape_t, face.face_norm, face.face_color,
@@ -572,3 +574,24 @@ def test_colour_and_coverage_renders_equal_the_full_render(renderer, face, model
     np.testing.assert_allclose(gradient, full_gradient, rtol=1e-5, atol=1e-6 * np.abs(
         full_gradient).max())
     assert np.abs(gradient).max() > 0
+
+
+def test_xla_normals_equal_the_default_normals_and_gradients(face, model):
+    coeff = tf.constant(random_coefficients(83, 3, 257, scale=0.5))
+    weights = tf.constant(np.random.default_rng(6).normal(size=(3, model["meanshape"].size // 3,
+                                                                3)), tf.float32)
+
+    def normals(xla):
+        with tf.GradientTape() as tape:
+            tape.watch(coeff)
+            face.Reconstruction_Block(coeff, render_images=False, xla_normals=xla)
+            total = tf.reduce_sum(face.face_norm * weights)
+        return face.face_norm.numpy(), tape.gradient(total, coeff).numpy()
+
+    xla_normals, xla_gradient = normals(True)
+    default_normals, default_gradient = normals(False)
+    np.testing.assert_allclose(np.linalg.norm(xla_normals, axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(xla_normals, default_normals, atol=2e-6)
+    assert np.abs(default_gradient[:, :80]).max() > 0         # the identity moves normals
+    np.testing.assert_allclose(xla_gradient, default_gradient, rtol=1e-4,
+                               atol=1e-5 * np.abs(default_gradient).max())

@@ -33,6 +33,13 @@ def run_demo(*args, cwd):
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def demo_on_layout(layout, output, *extra):
+    """demo.py over the layout's photos with its model, batch 2, and `extra` flags."""
+    return run_demo("--input", layout["input"], "--output", output, "--bfm-dir", layout["bfm"],
+                    "--model", layout["network"] / "FaceReconModel.pb", "--batch-size", 2,
+                    *extra, cwd=layout["root"])
+
+
 def _write_photo(folder, name, pixels, mode=None, landmarks=GENERATED_LANDMARKS, **save):
     image = Image.fromarray(pixels) if mode is None else Image.fromarray(pixels).convert(mode)
     image.save(folder / name, **save)
@@ -279,10 +286,7 @@ def test_output_that_is_a_file_is_a_usage_error(tmp_path, layout, where):
 
 def test_outputs_subset_writes_only_those_files(layout, first_run, tmp_path):
     output = tmp_path / "out"
-    result = run_demo("--input", layout["input"], "--output", output,
-                      "--bfm-dir", layout["bfm"],
-                      "--model", layout["network"] / "FaceReconModel.pb",
-                      "--batch-size", 2, "--outputs", "lm5,mat", cwd=layout["root"])
+    result = demo_on_layout(layout, output, "--outputs", "lm5,mat")
     assert result.returncode == first_run["result"].returncode, result.stderr[-2000:]
     for name in layout["good"]:
         assert sorted(p.name for p in output.glob(f"{name}.*")) + \
@@ -303,10 +307,7 @@ def test_outputs_subset_writes_only_those_files(layout, first_run, tmp_path):
 def test_writer_processes_write_the_same_files_as_a_thread(layout, first_run, tmp_path):
     """The first run wrote with --workers' default; here 2 processes write (0: a thread)."""
     output = tmp_path / "processes"
-    result = run_demo("--input", layout["input"], "--output", output,
-                      "--bfm-dir", layout["bfm"],
-                      "--model", layout["network"] / "FaceReconModel.pb",
-                      "--batch-size", 2, "--workers", "2", cwd=layout["root"])
+    result = demo_on_layout(layout, output, "--workers", "2")
     assert result.returncode == first_run["result"].returncode, result.stderr[-2000:]
     for name in layout["good"]:
         for suffix in ("_mesh.obj", "_lm5.txt", "_vis.png"):

@@ -533,8 +533,11 @@ class Face3D:
         self.face_shape_t = rotate(self.face_shape, self.rotation) + self.translation[:, None, :]
         self.landmark_p = project_points(tf.gather(self.face_shape_t, model.keypoints, axis=1))
         self.face_color = illuminate(self.face_texture, self.face_norm, self.gamma)
-        self.render_imgs = (render(self.face_shape_t, self.face_norm, self.face_color,
-                                   model.triangles) if render_images else None)
+        self.render_imgs = None
+        if render_images:       # `render`'s values, without interpolating normals
+            rgb, alpha = render_colors(self.face_shape_t, self.face_color, model.triangles)
+            self.render_imgs = tf.clip_by_value(tf.concat([rgb, alpha[..., None]], axis=-1),
+                                                0.0, 255.0)
 
     def landmarks(self, coeff):
         """The 68 projected landmarks alone, without the rest of the mesh.

@@ -10,9 +10,10 @@ of the full-size model at BFM09's scale, `bench.common.smooth_bfm`), and
 the part's cost is the difference from the row above:
 
 1. shape and pose: identity and expression bases, rotation, translation;
-2. normals (per triangle, summed per vertex, rotated);
+2. normals (per triangle, summed per vertex, rotated; the losses' XLA kernel);
 3. albedo, lighting and the 68 projected landmarks (the whole decoder);
-4. the two renders of the loss (the face, and the small face region);
+4. the two renders of the loss (the face's colours, and the small face
+   region's coverage: `face_decoder.render_colors`, `render_coverage`);
 5. the loss terms (`fitting.objective.FitLoss`, the release's terms);
 6. their gradient with respect to the coefficients;
 7. a whole Adam step as `fitting.optimize.Fitter` runs it (the update, and
@@ -86,8 +87,8 @@ def main(argv=None):
         rotation = fd.compute_rotation(angles)
         posed = fd.rotate(shape, rotation) + translation[:, None, :]
         total = tf.reduce_sum(posed)
-        if normals:
-            normal = fd.rotate(fd.compute_normals(shape, model), rotation)
+        if normals:      # the losses' XLA kernel (`Face3D.Reconstruction_Block(xla_normals=)`)
+            normal = fd.rotate(face._xla_normals([shape], []), rotation)
             total += tf.reduce_sum(normal)
         if colours:
             colour = fd.illuminate(fd.compute_texture(tex_coeff, model), normal, gamma)
@@ -97,16 +98,12 @@ def main(argv=None):
 
     hybrid = fitter.loss.hybrid
 
-    def renders(coeff):
-        face.Reconstruction_Block(coeff, render_images=False)
-        image = fd.render(face.face_shape_t, face.face_norm, face.face_color, hybrid.triangles,
-                          clip=False)
-        region = fd.render(tf.gather(face.face_shape_t, hybrid.region_vertices, axis=1),
-                           tf.gather(face.face_norm, hybrid.region_vertices, axis=1),
-                           tf.ones_like(tf.gather(face.face_color, hybrid.region_vertices,
-                                                  axis=1)),
-                           hybrid.region_triangles, clip=False)
-        return tf.reduce_sum(image) + tf.reduce_sum(region)
+    def renders(coeff):          # as `losses.hybrid.HybridLoss` renders
+        face.Reconstruction_Block(coeff, render_images=False, xla_normals=True)
+        rgb, alpha = fd.render_colors(face.face_shape_t, face.face_color, hybrid.triangles)
+        region = fd.render_coverage(tf.gather(face.face_shape_t, hybrid.region_vertices, axis=1),
+                                    hybrid.region_triangles)
+        return tf.reduce_sum(rgb) + tf.reduce_sum(alpha) + tf.reduce_sum(region)
 
     def loss(coeff, *data):
         return fitter.loss(coeff, FitBatch(*data))[0]["total"]

@@ -527,7 +527,7 @@ class Face3D:
         self.face_shape = compute_shape(self.id_coeff, self.ex_coeff, model)
         self.face_texture = compute_texture(self.tex_coeff, model)
         self.rotation = compute_rotation(self.angles)
-        normals = self._xla_normals([self.face_shape], []) if xla_normals else \
+        normals = self._padded_xla_normals(self.face_shape) if xla_normals else \
             compute_normals(self.face_shape, model)
         self.face_norm = rotate(normals, self.rotation)
         self.face_shape_t = rotate(self.face_shape, self.rotation) + self.translation[:, None, :]
@@ -538,6 +538,21 @@ class Face3D:
             rgb, alpha = render_colors(self.face_shape_t, self.face_color, model.triangles)
             self.render_imgs = tf.clip_by_value(tf.concat([rgb, alpha[..., None]], axis=-1),
                                                 0.0, 255.0)
+
+    def _padded_xla_normals(self, shape):
+        """The XLA normals of [B, N, 3] shapes, B padded with zeros to a multiple of 8.
+
+        XLA compiles a kernel for each batch size it meets; padded, the
+        batch sizes 2 to 8 share one compile (a folder's last batch, an
+        image set, a video's remainder: docs/performance.md#one-compile-per-process).
+        Each photo's normals are its own, so padding changes none of them.
+        A batch of 1 is not padded: fits evaluate their photos one by one
+        anyway.
+        """
+        batch = tf.shape(shape)[0]
+        padded = tf.where(batch > 1, (batch + 7) // 8 * 8, batch)
+        shape = tf.pad(shape, [[0, padded - batch], [0, 0], [0, 0]])
+        return self._xla_normals([shape], [])[:batch]
 
     def landmarks(self, coeff):
         """The 68 projected landmarks alone, without the rest of the mesh.

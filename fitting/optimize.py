@@ -231,8 +231,8 @@ class Fitter:
             loss, gradient, hessian = (t.numpy().astype(np.float64)
                                        for t in pieces(theta, *tensors, *extra))
             if hessian.ndim == 3:        # per photo: place the blocks in theta's order
-                hessian = _block_diagonal(hessian, [int(r) for r in rows],
-                                          [parameters.variables[n].shape[1] for n in names])
+                hessian = _block_diagonal(hessian, [BLOCKS[n].stop - BLOCKS[n].start
+                                                    for n in names])
             if not (np.isfinite(loss) and np.all(np.isfinite(gradient))
                     and np.all(np.isfinite(hessian))):
                 losses.append(math.nan)
@@ -272,17 +272,22 @@ class Fitter:
         names = [name for name in BLOCKS if name in stage.moving]
         widths = [BLOCKS[name].stop - BLOCKS[name].start for name in names]
 
-        def objective(theta, images, landmarks, weights, masks, previous):
-            batch = FitBatch(images, landmarks, weights, masks)
+        def blocks_of(theta):          # theta (block after block) -> {name: [rows, width]}
             size = parameters.batch
             rows = [1 if name in parameters.shared else size for name in names]
-            sizes = tf.stack([r * w for r, w in zip(rows, widths)])
-            values = {name: tf.reshape(part, [r, w]) for name, part, r, w
-                      in zip(names, tf.split(theta, sizes), rows, widths)}
+            parts = tf.split(theta, tf.stack([r * w for r, w in zip(rows, widths)]))
+            return {name: tf.reshape(part, [r, w])
+                    for name, part, r, w in zip(names, parts, rows, widths)}
+
+        def loss_of(values, images, landmarks, weights, masks, previous):
+            batch = FitBatch(images, landmarks, weights, masks)
             terms, _ = self.loss(parameters(values), batch,
                                  previous if with_previous else None, stage.terms,
                                  shared=parameters.shared)
             return terms["total"]
+
+        def objective(theta, images, landmarks, weights, masks, previous):
+            return loss_of(blocks_of(theta), images, landmarks, weights, masks, previous)
 
         theta_spec = (tf.TensorSpec([None]),)
 
@@ -291,29 +296,24 @@ class Fitter:
         # the batch's blocks come from P backward passes, not B P.
         per_photo = not any(name in parameters.shared for name in names)
 
-        def rows_of(theta):            # theta (block after block) -> [B, P], a photo a row
-            size = parameters.batch
-            parts = tf.split(theta, tf.stack([size * w for w in widths]))
-            return tf.concat([tf.reshape(p, [size, w]) for p, w in zip(parts, widths)], 1)
-
-        def theta_of(rows):
-            return tf.concat([tf.reshape(p, [-1]) for p in tf.split(rows, widths, 1)], 0)
-
         @tf.function(input_signature=theta_spec + _signature(with_previous))
         def pieces(theta, images, landmarks, weights, masks, previous):
             data = (images, landmarks, weights, masks, previous)
-            variable = rows_of(theta) if per_photo else theta
+            # Per photo, the variable is [B, P], a photo a row.
+            variable = tf.concat(list(blocks_of(theta).values()), 1) if per_photo else theta
             with tf.GradientTape() as outer:
                 outer.watch(variable)
                 with tf.GradientTape() as inner:
                     inner.watch(variable)
-                    loss = objective(theta_of(variable) if per_photo else variable, *data)
+                    loss = loss_of(dict(zip(names, tf.split(variable, widths, 1))), *data) \
+                        if per_photo else objective(variable, *data)
                 gradient = inner.gradient(loss, variable)
             # A while loop over the gradient's entries: TensorFlow 2.21's vectorised
             # jacobian (pfor) crashed the process (a segmentation fault) for a batch of 1.
             if per_photo:
-                return loss, theta_of(gradient), outer.batch_jacobian(
-                    gradient, variable, experimental_use_pfor=False)
+                flat = tf.concat([tf.reshape(g, [-1]) for g in tf.split(gradient, widths, 1)], 0)
+                return loss, flat, outer.batch_jacobian(gradient, variable,
+                                                        experimental_use_pfor=False)
             return loss, gradient, outer.jacobian(gradient, variable, experimental_use_pfor=False)
 
         value = tf.function(objective, input_signature=theta_spec + _signature(with_previous))
@@ -373,20 +373,19 @@ class Fitter:
         return step
 
 
-def _block_diagonal(blocks, rows, widths):
+def _block_diagonal(blocks, widths):
     """The Hessian of theta (block after block) from its per-photo [B, P, P] blocks.
 
     Args:
       blocks: [B, P, P] each photo's Hessian, its P values in the order of
         the moving blocks.
-      rows: each moving block's rows (B).
-      widths: each moving block's width (P in all).
+      widths: each moving block's width (P in all); each block has B rows.
 
     Returns:
       [B P, B P] with zeros between photos.
     """
     batch = blocks.shape[0]
-    starts = np.cumsum([0] + [r * w for r, w in zip(rows, widths)])[:-1]
+    starts = np.cumsum([0] + [batch * w for w in widths])[:-1]
     index = np.concatenate([start + np.arange(batch)[:, None] * w + np.arange(w)
                             for start, w in zip(starts, widths)], axis=1)   # [B, P]
     hessian = np.zeros((index.size, index.size))

@@ -384,7 +384,7 @@ def _camera_matrices(batch):
     view = camera_utils.look_at(per_image([0.0, 0.0, camera.CAMERA_DISTANCE]),
                                 per_image([0.0, 0.0, 0.0]), per_image([0.0, 1.0, 0.0]))
     projection = camera_utils.perspective(
-        camera.IMAGE_SIZE / camera.IMAGE_SIZE, tf.fill([batch], camera.FOV_Y),
+        1.0, tf.fill([batch], camera.FOV_Y),          # square images
         tf.fill([batch], camera.NEAR_CLIP), tf.fill([batch], camera.FAR_CLIP))
     return tf.matmul(projection, view)
 

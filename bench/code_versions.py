@@ -73,6 +73,29 @@ def run_child(script, args, code=None, log=print):
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 
+def run_alternated(script, versions, rounds=1, log=print):
+    """Runs each version's child `rounds` times, the versions taking turns.
+
+    Taking turns, a slow spell of the machine hits every version alike.
+
+    Args:
+      script: the measuring script (this checkout's).
+      versions: {name: (code folder or None, the child's arguments)}.
+      rounds: how many times each runs.
+      log: as `run_child`'s.
+
+    Returns:
+      {name: [each round's JSON line]}.
+    """
+    results = {name: [] for name in versions}
+    for round_number in range(rounds):
+        for name, (code, args) in versions.items():
+            log(f"[{pathlib.Path(script).stem}] round {round_number + 1} of {rounds}: "
+                f"{name} ...")
+            results[name].append(run_child(script, args, code, log))
+    return results
+
+
 def _git(*args):
     try:
         return subprocess.run(["git", "-C", str(REPO_ROOT), *args], check=True,

@@ -382,7 +382,7 @@ def print_throughput(r):
 
 def compare_versions(args):
     """The throughput part in children, the code before issue 35 and this one, alternated."""
-    from bench.code_versions import BEFORE_SPEED, export_tree, run_child
+    from bench.code_versions import BEFORE_SPEED, export_tree, run_alternated
 
     tree = export_tree(args.before or BEFORE_SPEED, log)
     child_args = ["--skip-alignment", "--skip-memory", "--skip-ray", "--assets",
@@ -391,11 +391,9 @@ def compare_versions(args):
                   "--batch-size", str(args.batch_size)]
     if args.photo is not None:
         child_args += ["--photo", str(args.photo)]
-    ratios = {"before": [], "after": []}
-    for round_number in range(args.compare_rounds):
-        for name, code in (("before", tree), ("after", None)):
-            log(f"[compare] round {round_number + 1}: throughput of the code {name} ...")
-            ratios[name].append(run_child(__file__, child_args, code, log)["ratio"])
+    runs = run_alternated(__file__, {"before": (tree, child_args), "after": (None, child_args)},
+                          args.compare_rounds, log)
+    ratios = {name: [run["ratio"] for run in results] for name, results in runs.items()}
     result = {"before_revision": args.before or BEFORE_SPEED,
               "ratios": ratios, "median": {k: float(np.median(v)) for k, v in ratios.items()}}
     print(f"\n3. Extraction / network alone, the code before ({result['before_revision']}) "

@@ -160,15 +160,15 @@ def main(argv=None):
 
 def measure(before=None, log=log):
     """Both versions' figures and the targets: the report `bench/fit.py` also prints."""
-    from bench.code_versions import BEFORE_SPEED, export_tree, run_child
+    from bench.code_versions import BEFORE_SPEED, export_tree, run_alternated
 
     before = before or BEFORE_SPEED
     tree = export_tree(before, log)
     report = {"machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "before_revision": before}
-    for name, code in (("before", tree), ("after", None)):
-        log(f"[fit speed] measuring the code {name} ...")
-        report[name] = run_child(pathlib.Path(__file__), ["--child"], code, log)
+    runs = run_alternated(__file__, {"before": (tree, ["--child"]), "after": (None, ["--child"])},
+                          log=log)
+    report.update({name: results[0] for name, results in runs.items()})
     old, new = report["before"], report["after"]
     difference = np.abs(np.array(old.pop("coeff")) - np.array(new.pop("coeff")))
     report["coeff_max_difference"] = float(difference.max())
@@ -179,7 +179,7 @@ def measure(before=None, log=log):
                  5) for k in old["errors_mm"]}
     largest_change = max(report["errors_difference_mm"].values())
     largest_noise = max(report["errors_float_noise_mm"].values())
-    new_sizes = [row for row in new["latency"][1:3]]
+    new_sizes = new["latency"][1:3]
     report["targets"] = {
         "ms a photo a step, batch 8": {
             "value": new["ms_per_photo_step_batch8"], "goal": f"<= {TARGET_MS}",

@@ -242,18 +242,14 @@ def compare_versions(args, log=lambda line: print(line, file=sys.stderr, flush=T
     Returns:
       The report's "compare" part: each child's figures, and the targets.
     """
-    from bench.code_versions import BEFORE_SPEED, export_tree, run_child
+    from bench.code_versions import BEFORE_SPEED, export_tree, run_alternated
 
     tree = export_tree(args.before or BEFORE_SPEED, log)
     common = ["--assets", str(args.assets), "--images", str(args.images)]
-    versions = {"before": (tree, -1)}
-    versions.update({f"workers {n}": (None, n) for n in WRITER_COUNTS})
-    rounds = {name: [] for name in versions}
-    for round_number in range(args.rounds):       # alternated: the machine's speed drifts
-        for name, (code, writers) in versions.items():
-            log(f"[pipeline] round {round_number + 1}: streamed demo, {name} ...")
-            rounds[name].append(run_child(
-                __file__, common + ["--child-streamed", str(writers)], code, log))
+    versions = {"before": (tree, common + ["--child-streamed", "-1"])}
+    versions.update({f"workers {n}": (None, common + ["--child-streamed", str(n)])
+                     for n in WRITER_COUNTS})
+    rounds = run_alternated(__file__, versions, args.rounds, log)
     runs = {name: _median_run(results) for name, results in rounds.items()}
     for run in runs.values():
         run["total_over_network"] = run["streamed_total_ms"] / run["network_only_ms"]

@@ -7,6 +7,8 @@
     python train.py export --log-dir runs/first --output network/MyModel.pb
     python demo.py --model network/MyModel.pb
     python train.py --check                                            # which assets are here
+    python train.py ... --strategy mirrored --batch-size 32            # the GPUs of one machine
+    TF_CONFIG=... python train.py ... --strategy multiworker           # on every machine
 
 The loss is the release's: skin-weighted photometric, 68-landmark, identity
 (perceptual), coefficient, reflectance and lighting terms with its weights;
@@ -14,8 +16,9 @@ Adam at 1e-4, then 2e-5 after step 100k, 200k steps of 16 photos. Logs and
 checkpoints go to --log-dir (TensorBoard: `tensorboard --logdir runs`).
 
 Exit status: 0 on success (and after Ctrl-C, which saves a checkpoint), 1
-when some photo failed to prepare or training stopped on a NaN, 2 for missing
-assets or a wrong command line.
+when some photo failed to prepare, training stopped on a NaN or a worker of
+the cluster stopped, 2 for missing assets, a wrong command line or a cluster
+that cannot start (a malformed TF_CONFIG, workers not reached in time).
 """
 import argparse
 import pathlib
@@ -72,7 +75,9 @@ def parse_train(argv):
                         help="frozen face-recognition graph for the identity loss (FaceNet "
                              "20170512-110547's .pb); without it that term is dropped.")
     parser.add_argument("--steps", type=int, default=200_000, help="last step (200000).")
-    parser.add_argument("--batch-size", type=int, default=16, help="photos per step (16).")
+    parser.add_argument("--batch-size", type=int, default=16,
+                        help="photos per step over all replicas (16); each replica takes "
+                             "its share.")
     parser.add_argument("--lr-drop-step", type=int, default=100_000,
                         help="step after which the learning rate is 2e-5 (100000).")
     parser.add_argument("--save-every", type=int, default=10_000,
@@ -86,6 +91,19 @@ def parse_train(argv):
                              "a few hundred steps needs less, e.g. 0.99, for its inference "
                              "statistics to settle).")
     parser.add_argument("--seed", type=int, default=0, help="data order seed (0).")
+    parser.add_argument("--strategy", choices=("one", "mirrored", "multiworker"),
+                        default="one",
+                        help="one device (default); mirrored: the GPUs of this machine (or "
+                             "--cpu-devices logical CPUs); multiworker: several machines, "
+                             "from TF_CONFIG or a Slurm job step (implies --resume).")
+    parser.add_argument("--cpu-devices", type=int, default=None,
+                        help="with --strategy mirrored on a machine without GPUs: split the "
+                             "CPU into this many logical devices (to try the strategy; no "
+                             "faster).")
+    parser.add_argument("--cluster-timeout", type=float, default=60.0,
+                        help="seconds a worker waits for the others to answer, at the start "
+                             "and during the run, before it stops with a line naming them "
+                             "(60).")
     parser.add_argument("--check", action="store_true",
                         help="report the training assets and where to get the missing ones.")
     parser.add_argument("--resume", action="store_true",
@@ -104,6 +122,10 @@ def parse_train(argv):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0.0 < args.bn_decay < 1.0:
         parser.error("--bn-decay must be in (0, 1)")
+    if args.cpu_devices is not None and (args.cpu_devices < 1 or args.strategy != "mirrored"):
+        parser.error("--cpu-devices takes a count of at least 1, with --strategy mirrored")
+    if not args.cluster_timeout > 0:
+        parser.error("--cluster-timeout must be positive")
     return args
 
 
@@ -123,6 +145,7 @@ def main(argv=None):
     command = argv[0] if argv and argv[0] in ("prepare", "export") else "train"
     from assets.catalog import AssetError
     from fileio.errors import InputError
+    from training.cluster import ClusterError
     from training.loop import TrainingError
 
     try:
@@ -137,7 +160,7 @@ def main(argv=None):
         if args.check:
             return check(args)
         return run_train(args)
-    except (AssetError, InputError) as error:
+    except (AssetError, InputError, ClusterError) as error:
         log_line(str(error))
         return 2
     except TrainingError as error:
@@ -185,7 +208,8 @@ def run_train(args):
         id_net=args.id_net, steps=args.steps, batch_size=args.batch_size,
         lr_drop_step=args.lr_drop_step, save_every=args.save_every,
         summary_every=args.summary_every, image_every=args.image_every, seed=args.seed,
-        resume=args.resume, bn_decay=args.bn_decay)
+        resume=args.resume, bn_decay=args.bn_decay, strategy=args.strategy,
+        cpu_devices=args.cpu_devices, cluster_timeout=args.cluster_timeout)
     bar = Bar(args.steps, "step")
     progress = None
     if bar.interactive:       # else the loop writes a line every --summary-every steps

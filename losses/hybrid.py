@@ -47,7 +47,7 @@ class HybridLoss:
         self.skin_weights = tf.constant(model.skin_mask)
 
     def __call__(self, coeff, images, landmarks, masks, landmark_weights=None,
-                 predicted_landmarks=None):
+                 predicted_landmarks=None, across_replicas=False):
         """The loss terms of a batch.
 
         Args:
@@ -61,6 +61,14 @@ class HybridLoss:
           predicted_landmarks: optional callable([B,68,2] reconstructed
             landmarks) -> [B,K,2], the points compared with `landmarks`
             (e.g. the 5 alignment points when only those are known).
+          across_replicas: the batch is this replica's part of a global batch
+            split over a `tf.distribute` strategy's replicas (call in a replica
+            context). Each term is then this part's share of the global batch's
+            term, so the replicas' terms, and their gradients, add up to the
+            global batch's: the per-photo terms are weighted by this part's
+            fraction of the photos, and the photometric term is divided by the
+            mask summed over all replicas. On one device the values are the
+            same as without it.
 
         Returns:
           (terms, outputs): terms maps "photo", "landmark", "identity" (when
@@ -71,25 +79,47 @@ class HybridLoss:
         face = self.face
         batch = tf.shape(coeff)[0]
         face.Reconstruction_Block(coeff, batch, render_images=False, xla_normals=True)
-        rgb, alpha = face_decoder.render_colors(face.face_shape_t, face.face_color,
-                                                self.triangles)
+        # Read the decoder's results at once: `Face3D` keeps them as attributes, and
+        # a mirrored strategy traces its replicas in turns, each pausing at an
+        # all-reduce, when another replica's call would have replaced them.
+        shape_t, colors, texture, gamma, landmarks_p = (
+            face.face_shape_t, face.face_color, face.face_texture, face.gamma, face.landmark_p)
+        rgb, alpha = face_decoder.render_colors(shape_t, colors, self.triangles)
         region = face_decoder.render_coverage(
-            tf.gather(face.face_shape_t, self.region_vertices, axis=1), self.region_triangles)
+            tf.gather(shape_t, self.region_vertices, axis=1), self.region_triangles)
         render_bgr = tf.reverse(rgb, axis=[-1])
-        predicted = face.landmark_p
+        predicted = landmarks_p
         if predicted_landmarks is not None:
             predicted = predicted_landmarks(predicted)
+        photo_mask = region * masks
+        share, mask_total = 1.0, None
+        if across_replicas:
+            share, mask_total = _replica_share(batch, photo_mask)
         terms = {
-            "photo": photo_loss(images, render_bgr, region * masks),
-            "landmark": landmark_loss(predicted, landmarks, landmark_weights),
-            "regularization": regularization_loss(coeff),
-            "reflectance": reflectance_loss(face.face_texture, self.skin_weights),
-            "gamma": gamma_loss(face.gamma),
+            "photo": photo_loss(images, render_bgr, photo_mask, mask_total),
+            "landmark": share * landmark_loss(predicted, landmarks, landmark_weights),
+            "regularization": share * regularization_loss(coeff),
+            "reflectance": share * reflectance_loss(texture, self.skin_weights),
+            "gamma": share * gamma_loss(gamma),
         }
         if self.identity_net is not None:
             # As the release: the render on black, against the photo.
-            terms["identity"] = identity_loss(self.identity_net(render_bgr),
-                                                     self.identity_net(images))
+            terms["identity"] = share * identity_loss(self.identity_net(render_bgr),
+                                                      self.identity_net(images))
         terms["total"] = total_loss(terms)
         render = tf.concat([rgb, alpha[..., None]], axis=-1)
-        return terms, {"coeff": coeff, "render": render, "landmarks": face.landmark_p}
+        return terms, {"coeff": coeff, "render": render, "landmarks": landmarks_p}
+
+
+def _replica_share(batch, photo_mask):
+    """(this replica's fraction of the global batch's photos, the global mask sum).
+
+    Both are sums over the replicas of the strategy in scope (with none, the
+    fraction is exactly 1 and the sum this batch's own).
+    """
+    context = tf.distribute.get_replica_context()
+    photos = tf.cast(batch, tf.float32)
+    total_photos = context.all_reduce(tf.distribute.ReduceOp.SUM, photos)
+    mask_total = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                    tf.stop_gradient(tf.reduce_sum(photo_mask)))
+    return photos / total_photos, mask_total

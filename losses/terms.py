@@ -60,7 +60,7 @@ def _safe_norm(squared):
     return tf.where(positive, tf.sqrt(safe), tf.zeros_like(squared))
 
 
-def photo_loss(images_bgr, render_bgr, mask):
+def photo_loss(images_bgr, render_bgr, mask, mask_total=None):
     """Skin-attention-weighted photometric loss (the release's `Photo_loss`).
 
     Args:
@@ -69,6 +69,9 @@ def photo_loss(images_bgr, render_bgr, mask):
       mask: [B,H,W] or [B,H,W,C] non-negative weights (C >= 1; channel 0 is used, as in the
         release). Any scale: the release passes the face-region alpha (0..1) times the skin
         mask PNG (0..255). Wrapped in `tf.stop_gradient`.
+      mask_total: optional scalar, the sum of the mask over the whole batch when this
+        batch is one replica's part of it (default: this mask's own sum). Each part's
+        value is then its share of the whole batch's, and the shares add up to it.
 
     Returns:
       Scalar
@@ -91,7 +94,9 @@ def photo_loss(images_bgr, render_bgr, mask):
         raise ValueError(f"mask must be [B,H,W] or [B,H,W,C], got shape {mask.shape}")
     mask = tf.stop_gradient(mask)
     distance = _safe_norm(tf.reduce_sum(tf.square(images - render), axis=-1))
-    return tf.reduce_sum(mask * distance / 255.0) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    total = tf.reduce_sum(mask) if mask_total is None else tf.stop_gradient(
+        tf.cast(mask_total, mask.dtype))
+    return tf.reduce_sum(mask * distance / 255.0) / tf.maximum(total, 1.0)
 
 
 def landmark_loss(predicted, target, weights=None):

@@ -14,31 +14,14 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.synthetic_network import write_tiny_identity_net
+from tests.synthetic_training import prepare_training_data
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, converted_bfm):
-    import load_data
-    from landmarks import sources
-    from training.prepare import prepare_folder
-
     root = tmp_path_factory.mktemp("train")
-    bfm = converted_bfm
-    photos = root / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for source in sorted((REPO_ROOT / "input").glob("astronaut*.txt")):
-        image = next(p for p in source.parent.glob(source.stem + ".*") if p.suffix != ".txt")
-        shutil.copy(image, photos / image.name)
-        lm5 = np.loadtxt(source)
-        np.savetxt(photos / source.name, lm5)
-        np.savetxt(photos / f"{source.stem}_lm68.txt",
-                   lm5.mean(0) + rng.uniform(-50, 50, (68, 2)))
-    data = root / "data"
-    done, _, failed = prepare_folder(sorted(p for p in photos.iterdir() if p.suffix != ".txt"),
-                                     data, load_data.load_lm3d(bfm), sources.build())
-    assert done == 2 and not failed
-    return {"root": root, "bfm": bfm, "data": data}
+    data = prepare_training_data(root, converted_bfm)
+    return {"root": root, "bfm": converted_bfm, "data": data}
 
 
 def config(setup, name, steps, **options):

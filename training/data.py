@@ -105,6 +105,11 @@ class TrainingSet:
     k takes the samples at positions [k*B, (k+1)*B) of the concatenated
     epochs. Resuming at step k therefore continues the same sequence.
 
+    When a batch is shared over several machines, each loads only its own
+    rows of it (`batch`'s `rows`): the machines' rows partition every batch,
+    so each epoch's samples are read once in all, none twice and none
+    missed, and the batches are those of one machine with the same seed.
+
     Args:
       roots: prepared folders.
       seed: the order's seed.
@@ -140,28 +145,43 @@ class TrainingSet:
             out.append(int(self._order[epoch][offset]))
         return out
 
-    def batch(self, step, batch_size, pool=None):
-        """Loads batch `step`.
+    def names(self, step, batch_size):
+        """The files of batch `step`'s photos ([batch_size] str, for messages)."""
+        return [str(pathlib.Path(root) / f"{name}.png")
+                for root, name in (self.samples[i] for i in self.indices(step, batch_size))]
+
+    def batch(self, step, batch_size, pool=None, rows=None):
+        """Loads batch `step`, or some of its rows.
+
+        Args:
+          step: the step.
+          batch_size: the global batch.
+          pool: an executor whose `map` reads the samples, or None.
+          rows: (first, count): only rows [first, first + count) of the batch
+            (one machine's part of a batch shared over several; default all).
 
         Returns:
-          dict: images [B,224,224,3] float32 BGR 0-255, landmarks [B,68,2]
-          float32 (y down), masks [B,224,224] float32 0-255, names [B] str.
+          dict: images [N,224,224,3] float32 BGR 0-255, landmarks [N,68,2]
+          float32 (y down), masks [N,224,224] float32 0-255, names [N] str,
+          N the rows loaded.
         """
-        chosen = [self.samples[i] for i in self.indices(step, batch_size)]
+        first, count = rows if rows is not None else (0, batch_size)
+        indices = self.indices(step, batch_size)[first:first + count]
+        chosen = [self.samples[i] for i in indices]
         load = pool.map if pool is not None else map
         images, landmarks, masks = zip(*load(lambda s: read_sample(*s), chosen))
         return {"images": np.stack(images), "landmarks": np.stack(landmarks),
                 "masks": np.stack(masks),
                 "names": [str(pathlib.Path(root) / f"{name}.png") for root, name in chosen]}
 
-    def batches(self, start_step, batch_size, workers=2):
-        """Yields (step, batch) from `start_step` on, loading one batch ahead."""
+    def batches(self, start_step, batch_size, workers=2, rows=None):
+        """Yields (step, batch) from `start_step` on, loading one batch ahead (`batch`'s rows)."""
         with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
                 concurrent.futures.ThreadPoolExecutor(1) as ahead:
             step = start_step
-            pending = ahead.submit(self.batch, step, batch_size, pool)
+            pending = ahead.submit(self.batch, step, batch_size, pool, rows)
             while True:
                 batch = pending.result()
-                pending = ahead.submit(self.batch, step + 1, batch_size, pool)
+                pending = ahead.submit(self.batch, step + 1, batch_size, pool, rows)
                 yield step, batch
                 step += 1

@@ -30,6 +30,11 @@ class TrainingModel:
           masks: [B,224,224] float32 skin masks, 0-255.
           training: batch-norm mode of the R-Net (batch statistics, and their
             moving averages updated, when True).
+
+        Call it in a replica context (on one device, anywhere): the terms are
+        this replica's shares of the global batch's (`HybridLoss`'s `across_replicas`).
         """
         coeff = self.rnet(images, training=training)
-        return self.loss(coeff, images, landmarks, masks)
+        # Under a tf.distribute strategy each replica's terms are its share of the
+        # global batch's (on one device they are the batch's own).
+        return self.loss(coeff, images, landmarks, masks, across_replicas=True)

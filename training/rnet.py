@@ -26,6 +26,7 @@ import tensorflow as tf
 from assets.catalog import AssetError
 from facemodel.coefficients import BLOCK_SIZES
 from fileio import result_files
+from training.batch_norm import GlobalBatchNormalization
 
 SCOPE = "resnet_v1_50"
 # (units, bottleneck depth, stride of the last unit) of blocks 1-4; output depth = 4 * bottleneck.
@@ -70,7 +71,7 @@ def _conv_bn(x, filters, kernel, stride, name, relu):
         padding = "valid"
     x = keras.layers.Conv2D(filters, kernel, strides=stride, padding=padding, use_bias=False,
                             kernel_initializer="he_normal", name=name)(x)
-    x = keras.layers.BatchNormalization(momentum=BN_DECAY, epsilon=BN_EPSILON, center=True,
+    x = GlobalBatchNormalization(momentum=BN_DECAY, epsilon=BN_EPSILON, center=True,
                                         scale=True, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
 

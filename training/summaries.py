@@ -52,9 +52,9 @@ def panels(images_bgr, render_rgba, predicted, target):
 
 
 def write_images(writer, step, batch, outputs):
-    """Logs the pictures of `panels` for a batch and its outputs."""
-    pictures = panels(batch["images"], outputs["render"].numpy(),
-                      outputs["landmarks"].numpy(), batch["landmarks"])
+    """Logs the pictures of `panels` for a batch and its outputs (tensors or arrays)."""
+    pictures = panels(batch["images"], np.asarray(outputs["render"]),
+                      np.asarray(outputs["landmarks"]), batch["landmarks"])
     with writer.as_default(step=step):
         for name, picture in pictures.items():
             tf.summary.image(name, picture, max_outputs=_PANELS)

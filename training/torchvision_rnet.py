@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from networks.pytorch_rnet import BN_EPSILON, EXPANSION, HEAD_SIZES, STAGES
+from training.batch_norm import GlobalBatchNormalization
 from training.rnet import BN_DECAY, INPUT_NAME, OUTPUT_NAME
 
 LAYOUT = "torchvision"
@@ -38,7 +39,7 @@ def _conv(x, filters, kernel, stride, name, pad=0):
 
 
 def _norm(x, name):
-    return keras.layers.BatchNormalization(momentum=BN_DECAY, epsilon=BN_EPSILON, name=name)(x)
+    return GlobalBatchNormalization(momentum=BN_DECAY, epsilon=BN_EPSILON, name=name)(x)
 
 
 def build_torchvision_rnet(name="rnet"):

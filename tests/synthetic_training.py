@@ -1,0 +1,36 @@
+"""Prepared training data for the tests: the repository's photos, synthetic 68 landmarks.
+
+`prepare_training_data(root, bfm, copies)` copies the two public-domain
+astronaut photos of input/ `copies` times each under new names, gives each
+copy its own random 68 landmarks (around its 5 points), and prepares the
+folder with `training.prepare.prepare_folder`, as `train.py prepare` does.
+"""
+import shutil
+
+import numpy as np
+
+from tests.conftest import REPO_ROOT
+
+
+def prepare_training_data(root, bfm, copies=1, seed=0):
+    """Writes photos and prepares them; returns the prepared folder (2 * copies samples)."""
+    import load_data
+    from landmarks import sources
+    from training.prepare import prepare_folder
+
+    photos = root / "photos"
+    photos.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for source in sorted((REPO_ROOT / "input").glob("astronaut*.txt")):
+        image = next(p for p in source.parent.glob(source.stem + ".*") if p.suffix != ".txt")
+        lm5 = np.loadtxt(source)
+        for copy in range(copies):
+            stem = source.stem if copy == 0 else f"{source.stem}_{copy}"
+            shutil.copy(image, photos / f"{stem}{image.suffix}")
+            np.savetxt(photos / f"{stem}.txt", lm5)
+            np.savetxt(photos / f"{stem}_lm68.txt", lm5.mean(0) + rng.uniform(-50, 50, (68, 2)))
+    data = root / "data"
+    done, _, failed = prepare_folder(sorted(p for p in photos.iterdir() if p.suffix != ".txt"),
+                                     data, load_data.load_lm3d(bfm), sources.build())
+    assert done == 2 * copies and not failed
+    return data

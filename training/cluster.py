@@ -11,8 +11,8 @@ still waited after 10 minutes). So before TensorFlow's server starts:
 - `from_environment` reads `TF_CONFIG`, or a Slurm job step's variables,
   into a `Cluster`, and every mistake is one line (`ClusterError`);
 - `rendezvous` listens on this worker's own address and knocks on every
-  other worker's until all answer, or names those that did not within the
-  timeout. The port is then handed to TensorFlow's server.
+  other worker's until all have reached each other, or names those that
+  did not within the timeout. The port is then handed to TensorFlow's server.
 
 When a worker stops during the run, the others get TensorFlow's error from
 a collective operation, in TensorFlow's words; `stopped_tasks` names the
@@ -206,20 +206,40 @@ def _split(address):
     return host.strip("[]"), int(port)
 
 
-def answers(address, timeout=1.0):
-    """Whether something accepts a TCP connection at "host:port"."""
+def answers(address, timeout=1.0, message=b""):
+    """Whether something accepts a TCP connection at "host:port" (`message` is sent to it)."""
     try:
-        with socket.create_connection(_split(address), timeout=timeout):
+        with socket.create_connection(_split(address), timeout=timeout) as connection:
+            if message:
+                connection.sendall(message)
             return True
     except OSError:
         return False
 
 
-def rendezvous(cluster, timeout, poll=0.2, clock=time.monotonic, sleep=time.sleep):
-    """Waits until every other task of the cluster answers at its address.
+def _callers(listener):
+    """The tasks ("job index") that knocked on `listener` since the last call."""
+    heard = set()
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return heard
+        with connection:
+            connection.settimeout(1.0)
+            try:
+                heard.add(connection.recv(64).decode("ascii", "replace").strip())
+            except OSError:
+                pass
 
-    This task listens on its own port meanwhile, so that the others find it;
-    the port is free again when this returns, for TensorFlow's server.
+
+def rendezvous(cluster, timeout, poll=0.2, clock=time.monotonic, sleep=time.sleep):
+    """Waits until every other task of the cluster and this one have reached each other.
+
+    This task listens on its own port and knocks on every other task's,
+    saying who it is. It is done when it has reached every other task and
+    every other task has reached it; so when it stops listening, no task
+    still needs it to listen. The port is then free for TensorFlow's server.
 
     Args:
       cluster: the `Cluster`.
@@ -227,30 +247,40 @@ def rendezvous(cluster, timeout, poll=0.2, clock=time.monotonic, sleep=time.slee
       poll: seconds between rounds of knocking.
 
     Raises:
-      ClusterError: this task's port cannot be opened, or some tasks did not
-        answer within `timeout` (they are named).
+      ClusterError: this task's port cannot be opened, or some tasks were not
+        reached, or did not reach this one, within `timeout` (they are named).
     """
     _, port = _split(cluster.address)
+    me = f"{cluster.task_type} {cluster.task_index}"
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         try:
             listener.bind(("", port))
             listener.listen(64)
+            listener.setblocking(False)
         except OSError as error:
             raise ClusterError(
                 f"{describe(cluster.task_type, cluster.task_index, cluster.address)}: cannot "
                 f"listen on port {port} ({error.strerror or error}); is another run using "
                 "it?") from None
-        waiting = cluster.peers()
+        peers = cluster.peers()
+        reached, heard = set(), set()
         deadline = clock() + timeout
-        while waiting:
-            waiting = [task for task in waiting
-                       if not answers(task[2], timeout=max(0.05, min(1.0, deadline - clock())))]
-            if not waiting:
-                break
+        while True:
+            heard |= _callers(listener)
+            for job, index, address in peers:
+                if (job, index) not in reached and answers(
+                        address, timeout=max(0.05, min(1.0, deadline - clock())),
+                        message=me.encode("ascii")):
+                    reached.add((job, index))
+            heard |= _callers(listener)
+            missing = [task for task in peers
+                       if task[:2] not in reached or f"{task[0]} {task[1]}" not in heard]
+            if not missing:
+                return
             if clock() >= deadline:
-                names = ", ".join(describe(*task) for task in waiting)
+                names = ", ".join(describe(*task) for task in missing)
                 raise ClusterError(
                     f"{names} did not answer within {timeout:g} s (--cluster-timeout): start "
                     "train.py with the same command on every machine of the cluster, and "

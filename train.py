@@ -90,7 +90,12 @@ def parse_train(argv):
                         help="batch-norm moving-average decay (0.997 as the release; a run of "
                              "a few hundred steps needs less, e.g. 0.99, for its inference "
                              "statistics to settle).")
-    parser.add_argument("--seed", type=int, default=0, help="data order seed (0).")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data order and of --augment (0).")
+    parser.add_argument("--augment", action="store_true",
+                        help="move each sample by a random shift (up to 10 px), scale (1 +- "
+                             "0.1) and rotation (up to 10 degrees), as the PyTorch release's "
+                             "training; off as in the TensorFlow release's.")
     parser.add_argument("--strategy", choices=("one", "mirrored", "multiworker"),
                         default="one",
                         help="one device (default); mirrored: the GPUs of this machine (or "
@@ -209,7 +214,8 @@ def run_train(args):
         lr_drop_step=args.lr_drop_step, save_every=args.save_every,
         summary_every=args.summary_every, image_every=args.image_every, seed=args.seed,
         resume=args.resume, bn_decay=args.bn_decay, strategy=args.strategy,
-        cpu_devices=args.cpu_devices, cluster_timeout=args.cluster_timeout)
+        cpu_devices=args.cpu_devices, cluster_timeout=args.cluster_timeout,
+        augment=args.augment)
     bar = Bar(args.steps, "step")
     progress = None
     if bar.interactive:       # else the loop writes a line every --summary-every steps

@@ -112,13 +112,15 @@ class TrainingSet:
 
     Args:
       roots: prepared folders.
-      seed: the order's seed.
+      seed: the order's seed (and the augmentation's).
+      augment: move each sample by a random shift, scale and rotation
+        (`training.augment`), drawn for its step and row of the global batch.
 
     Raises:
       InputError: a folder has no samples.
     """
 
-    def __init__(self, roots, seed=0):
+    def __init__(self, roots, seed=0, augment=False):
         self.samples = []
         for root in roots:
             root = pathlib.Path(root)
@@ -128,6 +130,7 @@ class TrainingSet:
                                  "run `python train.py prepare` first)")
             self.samples += [(root, name) for name in names]
         self.seed = seed
+        self.augment = augment
         self._order = {}
 
     def __len__(self):
@@ -168,8 +171,17 @@ class TrainingSet:
         first, count = rows if rows is not None else (0, batch_size)
         indices = self.indices(step, batch_size)[first:first + count]
         chosen = [self.samples[i] for i in indices]
+
+        def load_row(row, sample):
+            loaded = read_sample(*sample)
+            if self.augment:
+                from training.augment import augment_sample
+
+                loaded = augment_sample(loaded, self.seed, step, row)
+            return loaded
+
         load = pool.map if pool is not None else map
-        images, landmarks, masks = zip(*load(lambda s: read_sample(*s), chosen))
+        images, landmarks, masks = zip(*load(load_row, range(first, first + count), chosen))
         return {"images": np.stack(images), "landmarks": np.stack(landmarks),
                 "masks": np.stack(masks),
                 "names": [str(pathlib.Path(root) / f"{name}.png") for root, name in chosen]}

@@ -44,6 +44,7 @@ class TrainConfig:
       strategy: "one", "mirrored" or "multiworker" (`training.replicas`).
       cpu_devices: for "mirrored" without GPUs, the logical CPU devices to use.
       cluster_timeout: seconds a worker of "multiworker" waits for the others.
+      augment: random shifts, scalings and rotations of the samples (`training.augment`).
     """
     data: list
     log_dir: str
@@ -64,6 +65,7 @@ class TrainConfig:
     strategy: str = "one"
     cpu_devices: object = None
     cluster_timeout: float = 60.0
+    augment: bool = False
 
 
 class TrainingError(RuntimeError):
@@ -268,7 +270,7 @@ def train(config, log=print, progress=None, environ=None):
         # A cluster's scheduler reruns the same command after a failure: it resumes.
         config = dataclasses.replace(config, resume=True)
     keras.utils.set_random_seed(config.seed)      # The R-Net's initial weights.
-    data = TrainingSet(config.data, seed=config.seed)
+    data = TrainingSet(config.data, seed=config.seed, augment=config.augment)
     parts, manager = build(config, log, replicas)
     model, optimizer, step = parts["model"], parts["optimizer"], parts["step"]
     train_step = make_train_step(model, optimizer, step, replicas.strategy)
@@ -280,6 +282,7 @@ def train(config, log=print, progress=None, environ=None):
     with guard(start_step):
         _check_workers_agree(replicas, {"step": start_step, "--batch-size": config.batch_size,
                                         "--steps": config.steps, "--seed": config.seed,
+                                        "--augment": int(config.augment),
                                         "the number of samples": len(data)})
     log(f"Training on {len(data)} samples from step {start_step} to {config.steps}, "
         f"batch {config.batch_size} ({replicas.describe()}).")

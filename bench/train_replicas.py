@@ -27,7 +27,6 @@ import os
 import pathlib
 import platform
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,18 +38,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import DEFAULT_ASSETS  # noqa: E402
 from bench.train import ensure_bfm, prepare_samples  # noqa: E402
+from training.cluster import free_local_ports as free_ports  # noqa: E402
 
 RATE = re.compile(r"^step (\d+): .*, ([0-9.]+) steps/s$")
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def rates(output, warmup):

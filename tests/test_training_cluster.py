@@ -62,18 +62,8 @@ def test_slurm_job_step():
         dict(environ, TF_CONFIG=config({"worker": ["x:1"]}))).jobs == {"worker": ["x:1"]}
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def test_rendezvous_meets_every_worker_then_frees_the_port():
-    ports = free_ports(3)
+    ports = cluster_module.free_local_ports(3)
     workers = {"worker": [f"localhost:{p}" for p in ports]}
     errors = []
 
@@ -96,7 +86,7 @@ def test_rendezvous_meets_every_worker_then_frees_the_port():
 
 
 def test_rendezvous_names_who_did_not_answer_and_a_busy_port():
-    ports = free_ports(3)
+    ports = cluster_module.free_local_ports(3)
     workers = {"worker": [f"localhost:{p}" for p in ports]}
     with pytest.raises(ClusterError) as error:
         cluster_module.rendezvous(parse_tf_config(config(workers)), 0.5)

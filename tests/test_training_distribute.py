@@ -15,7 +15,6 @@ The replicas' results are held to a few times that measured floor.
 import json
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT, our_lines
 from tests.synthetic_training import prepare_training_data
+from training.cluster import free_local_ports as free_ports
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
 
@@ -34,16 +34,6 @@ def setup(tmp_path_factory, converted_bfm):
     root = tmp_path_factory.mktemp("distribute")
     data = prepare_training_data(root, converted_bfm, copies=2)
     return {"root": root, "bfm": converted_bfm, "data": data}
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tf_config(ports, index):

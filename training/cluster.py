@@ -290,6 +290,18 @@ def rendezvous(cluster, timeout, poll=0.2, clock=time.monotonic, sleep=time.slee
         listener.close()
 
 
+def free_local_ports(count):
+    """`count` distinct TCP ports free on this machine now (for a cluster on localhost)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 _TASK = re.compile(r"/job:(chief|worker)/replica:\d+/task:(\d+)")
 
 

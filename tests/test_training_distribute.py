@@ -1,10 +1,12 @@
 """Tests of training under tf.distribute: the same mathematics as one device, the cluster's faults.
 
-Data: the repository's two photos, each copied once more with other
-synthetic 68 landmarks (4 samples), a small synthetic face model, random
-initial weights; 2 replicas of 2 photos against one device with the global
-batch of 4. Mirrored runs split this CPU into 2 logical devices; multi-worker
-runs are 2 processes on localhost, configured by TF_CONFIG as on a cluster.
+Data: the repository's two photos and a darker, lower-contrast copy of
+each, with synthetic 68 landmarks (4 samples, no two with the same pixels,
+so that a batch's statistics depend on which photos it holds), a small
+synthetic face model, random initial weights; 2 replicas of 2 photos
+against one device with the global batch of 4. Mirrored runs split this
+CPU into 2 logical devices; multi-worker runs are 2 processes on localhost,
+configured by TF_CONFIG as on a cluster.
 
 Tolerances (docs/training.md, "Several GPUs and machines"): the renderer's
 gradients jump where a pixel changes triangle, so float rounding moves the
@@ -97,10 +99,11 @@ def test_mirrored_replicas_compute_what_one_device_computes(setup, tmp_path):
         return float(np.linalg.norm(x))
 
     # The first step starts from the same weights: the loss terms are the same
-    # computation (a per-replica batch norm or a per-replica mean would be off by
-    # far more than 1e-4).
+    # computation. With per-replica batch norm instead (measured by patching it in):
+    # 1.5e-2 here, a gradient 20% off, weights 1.27 and statistics 3.9e-2 below;
+    # every bound of this test fails.
     first = np.abs(r["mirrored_terms"][0] - r["one_terms"][0]) / np.abs(r["one_terms"][0])
-    assert first.max() < 1e-4, first
+    assert first.max() < 2e-4, first
     # The gradient (Adam's first moment after one step): its size is one device's
     # (a mean taken per replica and then summed would double it), and it is as
     # close to one device's as one device's own is under a 1e-3 gray-level nudge.
@@ -137,6 +140,16 @@ def one_device(setup):
 
 
 @pytest.fixture(scope="module")
+def mirrored(setup):
+    log_dir = setup["root"] / "mirrored"
+    run = subprocess.run(train_args(setup, log_dir, 4, "--strategy", "mirrored",
+                                    "--cpu-devices", "2"),
+                         env=ENV, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return log_dir, run.stdout + run.stderr
+
+
+@pytest.fixture(scope="module")
 def two_workers(setup):
     log_dir = setup["root"] / "workers"
     results = finish(start_workers(setup, log_dir, 4, free_ports(2)))
@@ -145,14 +158,16 @@ def two_workers(setup):
     return log_dir, [stdout + stderr for _, stdout, stderr in results]
 
 
-def test_two_workers_agree_with_each_other_and_with_one_device(two_workers, one_device):
+def test_two_workers_agree_with_each_other_and_with_one_device(two_workers, mirrored,
+                                                               one_device):
     log_dir, (chief, other) = two_workers
-    # Bit-identical weights on both workers.
-    assert digest(chief) == digest(other)
+    # Bit-identical weights on both workers, and the same as 2 mirrored replicas
+    # (which test_mirrored_replicas_compute_what_one_device_computes holds to one device).
+    assert digest(chief) == digest(other) == digest(mirrored[1])
     assert "the chief" in chief and "not the chief" in other
-    # One device, same global batches: the first step's terms as logged (4 digits),
-    # and the weights after 4 steps no further than float rounding moves them
-    # (see the module docstring; measured 0.4 of the mean move, the nudge 0.35).
+    # One device, same global batches: the first step's terms as logged (the
+    # untrained heads give the mean face on both), and the weights after 4 steps
+    # no further than float rounding moves them (see the module docstring).
     one_dir, one_log = one_device
     assert step_line(chief, 1) == step_line(one_log, 1)
     import tensorflow as tf
@@ -162,6 +177,7 @@ def test_two_workers_agree_with_each_other_and_with_one_device(two_workers, one_
     initial = np.concatenate([np.ravel(w.numpy()) for w in _fresh_rnet(build_rnet, tf)])
     ours, reference = rnet_weights(log_dir), rnet_weights(one_dir)
     gap = np.abs(ours - reference).mean() / np.abs(reference - initial).mean()
+    print(f"weights gap, two workers against one device: {gap:.3f}")
     assert gap < 1.0, gap
 
 

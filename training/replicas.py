@@ -126,7 +126,7 @@ def _logical_cpus(tf, count):
     return [device.name for device in tf.config.list_logical_devices("CPU")]
 
 
-def make(kind, cpu_devices=None, cluster_timeout=60.0, environ=None, log=print):
+def make(kind, cpu_devices=None, cluster_timeout=60.0, environ=None):
     """Builds the strategy of `--strategy`.
 
     Args:
@@ -135,7 +135,9 @@ def make(kind, cpu_devices=None, cluster_timeout=60.0, environ=None, log=print):
         CPU devices to mirror over (None: the one CPU, or the GPUs when there are).
       cluster_timeout: seconds a worker waits for the others, at the start
         and (TensorFlow's heartbeats) during the run.
-      environ: the environment holding TF_CONFIG or Slurm's variables (os.environ).
+      environ: the environment holding TF_CONFIG or Slurm's variables (default
+        os.environ); the cluster found is written to os.environ's TF_CONFIG,
+        where TensorFlow reads it.
 
     Returns:
       A `Replicas`.
@@ -152,7 +154,7 @@ def make(kind, cpu_devices=None, cluster_timeout=60.0, environ=None, log=print):
         # Checked before TensorFlow's server starts: it would wait, unstoppably, for a
         # worker that is not there.
         cluster_module.rendezvous(cluster, cluster_timeout)
-        environ["TF_CONFIG"] = cluster.tf_config()
+        os.environ["TF_CONFIG"] = cluster.tf_config()      # what TensorFlow's resolver reads
     import tensorflow as tf
 
     if kind == "one":

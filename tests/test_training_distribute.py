@@ -160,22 +160,16 @@ def test_two_workers_agree_with_each_other_and_with_one_device(two_workers, one_
     # no further than float rounding moves them (see the module docstring).
     one_dir, one_log = one_device
     assert step_line(chief, 1) == step_line(one_log, 1)
-    import tensorflow as tf
+    import keras
 
     from training.rnet import build_rnet
 
-    initial = np.concatenate([np.ravel(w.numpy()) for w in _fresh_rnet(build_rnet, tf)])
+    keras.utils.set_random_seed(0)         # as train.py with --seed 0
+    initial = np.concatenate([np.ravel(w.numpy()) for w in build_rnet().trainable_weights])
     ours, reference = rnet_weights(log_dir), rnet_weights(one_dir)
     gap = np.abs(ours - reference).mean() / np.abs(reference - initial).mean()
     print(f"weights gap, two workers against one device: {gap:.3f}")
     assert gap < 1.0, gap
-
-
-def _fresh_rnet(build_rnet, tf):
-    import keras
-
-    keras.utils.set_random_seed(0)         # as train.py with --seed 0
-    return build_rnet().trainable_weights
 
 
 def test_only_the_chief_writes(two_workers):

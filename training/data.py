@@ -97,6 +97,12 @@ def read_sample(root, name):
     return np.ascontiguousarray(image), landmarks_y_up(up).astype(np.float32), mask
 
 
+def _crop_name(sample):
+    """The crop file of a (root, name) sample, as messages name it."""
+    root, name = sample
+    return str(pathlib.Path(root) / f"{name}.png")
+
+
 class TrainingSet:
     """The samples of one or more prepared folders, in a reproducible order.
 
@@ -150,8 +156,7 @@ class TrainingSet:
 
     def names(self, step, batch_size):
         """The files of batch `step`'s photos ([batch_size] str, for messages)."""
-        return [str(pathlib.Path(root) / f"{name}.png")
-                for root, name in (self.samples[i] for i in self.indices(step, batch_size))]
+        return [_crop_name(self.samples[i]) for i in self.indices(step, batch_size)]
 
     def batch(self, step, batch_size, pool=None, rows=None):
         """Loads batch `step`, or some of its rows.
@@ -184,7 +189,7 @@ class TrainingSet:
         images, landmarks, masks = zip(*load(load_row, range(first, first + count), chosen))
         return {"images": np.stack(images), "landmarks": np.stack(landmarks),
                 "masks": np.stack(masks),
-                "names": [str(pathlib.Path(root) / f"{name}.png") for root, name in chosen]}
+                "names": [_crop_name(sample) for sample in chosen]}
 
     def batches(self, start_step, batch_size, workers=2, rows=None):
         """Yields (step, batch) from `start_step` on, loading one batch ahead (`batch`'s rows)."""

@@ -289,7 +289,6 @@ def train(config, log=print, progress=None, environ=None):
     last_time, last_step = time.perf_counter(), start_step
     rows = replicas.worker_rows(config.batch_size)
     batches = data.batches(start_step, config.batch_size, rows=rows)
-    current = start_step
     try:
         for current, batch in batches:
             if current >= config.steps:
